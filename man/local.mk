@@ -1,0 +1,5 @@
+# man/local.mk - manual pages
+
+dist_man_MANS += \
+	man/diplomd.8 \
+	man/diplom-loadgen.1

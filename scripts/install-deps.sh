@@ -1,0 +1,24 @@
+#!/bin/sh
+# Install the Debian packages diplom needs to build and test, if missing.
+# Run as root on Debian 12; does nothing when all are present.
+set -eu
+
+PKGS="build-essential autoconf automake pkgconf
+libmicrohttpd-dev libjson-c-dev libsqlite3-dev libcurl4-openssl-dev uuid-dev
+libnats-dev check nats-server sqlite3 curl jq python3 python3-yaml wrk"
+
+missing=""
+for p in $PKGS; do
+	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" ||
+		missing="$missing $p"
+done
+[ -z "$missing" ] && exit 0
+if [ "$(id -u)" != 0 ]; then
+	echo "install-deps: missing packages:$missing (run as root, or install them)" >&2
+	exit 1
+fi
+echo "install-deps: installing$missing" >&2
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -qq
+# shellcheck disable=SC2086
+apt-get install -y -qq --no-install-recommends $missing >/dev/null

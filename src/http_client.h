@@ -1,0 +1,33 @@
+/* http_client.h - asynchronous HTTP requests over one libcurl multi thread */
+#ifndef DIPLOM_HTTP_CLIENT_H
+#define DIPLOM_HTTP_CLIENT_H
+
+#include <stddef.h>
+
+struct http_client;
+
+struct http_reply {
+	int status;		/* HTTP status, 0 when there was no answer */
+	const char *body;	/* valid during the callback only */
+	size_t len;
+	const char *error;	/* why there was no answer */
+};
+
+/* Called once per request on the client's thread; must not block. */
+typedef void (*http_client_cb)(void *arg, const struct http_reply *reply);
+
+int http_client_start(struct http_client **hc, long timeout_ms, char **cause);
+/* Finish what is under way (each callback runs), then stop the thread. */
+void http_client_stop(struct http_client *hc);
+
+/*
+ * Send a request: body (malloc'd, taken) is POSTed as JSON when not NULL,
+ * otherwise it is a GET. Connections are kept alive and reused.
+ */
+void http_client_request(struct http_client *hc, const char *url,
+    char *body, size_t len, http_client_cb cb, void *arg);
+
+/* Percent-encode s for use as one path segment. */
+char *http_path_escape(const char *s);
+
+#endif

@@ -1,0 +1,419 @@
+/* http_server.c - libmicrohttpd: routing, bodies, errors, suspend/resume */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netdb.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <microhttpd.h>
+
+#include "http_server.h"
+#include "log.h"
+#include "message.h"
+
+/* How long a client may wait on 503 before trying again, in seconds. */
+#define RETRY_AFTER "1"
+
+struct http_server {
+	struct MHD_Daemon *mhd;
+	struct http_server_opts opts;
+	atomic_bool draining;
+	/* lock guards in_flight; idle is signalled when it drops to 0 */
+	pthread_mutex_t lock;
+	pthread_cond_t idle;
+	int in_flight;
+};
+
+struct http_request {
+	struct http_server *srv;
+	struct MHD_Connection *conn;
+	const char *method;
+	const char *path;
+	const char *tail;
+	char *body;
+	size_t len, cap;
+	bool too_large;
+	bool dispatched;
+	/* lock guards the fields below: handler thread vs. completing thread */
+	pthread_mutex_t lock;
+	bool suspended;
+	bool ready;
+	bool queued;
+	int status;
+	char *resp;
+	size_t resp_len;
+	char allow[32];
+};
+
+const char *
+http_req_path(const struct http_request *req)
+{
+	return req->path;
+}
+
+const char *
+http_req_tail(const struct http_request *req)
+{
+	return req->tail;
+}
+
+const char *
+http_req_body(const struct http_request *req, size_t *len)
+{
+	*len = req->len;
+	return req->body != NULL ? req->body : "";
+}
+
+/* Queue the stored answer; called on the connection's own thread. */
+static enum MHD_Result
+queue_ready(struct http_request *req)
+{
+	struct MHD_Response *r;
+	enum MHD_Result ret;
+
+	r = MHD_create_response_from_buffer(req->resp_len, req->resp,
+	    MHD_RESPMEM_MUST_FREE);
+	if (r == NULL)
+		return MHD_NO;
+	req->resp = NULL;
+	req->queued = true;
+	MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE,
+	    "application/json");
+	if (req->status == MHD_HTTP_SERVICE_UNAVAILABLE)
+		MHD_add_response_header(r, MHD_HTTP_HEADER_RETRY_AFTER,
+		    RETRY_AFTER);
+	if (req->allow[0] != '\0')
+		MHD_add_response_header(r, MHD_HTTP_HEADER_ALLOW, req->allow);
+	ret = MHD_queue_response(req->conn, (unsigned int)req->status, r);
+	MHD_destroy_response(r);
+	return ret;
+}
+
+void
+http_respond(struct http_request *req, int status, char *body, size_t len)
+{
+	struct MHD_Connection *conn = req->conn;
+	bool wake;
+
+	pthread_mutex_lock(&req->lock);
+	req->status = status;
+	req->resp = body;
+	req->resp_len = body != NULL ? len : 0;
+	req->ready = true;
+	wake = req->suspended;
+	req->suspended = false;
+	pthread_mutex_unlock(&req->lock);
+	/*
+	 * Answered after the handler returned: wake the connection. Not under
+	 * req->lock, since the request may be freed as soon as it resumes.
+	 */
+	if (wake)
+		MHD_resume_connection(conn);
+}
+
+void
+http_respond_error(struct http_request *req, int status, const char *reason)
+{
+	size_t len = 0;
+	char *body = json_error_body(reason, &len);
+
+	http_respond(req, status, body, len);
+}
+
+/* Find the route; 404 and 405 are answered here. */
+static void
+dispatch(struct http_request *req)
+{
+	const struct http_server_opts *o = &req->srv->opts;
+	bool path_known = false;
+
+	for (size_t i = 0; i < o->n_routes; i++) {
+		const struct http_route *rt = &o->routes[i];
+		size_t n = strlen(rt->path);
+		bool prefix = rt->path[n - 1] == '/';
+
+		if (prefix ? strncmp(req->path, rt->path, n) != 0 ||
+		    req->path[n] == '\0' : strcmp(req->path, rt->path) != 0)
+			continue;
+		if (strcmp(req->method, rt->method) != 0) {
+			if (!path_known)
+				snprintf(req->allow, sizeof(req->allow), "%s",
+				    rt->method);
+			path_known = true;
+			continue;
+		}
+		req->allow[0] = '\0';
+		req->tail = req->path + (prefix ? n : strlen(req->path));
+		rt->fn(req, o->ctx);
+		return;
+	}
+	if (path_known)
+		http_respond_error(req, MHD_HTTP_METHOD_NOT_ALLOWED,
+		    "method not allowed");
+	else
+		http_respond_error(req, MHD_HTTP_NOT_FOUND, "not found");
+}
+
+/* Run the handler; suspend the connection if it did not answer yet. */
+static enum MHD_Result
+run_request(struct http_request *req)
+{
+	struct http_server *srv = req->srv;
+
+	req->dispatched = true;
+	if (req->too_large) {
+		http_respond_error(req, MHD_HTTP_CONTENT_TOO_LARGE,
+		    "request body too large");
+	} else if (atomic_load(&srv->draining) &&
+	    strcmp(req->path, "/health") != 0) {
+		http_respond_error(req, MHD_HTTP_SERVICE_UNAVAILABLE,
+		    "shutting down");
+	} else {
+		dispatch(req);
+	}
+	pthread_mutex_lock(&req->lock);
+	if (!req->ready) {
+		req->suspended = true;
+		MHD_suspend_connection(req->conn);
+		pthread_mutex_unlock(&req->lock);
+		return MHD_YES;
+	}
+	pthread_mutex_unlock(&req->lock);
+	return queue_ready(req);
+}
+
+static struct http_request *
+request_new(struct http_server *srv, struct MHD_Connection *conn,
+    const char *method, const char *url)
+{
+	struct http_request *req = calloc(1, sizeof(*req));
+
+	if (req == NULL)
+		return NULL;
+	req->srv = srv;
+	req->conn = conn;
+	req->method = method;
+	req->path = url;
+	pthread_mutex_init(&req->lock, NULL);
+	pthread_mutex_lock(&srv->lock);
+	srv->in_flight++;
+	pthread_mutex_unlock(&srv->lock);
+	return req;
+}
+
+/* Keep the body, up to max_body; past that only remember it was too big. */
+static void
+append_body(struct http_request *req, const char *data, size_t n)
+{
+	size_t max = req->srv->opts.max_body;
+
+	if (req->too_large || req->len + n > max) {
+		req->too_large = true;
+		return;
+	}
+	if (req->len + n + 1 > req->cap) {
+		size_t cap = req->cap ? req->cap : 1024;
+		char *b;
+
+		while (cap < req->len + n + 1)
+			cap *= 2;
+		if ((b = realloc(req->body, cap)) == NULL) {
+			req->too_large = true;
+			return;
+		}
+		req->body = b;
+		req->cap = cap;
+	}
+	memcpy(req->body + req->len, data, n);
+	req->len += n;
+	req->body[req->len] = '\0';
+}
+
+static enum MHD_Result
+on_access(void *cls, struct MHD_Connection *conn, const char *url,
+    const char *method, const char *version, const char *upload_data,
+    size_t *upload_data_size, void **con_cls)
+{
+	struct http_server *srv = cls;
+	struct http_request *req = *con_cls;
+	const char *cl;
+
+	if (req == NULL) {
+		if ((req = request_new(srv, conn, method, url)) == NULL)
+			return MHD_NO;
+		*con_cls = req;
+		cl = MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
+		    MHD_HTTP_HEADER_CONTENT_LENGTH);
+		/* refuse a declared oversize body before reading it */
+		if (cl != NULL && strtoull(cl, NULL, 10) > srv->opts.max_body) {
+			req->too_large = true;
+			return run_request(req);
+		}
+		return MHD_YES;
+	}
+	if (*upload_data_size != 0) {
+		if (!req->dispatched)
+			append_body(req, upload_data, *upload_data_size);
+		*upload_data_size = 0;
+		return MHD_YES;
+	}
+	if (req->dispatched) {
+		/* resumed, or MHD asks again after an early answer */
+		if (req->ready && !req->queued)
+			return queue_ready(req);
+		return MHD_YES;
+	}
+	return run_request(req);
+}
+
+static void
+on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
+    enum MHD_RequestTerminationCode toe)
+{
+	struct http_server *srv = cls;
+	struct http_request *req = *con_cls;
+
+	if (req == NULL)
+		return;
+	*con_cls = NULL;
+	pthread_mutex_destroy(&req->lock);
+	free(req->body);
+	free(req->resp);
+	free(req);
+	pthread_mutex_lock(&srv->lock);
+	if (--srv->in_flight == 0)
+		pthread_cond_broadcast(&srv->idle);
+	pthread_mutex_unlock(&srv->lock);
+}
+
+static void
+on_mhd_log(void *cls, const char *fmt, va_list ap)
+{
+	char buf[512];
+	size_t n;
+
+	vsnprintf(buf, sizeof(buf), fmt, ap);
+	n = strlen(buf);
+	while (n > 0 && buf[n - 1] == '\n')
+		buf[--n] = '\0';
+	log_debug("http: %s", buf);
+}
+
+/* Resolve address:port for the listening socket. */
+static int
+resolve(const char *address, int port, struct sockaddr_storage *ss,
+    socklen_t *sl, char **cause)
+{
+	struct addrinfo hints = { .ai_flags = AI_NUMERICSERV | AI_PASSIVE,
+		.ai_socktype = SOCK_STREAM }, *ai;
+	char service[8];
+	int rc;
+
+	snprintf(service, sizeof(service), "%d", port);
+	if ((rc = getaddrinfo(address, service, &hints, &ai)) != 0) {
+		if (asprintf(cause, "cannot resolve listen address '%s': %s",
+		    address, gai_strerror(rc)) < 0)
+			*cause = NULL;
+		return -EINVAL;
+	}
+	memcpy(ss, ai->ai_addr, ai->ai_addrlen);
+	*sl = ai->ai_addrlen;
+	freeaddrinfo(ai);
+	return 0;
+}
+
+int
+http_server_start(struct http_server **out, const struct http_server_opts *o,
+    char **cause)
+{
+	struct http_server *srv;
+	struct sockaddr_storage ss;
+	socklen_t sl;
+	unsigned int flags = MHD_USE_AUTO_INTERNAL_THREAD |
+	    MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG;
+	long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
+	int rc;
+
+	*out = NULL;
+	if ((rc = resolve(o->address, o->port, &ss, &sl, cause)) != 0)
+		return rc;
+	if ((srv = calloc(1, sizeof(*srv))) == NULL)
+		return -ENOMEM;
+	srv->opts = *o;
+	pthread_mutex_init(&srv->lock, NULL);
+	pthread_cond_init(&srv->idle, NULL);
+	if (ss.ss_family == AF_INET6)
+		flags |= MHD_USE_IPv6;
+	srv->mhd = MHD_start_daemon(flags, (uint16_t)o->port, NULL, NULL,
+	    on_access, srv,
+	    MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss,
+	    MHD_OPTION_THREAD_POOL_SIZE, (unsigned int)(ncpu > 1 ? ncpu : 1),
+	    MHD_OPTION_LISTEN_BACKLOG_SIZE, 1024U,
+	    MHD_OPTION_CONNECTION_LIMIT, 8192U,
+	    MHD_OPTION_CONNECTION_TIMEOUT, 120U,
+	    MHD_OPTION_LISTENING_ADDRESS_REUSE, 1U,
+	    MHD_OPTION_NOTIFY_COMPLETED, on_completed, srv,
+	    MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, srv,
+	    MHD_OPTION_END);
+	if (srv->mhd == NULL) {
+		if (asprintf(cause, "cannot listen on %s port %d: %s",
+		    o->address, o->port, strerror(errno)) < 0)
+			*cause = NULL;
+		pthread_cond_destroy(&srv->idle);
+		pthread_mutex_destroy(&srv->lock);
+		free(srv);
+		return -EADDRINUSE;
+	}
+	*out = srv;
+	return 0;
+}
+
+void
+http_server_drain(struct http_server *srv)
+{
+	atomic_store(&srv->draining, true);
+}
+
+bool
+http_server_draining(struct http_server *srv)
+{
+	return atomic_load(&srv->draining);
+}
+
+int
+http_server_wait_idle(struct http_server *srv, int64_t timeout_ms)
+{
+	struct timespec deadline;
+	int rc = 0;
+
+	clock_gettime(CLOCK_REALTIME, &deadline);
+	deadline.tv_sec += timeout_ms / 1000;
+	deadline.tv_nsec += (long)(timeout_ms % 1000) * 1000000;
+	if (deadline.tv_nsec >= 1000000000) {
+		deadline.tv_sec++;
+		deadline.tv_nsec -= 1000000000;
+	}
+	pthread_mutex_lock(&srv->lock);
+	while (srv->in_flight > 0 && rc == 0)
+		rc = pthread_cond_timedwait(&srv->idle, &srv->lock, &deadline);
+	rc = srv->in_flight > 0 ? -ETIMEDOUT : 0;
+	pthread_mutex_unlock(&srv->lock);
+	return rc;
+}
+
+void
+http_server_stop(struct http_server *srv)
+{
+	if (srv == NULL)
+		return;
+	MHD_stop_daemon(srv->mhd);
+	pthread_cond_destroy(&srv->idle);
+	pthread_mutex_destroy(&srv->lock);
+	free(srv);
+}

@@ -1,0 +1,54 @@
+/* http_server.h - a thin layer over libmicrohttpd with async completion */
+#ifndef DIPLOM_HTTP_SERVER_H
+#define DIPLOM_HTTP_SERVER_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+struct http_server;
+struct http_request;
+
+/*
+ * A handler answers with one http_respond* call, either before it returns
+ * or later from any thread: the connection waits, suspended, meanwhile.
+ */
+typedef void (*http_handler_fn)(struct http_request *req, void *ctx);
+
+struct http_route {
+	const char *method;
+	const char *path;	/* exact, or a prefix when it ends in '/' */
+	http_handler_fn fn;
+};
+
+struct http_server_opts {
+	const char *address;
+	int port;
+	size_t max_body;
+	const struct http_route *routes;
+	size_t n_routes;
+	void *ctx;			/* passed to every handler */
+};
+
+int http_server_start(struct http_server **srv,
+    const struct http_server_opts *opts, char **cause);
+/* Answer 503 to every request but GET /health from now on. */
+void http_server_drain(struct http_server *srv);
+bool http_server_draining(struct http_server *srv);
+/* Wait up to timeout_ms until no request is in progress; 0 or -ETIMEDOUT. */
+int http_server_wait_idle(struct http_server *srv, int64_t timeout_ms);
+void http_server_stop(struct http_server *srv);
+
+const char *http_req_path(const struct http_request *req);
+/* The part of the path after a prefix route's prefix. */
+const char *http_req_tail(const struct http_request *req);
+const char *http_req_body(const struct http_request *req, size_t *len);
+
+/* Answer with body (malloc'd, taken; NULL for none) as application/json. */
+void http_respond(struct http_request *req, int status, char *body,
+    size_t len);
+/* {"error": reason}; a 503 carries Retry-After. */
+void http_respond_error(struct http_request *req, int status,
+    const char *reason);
+
+#endif

@@ -1,0 +1,29 @@
+# src/local.mk - the daemon and the library every test links
+
+DIPLOM_CFLAGS = $(MHD_CFLAGS) $(JSONC_CFLAGS) $(SQLITE_CFLAGS) \
+	$(CURL_CFLAGS) $(UUID_CFLAGS) $(NATS_CFLAGS)
+DIPLOM_LIBS = $(MHD_LIBS) $(JSONC_LIBS) $(SQLITE_LIBS) $(CURL_LIBS) \
+	$(UUID_LIBS) $(NATS_LIBS)
+
+noinst_LIBRARIES += src/libdiplom.a
+src_libdiplom_a_CFLAGS = $(AM_CFLAGS) $(DIPLOM_CFLAGS)
+src_libdiplom_a_SOURCES = \
+	src/config.c src/config.h \
+	src/log.c src/log.h \
+	src/message.c src/message.h \
+	src/queue.c src/queue.h \
+	src/queue_memory.c \
+	src/queue_nats.c \
+	src/result_store.c src/result_store.h \
+	src/worker_pool.c src/worker_pool.h \
+	src/http_server.c src/http_server.h \
+	src/http_client.c src/http_client.h \
+	src/role.c src/role.h \
+	src/role_gateway.c \
+	src/role_ingest.c \
+	src/role_processor.c
+
+sbin_PROGRAMS += src/diplomd
+src_diplomd_SOURCES = src/main.c
+src_diplomd_CFLAGS = $(AM_CFLAGS) $(DIPLOM_CFLAGS)
+src_diplomd_LDADD = src/libdiplom.a $(DIPLOM_LIBS)

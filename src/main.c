@@ -1,0 +1,68 @@
+/* main.c - options, role dispatch and signals */
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <curl/curl.h>
+
+#include "config.h"
+#include "log.h"
+#include "role.h"
+
+int
+main(int argc, char **argv)
+{
+	struct config cfg;
+	const struct role_ops *role;
+	char *cause = NULL;
+	void *state = NULL;
+	sigset_t sigs;
+	int sig, status;
+
+	switch (config_parse(&cfg, argc, argv, getenv, &cause)) {
+	case CONFIG_RUN:
+		break;
+	case CONFIG_EXIT_OK:
+		config_free(&cfg);
+		return 0;
+	default:
+		fprintf(stderr, "diplomd: %s\n", cause != NULL ? cause :
+		    "invalid arguments");
+		fprintf(stderr, "Try 'diplomd --help' for more information.\n");
+		free(cause);
+		config_free(&cfg);
+		return 2;
+	}
+	log_init(config_role_name(cfg.role), cfg.log_level);
+	if (cfg.nats_max_age_ms > 0 && strcmp(cfg.queue_type, "nats") == 0)
+		log_warn("NATS_MAX_AGE is set: messages older than %jd s are "
+		    "deleted from the stream, processed or not",
+		    (intmax_t)(cfg.nats_max_age_ms / 1000));
+
+	/* every thread inherits this mask; only sigwait below sees them */
+	sigemptyset(&sigs);
+	sigaddset(&sigs, SIGTERM);
+	sigaddset(&sigs, SIGINT);
+	pthread_sigmask(SIG_BLOCK, &sigs, NULL);
+	signal(SIGPIPE, SIG_IGN);
+	curl_global_init(CURL_GLOBAL_DEFAULT);
+
+	role = role_ops_for(cfg.role);
+	if (role->start(&cfg, &state, &cause) != 0) {
+		log_error("cannot start: %s", cause != NULL ? cause : "error");
+		free(cause);
+		config_free(&cfg);
+		return 1;
+	}
+	log_info("diplomd %s started", PACKAGE_VERSION);
+	sigwait(&sigs, &sig);
+	log_info("%s received, stopping (drain timeout %jd ms)",
+	    strsignal(sig), (intmax_t)cfg.drain_timeout_ms);
+	status = role->stop(state, cfg.drain_timeout_ms);
+	if (status == 0)
+		log_info("stopped");
+	curl_global_cleanup();
+	config_free(&cfg);
+	return status;
+}

@@ -1,0 +1,479 @@
+/* message.c - DataMessage and ProcessingResult JSON (json-c), base64, UTF-8 */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <json-c/json.h>
+#include <uuid/uuid.h>
+
+#include "message.h"
+
+static const char b64_alphabet[] =
+    "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+
+/* Standard base64 with padding, as Go's encoding/json writes []byte. */
+char *
+base64_encode(const unsigned char *in, size_t len, size_t *out_len)
+{
+	size_t n = 4 * ((len + 2) / 3), o = 0, i;
+	char *out = malloc(n + 1);
+
+	if (out == NULL)
+		return NULL;
+	for (i = 0; i + 2 < len; i += 3) {
+		uint32_t v = (uint32_t)in[i] << 16 | (uint32_t)in[i + 1] << 8 |
+		    in[i + 2];
+
+		out[o++] = b64_alphabet[v >> 18];
+		out[o++] = b64_alphabet[(v >> 12) & 63];
+		out[o++] = b64_alphabet[(v >> 6) & 63];
+		out[o++] = b64_alphabet[v & 63];
+	}
+	if (i < len) {
+		uint32_t v = (uint32_t)in[i] << 16;
+
+		if (i + 1 < len)
+			v |= (uint32_t)in[i + 1] << 8;
+		out[o++] = b64_alphabet[v >> 18];
+		out[o++] = b64_alphabet[(v >> 12) & 63];
+		out[o++] = i + 1 < len ? b64_alphabet[(v >> 6) & 63] : '=';
+		out[o++] = '=';
+	}
+	out[o] = '\0';
+	if (out_len != NULL)
+		*out_len = o;
+	return out;
+}
+
+static int
+b64_value(unsigned char c)
+{
+	if (c >= 'A' && c <= 'Z')
+		return c - 'A';
+	if (c >= 'a' && c <= 'z')
+		return c - 'a' + 26;
+	if (c >= '0' && c <= '9')
+		return c - '0' + 52;
+	if (c == '+')
+		return 62;
+	if (c == '/')
+		return 63;
+	return -1;
+}
+
+/* Strict standard base64, padding required, as Go's decoder wants it. */
+int
+base64_decode(const char *in, size_t len, unsigned char **out, size_t *out_len)
+{
+	unsigned char *buf;
+	size_t o = 0, pad = 0;
+
+	if (len % 4 != 0)
+		return -EINVAL;
+	if (len > 0 && in[len - 1] == '=')
+		pad = (len > 1 && in[len - 2] == '=') ? 2 : 1;
+	if ((buf = malloc(len / 4 * 3 + 1)) == NULL)
+		return -ENOMEM;
+	for (size_t i = 0; i < len; i += 4) {
+		int v[4];
+		size_t real = (i + 4 == len) ? 4 - pad : 4;
+
+		for (size_t k = 0; k < 4; k++) {
+			v[k] = k < real ? b64_value((unsigned char)in[i + k]) : 0;
+			if (v[k] < 0) {
+				free(buf);
+				return -EINVAL;
+			}
+		}
+		uint32_t w = (uint32_t)v[0] << 18 | (uint32_t)v[1] << 12 |
+		    (uint32_t)v[2] << 6 | (uint32_t)v[3];
+		buf[o++] = (unsigned char)(w >> 16);
+		if (real > 2)
+			buf[o++] = (unsigned char)(w >> 8);
+		if (real > 3)
+			buf[o++] = (unsigned char)w;
+	}
+	buf[o] = '\0';
+	*out = buf;
+	*out_len = o;
+	return 0;
+}
+
+/* Well-formed UTF-8: no overlongs, no surrogates, nothing past U+10FFFF. */
+bool
+utf8_valid(const unsigned char *s, size_t len)
+{
+	size_t i = 0;
+
+	while (i < len) {
+		unsigned char c = s[i];
+		size_t n;
+		uint32_t cp;
+
+		if (c < 0x80) {
+			i++;
+			continue;
+		} else if ((c & 0xe0) == 0xc0) {
+			n = 1;
+			cp = c & 0x1f;
+		} else if ((c & 0xf0) == 0xe0) {
+			n = 2;
+			cp = c & 0x0f;
+		} else if ((c & 0xf8) == 0xf0) {
+			n = 3;
+			cp = c & 0x07;
+		} else {
+			return false;
+		}
+		if (i + n >= len)
+			return false;
+		for (size_t k = 1; k <= n; k++) {
+			if ((s[i + k] & 0xc0) != 0x80)
+				return false;
+			cp = cp << 6 | (s[i + k] & 0x3f);
+		}
+		if ((n == 1 && cp < 0x80) || (n == 2 && cp < 0x800) ||
+		    (n == 3 && cp < 0x10000) || cp > 0x10ffff ||
+		    (cp >= 0xd800 && cp <= 0xdfff))
+			return false;
+		i += n + 1;
+	}
+	return true;
+}
+
+void
+message_free(struct data_message *msg)
+{
+	if (msg == NULL)
+		return;
+	free(msg->id);
+	free(msg->source);
+	free(msg->payload);
+	for (size_t i = 0; i < msg->n_metadata; i++) {
+		free(msg->metadata[i].key);
+		free(msg->metadata[i].value);
+	}
+	free(msg->metadata);
+	free(msg);
+}
+
+static int
+meta_cmp(const void *a, const void *b)
+{
+	return strcmp(((const struct meta_pair *)a)->key,
+	    ((const struct meta_pair *)b)->key);
+}
+
+/* Copy a JSON object of strings into msg->metadata, sorted by key. */
+static int
+metadata_from_json(struct data_message *msg, struct json_object *obj,
+    char **cause)
+{
+	size_t n = 0;
+
+	if (!json_object_is_type(obj, json_type_object)) {
+		*cause = strdup("field 'metadata' must be an object of strings");
+		return -EINVAL;
+	}
+	msg->metadata = calloc((size_t)json_object_object_length(obj) + 1,
+	    sizeof(*msg->metadata));
+	if (msg->metadata == NULL)
+		return -ENOMEM;
+	json_object_object_foreach(obj, key, val) {
+		if (!json_object_is_type(val, json_type_string)) {
+			if (asprintf(cause, "metadata value for '%s' must be "
+			    "a string", key) < 0)
+				*cause = NULL;
+			return -EINVAL;
+		}
+		msg->metadata[n].key = strdup(key);
+		msg->metadata[n].value = strdup(json_object_get_string(val));
+		msg->n_metadata = ++n;
+		if (msg->metadata[n - 1].key == NULL ||
+		    msg->metadata[n - 1].value == NULL)
+			return -ENOMEM;
+	}
+	qsort(msg->metadata, n, sizeof(*msg->metadata), meta_cmp);
+	return 0;
+}
+
+static struct json_object *
+parse_object(const char *json, size_t len, char **cause)
+{
+	struct json_tokener *tok = json_tokener_new();
+	struct json_object *obj;
+
+	if (tok == NULL)
+		return NULL;
+	json_tokener_set_flags(tok, JSON_TOKENER_STRICT); /* as Go */
+	obj = json_tokener_parse_ex(tok, json, (int)len);
+	if (obj == NULL || tok->char_offset != (int)len) {
+		/* trailing bytes after the value are garbage, not JSON */
+		if (obj == NULL || strspn(json + tok->char_offset, " \t\r\n") !=
+		    len - (size_t)tok->char_offset) {
+			json_object_put(obj);
+			obj = NULL;
+			*cause = strdup("malformed JSON");
+		}
+	}
+	json_tokener_free(tok);
+	if (obj != NULL && !json_object_is_type(obj, json_type_object)) {
+		json_object_put(obj);
+		obj = NULL;
+		*cause = strdup("request body must be a JSON object");
+	}
+	return obj;
+}
+
+/* The string field key, or NULL when absent; -EINVAL when not a string. */
+static int
+get_string(struct json_object *obj, const char *key, const char **out,
+    size_t *len, char **cause)
+{
+	struct json_object *v;
+
+	*out = NULL;
+	if (!json_object_object_get_ex(obj, key, &v) ||
+	    json_object_is_type(v, json_type_null))
+		return 0;
+	if (!json_object_is_type(v, json_type_string)) {
+		if (asprintf(cause, "field '%s' must be a string", key) < 0)
+			*cause = NULL;
+		return -EINVAL;
+	}
+	*out = json_object_get_string(v);
+	if (len != NULL)
+		*len = (size_t)json_object_get_string_len(v);
+	return 0;
+}
+
+static char *
+dup_or_null(const char *s)
+{
+	return s != NULL && *s != '\0' ? strdup(s) : NULL;
+}
+
+int
+message_decode(const char *json, size_t len, struct data_message **out,
+    char **cause)
+{
+	struct json_object *obj, *v;
+	struct data_message *msg = NULL;
+	const char *s;
+	size_t slen;
+	int rc = -EINVAL;
+
+	*cause = NULL;
+	if ((obj = parse_object(json, len, cause)) == NULL)
+		return -EINVAL;
+	if ((msg = calloc(1, sizeof(*msg))) == NULL) {
+		rc = -ENOMEM;
+		goto out;
+	}
+	if (get_string(obj, "id", &s, NULL, cause) != 0)
+		goto out;
+	msg->id = dup_or_null(s);
+	if (get_string(obj, "source", &s, NULL, cause) != 0)
+		goto out;
+	msg->source = dup_or_null(s);
+	if (json_object_object_get_ex(obj, "timestamp", &v) &&
+	    !json_object_is_type(v, json_type_null)) {
+		if (!json_object_is_type(v, json_type_int)) {
+			*cause = strdup("field 'timestamp' must be an integer");
+			goto out;
+		}
+		msg->timestamp = json_object_get_int64(v);
+	}
+	if (get_string(obj, "payload", &s, &slen, cause) != 0)
+		goto out;
+	if (s != NULL && base64_decode(s, slen, &msg->payload,
+	    &msg->payload_len) != 0) {
+		*cause = strdup("field 'payload' must be standard base64");
+		goto out;
+	}
+	if (json_object_object_get_ex(obj, "metadata", &v) &&
+	    !json_object_is_type(v, json_type_null) &&
+	    (rc = metadata_from_json(msg, v, cause)) != 0)
+		goto out;
+	if (msg->id == NULL) {
+		*cause = strdup("field 'id' is required");
+		rc = -EINVAL;
+		goto out;
+	}
+	rc = 0;
+out:
+	json_object_put(obj);
+	if (rc != 0) {
+		message_free(msg);
+		msg = NULL;
+	}
+	*out = msg;
+	return rc;
+}
+
+int
+message_from_ingest_request(const char *json, size_t len,
+    struct data_message **out, char **cause)
+{
+	struct json_object *obj, *v;
+	struct data_message *msg = NULL;
+	const char *s;
+	size_t slen = 0;
+	uuid_t uu;
+	int rc = -EINVAL;
+
+	*cause = NULL;
+	if ((obj = parse_object(json, len, cause)) == NULL)
+		return -EINVAL;
+	if ((msg = calloc(1, sizeof(*msg))) == NULL) {
+		rc = -ENOMEM;
+		goto out;
+	}
+	if (get_string(obj, "source", &s, NULL, cause) != 0)
+		goto out;
+	msg->source = dup_or_null(s);
+	if (get_string(obj, "data", &s, &slen, cause) != 0)
+		goto out;
+	if (s != NULL && slen > 0) {
+		if ((msg->payload = malloc(slen)) == NULL) {
+			rc = -ENOMEM;
+			goto out;
+		}
+		memcpy(msg->payload, s, slen);
+		msg->payload_len = slen;
+	}
+	if (json_object_object_get_ex(obj, "metadata", &v) &&
+	    !json_object_is_type(v, json_type_null) &&
+	    (rc = metadata_from_json(msg, v, cause)) != 0)
+		goto out;
+	if ((msg->id = malloc(37)) == NULL) {
+		rc = -ENOMEM;
+		goto out;
+	}
+	uuid_generate_random(uu);
+	uuid_unparse_lower(uu, msg->id);
+	msg->timestamp = (int64_t)time(NULL);
+	rc = 0;
+out:
+	json_object_put(obj);
+	if (rc != 0) {
+		message_free(msg);
+		msg = NULL;
+	}
+	*out = msg;
+	return rc;
+}
+
+/* Serialise obj to a malloc'd string, without escaping '/' as Go does not. */
+static char *
+json_take(struct json_object *obj, size_t *len)
+{
+	size_t n;
+	const char *s = json_object_to_json_string_length(obj,
+	    JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE, &n);
+	char *out = s != NULL ? strndup(s, n) : NULL;
+
+	json_object_put(obj);
+	if (out != NULL && len != NULL)
+		*len = n;
+	return out;
+}
+
+char *
+message_encode(const struct data_message *msg, size_t *len)
+{
+	struct json_object *obj = json_object_new_object();
+	char *b64;
+	size_t n;
+
+	if (obj == NULL)
+		return NULL;
+	if (msg->id != NULL && *msg->id != '\0')
+		json_object_object_add(obj, "id", json_object_new_string(msg->id));
+	if (msg->timestamp != 0)
+		json_object_object_add(obj, "timestamp",
+		    json_object_new_int64(msg->timestamp));
+	if (msg->source != NULL && *msg->source != '\0')
+		json_object_object_add(obj, "source",
+		    json_object_new_string(msg->source));
+	if (msg->payload_len > 0) {
+		if ((b64 = base64_encode(msg->payload, msg->payload_len,
+		    &n)) == NULL) {
+			json_object_put(obj);
+			return NULL;
+		}
+		json_object_object_add(obj, "payload",
+		    json_object_new_string_len(b64, (int)n));
+		free(b64);
+	}
+	if (msg->n_metadata > 0) {
+		struct json_object *m = json_object_new_object();
+
+		for (size_t i = 0; i < msg->n_metadata; i++)
+			json_object_object_add(m, msg->metadata[i].key,
+			    json_object_new_string(msg->metadata[i].value));
+		json_object_object_add(obj, "metadata", m);
+	}
+	return json_take(obj, len);
+}
+
+void
+result_clear(struct processing_result *res)
+{
+	free(res->message_id);
+	free(res->source);
+	free(res->error);
+	free(res->result);
+	memset(res, 0, sizeof(*res));
+}
+
+char *
+result_to_json(const struct processing_result *res, size_t *len)
+{
+	struct json_object *obj = json_object_new_object();
+	bool text = utf8_valid(res->result, res->result_len);
+
+	if (obj == NULL)
+		return NULL;
+	json_object_object_add(obj, "message_id",
+	    json_object_new_string(res->message_id));
+	json_object_object_add(obj, "processed_at",
+	    json_object_new_int64(res->processed_at));
+	json_object_object_add(obj, "success",
+	    json_object_new_boolean(res->success));
+	json_object_object_add(obj, "error",
+	    json_object_new_string(res->error != NULL ? res->error : ""));
+	if (text) {
+		json_object_object_add(obj, "result", json_object_new_string_len(
+		    (const char *)res->result, (int)res->result_len));
+	} else {
+		size_t n;
+		char *b64 = base64_encode(res->result, res->result_len, &n);
+
+		if (b64 == NULL) {
+			json_object_put(obj);
+			return NULL;
+		}
+		json_object_object_add(obj, "result",
+		    json_object_new_string_len(b64, (int)n));
+		json_object_object_add(obj, "result_encoding",
+		    json_object_new_string("base64"));
+		free(b64);
+	}
+	json_object_object_add(obj, "deliveries",
+	    json_object_new_int64(res->deliveries));
+	return json_take(obj, len);
+}
+
+char *
+json_error_body(const char *reason, size_t *len)
+{
+	struct json_object *obj = json_object_new_object();
+
+	if (obj == NULL)
+		return NULL;
+	json_object_object_add(obj, "error", json_object_new_string(reason));
+	return json_take(obj, len);
+}

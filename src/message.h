@@ -1,0 +1,67 @@
+/* message.h - DataMessage and ProcessingResult, and their JSON */
+#ifndef DIPLOM_MESSAGE_H
+#define DIPLOM_MESSAGE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+struct meta_pair {
+	char *key;
+	char *value;
+};
+
+/* The wire message, as the Go services' DataMessage. */
+struct data_message {
+	char *id;
+	int64_t timestamp;		/* unix seconds */
+	char *source;
+	unsigned char *payload;
+	size_t payload_len;
+	struct meta_pair *metadata;	/* sorted by key */
+	size_t n_metadata;
+};
+
+/* What the processor stores for a message. */
+struct processing_result {
+	char *message_id;
+	char *source;
+	int64_t timestamp;
+	int64_t processed_at;		/* unix seconds */
+	bool success;
+	char *error;			/* NULL or "" on success */
+	unsigned char *result;
+	size_t result_len;
+	int64_t deliveries;
+};
+
+/*
+ * Decode a DataMessage as Go's encoding/json wrote it: payload base64, empty
+ * fields may be absent. Wrong types or bad base64 fail with a reason.
+ */
+int message_decode(const char *json, size_t len, struct data_message **out,
+    char **cause);
+/* Encode as Go would: fields in struct order, empty ones omitted. */
+char *message_encode(const struct data_message *msg, size_t *len);
+void message_free(struct data_message *msg);
+
+/*
+ * Decode a client's ingest request {"source", "data", "metadata"} into a new
+ * message with a fresh UUID v4 id and the current time.
+ */
+int message_from_ingest_request(const char *json, size_t len,
+    struct data_message **out, char **cause);
+
+/* {"message_id", "processed_at", "success", "error", "result", "deliveries"} */
+char *result_to_json(const struct processing_result *res, size_t *len);
+void result_clear(struct processing_result *res);
+
+/* {"error": reason} */
+char *json_error_body(const char *reason, size_t *len);
+
+bool utf8_valid(const unsigned char *s, size_t len);
+char *base64_encode(const unsigned char *in, size_t len, size_t *out_len);
+int base64_decode(const char *in, size_t len, unsigned char **out,
+    size_t *out_len);
+
+#endif

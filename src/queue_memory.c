@@ -1,0 +1,235 @@
+/* queue_memory.c - the bounded in-memory backend, embedded in the processor */
+#include <errno.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "queue.h"
+
+struct mem_delivery {
+	struct delivery d;	/* first: a struct delivery * is one of these */
+};
+
+struct mem_queue {
+	struct queue q;			/* first, for the cast */
+	/* lock guards everything below */
+	pthread_mutex_t lock;
+	pthread_cond_t nonempty;
+	struct data_message **ring;
+	size_t cap, head, count;	/* ring slots; cap grows past limit only
+					 * for messages put back by reject */
+	size_t limit;			/* QUEUE_SIZE */
+	size_t in_flight;		/* handed out, not yet settled */
+	bool shut;
+	uint64_t enqueued, dequeued, redelivered;
+};
+
+static struct mem_queue *
+mq(struct queue *q)
+{
+	return (struct mem_queue *)q;
+}
+
+static int
+mem_open(struct queue **out, const struct config *cfg, char **cause)
+{
+	struct mem_queue *m = calloc(1, sizeof(*m));
+	pthread_condattr_t ca;
+
+	if (m == NULL || (m->ring = calloc((size_t)cfg->queue_size,
+	    sizeof(*m->ring))) == NULL) {
+		free(m);
+		*cause = strdup("out of memory for the queue");
+		return -ENOMEM;
+	}
+	m->q.ops = &queue_memory_ops;
+	m->cap = m->limit = (size_t)cfg->queue_size;
+	pthread_mutex_init(&m->lock, NULL);
+	/* timed waits must not jump when the wall clock is set */
+	pthread_condattr_init(&ca);
+	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+	pthread_cond_init(&m->nonempty, &ca);
+	pthread_condattr_destroy(&ca);
+	*out = &m->q;
+	return 0;
+}
+
+static void
+mem_publish(struct queue *q, struct data_message *msg, queue_publish_cb cb,
+    void *arg)
+{
+	struct mem_queue *m = mq(q);
+	int rc = 0;
+	const char *reason = NULL;
+
+	pthread_mutex_lock(&m->lock);
+	if (m->shut) {
+		rc = QUEUE_EUNAVAIL;
+		reason = "Shutting down";
+	} else if (m->count >= m->limit) {
+		rc = QUEUE_EFULL;
+		reason = "Queue is full";
+	} else {
+		m->ring[(m->head + m->count++) % m->cap] = msg;
+		m->enqueued++;
+		msg = NULL;
+		pthread_cond_signal(&m->nonempty);
+	}
+	pthread_mutex_unlock(&m->lock);
+	message_free(msg);
+	cb(arg, rc, reason);
+}
+
+static int
+mem_receive(struct queue *q, struct delivery **out, int max, int timeout_ms)
+{
+	struct mem_queue *m = mq(q);
+	struct data_message *msgs[64];
+	struct timespec deadline;
+	int n = 0, rc = 0;
+
+	if (max > (int)(sizeof(msgs) / sizeof(*msgs)))
+		max = (int)(sizeof(msgs) / sizeof(*msgs));
+	clock_gettime(CLOCK_MONOTONIC, &deadline);
+	deadline.tv_sec += timeout_ms / 1000;
+	deadline.tv_nsec += (long)(timeout_ms % 1000) * 1000000;
+	if (deadline.tv_nsec >= 1000000000) {
+		deadline.tv_sec++;
+		deadline.tv_nsec -= 1000000000;
+	}
+	pthread_mutex_lock(&m->lock);
+	while (m->count == 0 && !m->shut && rc == 0)
+		rc = pthread_cond_timedwait(&m->nonempty, &m->lock, &deadline);
+	if (m->count == 0 && m->shut) {
+		pthread_mutex_unlock(&m->lock);
+		return QUEUE_ECLOSED;
+	}
+	while (n < max && m->count > 0) {
+		msgs[n++] = m->ring[m->head];
+		m->head = (m->head + 1) % m->cap;
+		m->count--;
+	}
+	m->in_flight += (size_t)n;
+	m->dequeued += (uint64_t)n;
+	/* more left: let another worker have them */
+	if (m->count > 0)
+		pthread_cond_signal(&m->nonempty);
+	pthread_mutex_unlock(&m->lock);
+
+	for (int i = 0; i < n; i++) {
+		struct mem_delivery *md = calloc(1, sizeof(*md));
+
+		if (md == NULL)
+			abort();	/* cannot hand back what we took */
+		md->d.msg = msgs[i];
+		md->d.id = msgs[i]->id;
+		md->d.num_delivered = 1;
+		out[i] = &md->d;
+	}
+	return n;
+}
+
+static int
+mem_ack(struct queue *q, struct delivery *d)
+{
+	struct mem_queue *m = mq(q);
+
+	pthread_mutex_lock(&m->lock);
+	m->in_flight--;
+	pthread_mutex_unlock(&m->lock);
+	message_free(d->msg);
+	free(d);
+	return 0;
+}
+
+static int
+mem_reject(struct queue *q, struct delivery *d, enum reject_how how)
+{
+	struct mem_queue *m = mq(q);
+
+	if (how == REJECT_TERM)
+		return mem_ack(q, d);
+	/* back to the front, even past capacity: it was accepted already */
+	pthread_mutex_lock(&m->lock);
+	if (m->count == m->cap) {
+		struct data_message **ring = realloc(m->ring,
+		    (m->cap + 1) * sizeof(*ring));
+
+		if (ring == NULL)
+			abort();
+		/* unwrap so the new slot sits at the end of the order */
+		m->ring = ring;
+		memmove(m->ring + m->head + 1, m->ring + m->head,
+		    (m->cap - m->head) * sizeof(*ring));
+		m->cap++;
+		m->head++;
+	}
+	m->head = (m->head + m->cap - 1) % m->cap;
+	m->ring[m->head] = d->msg;
+	m->count++;
+	m->in_flight--;
+	m->redelivered++;
+	pthread_cond_signal(&m->nonempty);
+	pthread_mutex_unlock(&m->lock);
+	free(d);
+	return 0;
+}
+
+static void
+mem_stats(struct queue *q, struct queue_stats *st)
+{
+	struct mem_queue *m = mq(q);
+
+	memset(st, 0, sizeof(*st));
+	pthread_mutex_lock(&m->lock);
+	st->enqueued = m->enqueued;
+	st->dequeued = m->dequeued;
+	st->current_size = (int64_t)(m->count + m->in_flight);
+	st->redelivered = m->redelivered;
+	st->healthy = !m->shut;
+	pthread_mutex_unlock(&m->lock);
+	if (!st->healthy)
+		strcpy(st->reason, "draining");
+}
+
+static void
+mem_shutdown(struct queue *q)
+{
+	struct mem_queue *m = mq(q);
+
+	pthread_mutex_lock(&m->lock);
+	m->shut = true;
+	pthread_cond_broadcast(&m->nonempty);
+	pthread_mutex_unlock(&m->lock);
+}
+
+static void
+mem_close(struct queue *q)
+{
+	struct mem_queue *m = mq(q);
+
+	if (m == NULL)
+		return;
+	while (m->count > 0) {
+		message_free(m->ring[m->head]);
+		m->head = (m->head + 1) % m->cap;
+		m->count--;
+	}
+	pthread_cond_destroy(&m->nonempty);
+	pthread_mutex_destroy(&m->lock);
+	free(m->ring);
+	free(m);
+}
+
+const struct queue_ops queue_memory_ops = {
+	.name = "memory",
+	.open = mem_open,
+	.publish = mem_publish,
+	.receive = mem_receive,
+	.ack = mem_ack,
+	.reject = mem_reject,
+	.stats = mem_stats,
+	.shutdown = mem_shutdown,
+	.close = mem_close,
+};

@@ -1,0 +1,216 @@
+/* result_store.c - SQLite (WAL) result store: one writer, locked readers */
+#include <errno.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <sqlite3.h>
+
+#include "result_store.h"
+
+struct result_store {
+	sqlite3 *wdb;			/* the committer's own connection */
+	sqlite3_stmt *upsert;
+	/* rlock guards rdb and get */
+	pthread_mutex_t rlock;
+	sqlite3 *rdb;
+	sqlite3_stmt *get;
+};
+
+static const char schema[] =
+    "CREATE TABLE IF NOT EXISTS results ("
+    " message_id TEXT PRIMARY KEY,"
+    " source TEXT,"
+    " timestamp INTEGER,"
+    " processed_at INTEGER,"
+    " success INTEGER NOT NULL,"
+    " error TEXT,"
+    " result BLOB,"
+    " deliveries INTEGER NOT NULL DEFAULT 1)";
+
+static const char upsert_sql[] =
+    "INSERT INTO results (message_id, source, timestamp, processed_at,"
+    " success, error, result, deliveries) VALUES (?1, ?2, ?3, ?4, ?5, ?6,"
+    " ?7, 1) ON CONFLICT (message_id) DO UPDATE SET"
+    " deliveries = deliveries + 1";
+
+static const char get_sql[] =
+    "SELECT source, timestamp, processed_at, success, error, result,"
+    " deliveries FROM results WHERE message_id = ?1";
+
+static char *
+db_cause(sqlite3 *db, const char *what)
+{
+	char *s;
+
+	if (asprintf(&s, "%s: %s", what, db != NULL ? sqlite3_errmsg(db) :
+	    "out of memory") < 0)
+		return NULL;
+	return s;
+}
+
+/* One connection with our settings; WAL lets readers run beside the writer. */
+static int
+db_open(const char *path, sqlite3 **db, char **cause)
+{
+	/*
+	 * synchronous=FULL: a result must survive power loss once its message
+	 * is acked, and commits are batched so the fsync is paid per batch.
+	 */
+	static const char pragmas[] =
+	    "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL;"
+	    " PRAGMA foreign_keys=OFF;";
+
+	if (sqlite3_open_v2(path, db, SQLITE_OPEN_READWRITE |
+	    SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, NULL) != SQLITE_OK ||
+	    sqlite3_busy_timeout(*db, 10000) != SQLITE_OK ||
+	    sqlite3_exec(*db, pragmas, NULL, NULL, NULL) != SQLITE_OK ||
+	    sqlite3_exec(*db, schema, NULL, NULL, NULL) != SQLITE_OK) {
+		*cause = db_cause(*db, path);
+		return -EIO;
+	}
+	return 0;
+}
+
+int
+result_store_open(struct result_store **out, const char *path, char **cause)
+{
+	struct result_store *rs = calloc(1, sizeof(*rs));
+	int rc = -EIO;
+
+	*cause = NULL;
+	if (rs == NULL)
+		return -ENOMEM;
+	pthread_mutex_init(&rs->rlock, NULL);
+	if ((rc = db_open(path, &rs->wdb, cause)) != 0 ||
+	    (rc = db_open(path, &rs->rdb, cause)) != 0)
+		goto out;
+	rc = -EIO;
+	if (sqlite3_prepare_v2(rs->wdb, upsert_sql, -1, &rs->upsert,
+	    NULL) != SQLITE_OK) {
+		*cause = db_cause(rs->wdb, path);
+		goto out;
+	}
+	if (sqlite3_prepare_v2(rs->rdb, get_sql, -1, &rs->get, NULL) !=
+	    SQLITE_OK) {
+		*cause = db_cause(rs->rdb, path);
+		goto out;
+	}
+	rc = 0;
+out:
+	if (rc != 0) {
+		result_store_close(rs);
+		rs = NULL;
+	}
+	*out = rs;
+	return rc;
+}
+
+void
+result_store_close(struct result_store *rs)
+{
+	if (rs == NULL)
+		return;
+	sqlite3_finalize(rs->upsert);
+	sqlite3_finalize(rs->get);
+	sqlite3_close(rs->wdb);
+	sqlite3_close(rs->rdb);
+	pthread_mutex_destroy(&rs->rlock);
+	free(rs);
+}
+
+static int
+bind_result(sqlite3_stmt *st, const struct processing_result *r)
+{
+	sqlite3_reset(st);
+	sqlite3_clear_bindings(st);
+	if (sqlite3_bind_text(st, 1, r->message_id, -1, SQLITE_STATIC) ||
+	    sqlite3_bind_text(st, 2, r->source, -1, SQLITE_STATIC) ||
+	    sqlite3_bind_int64(st, 3, r->timestamp) ||
+	    sqlite3_bind_int64(st, 4, r->processed_at) ||
+	    sqlite3_bind_int(st, 5, r->success) ||
+	    sqlite3_bind_text(st, 6, r->error, -1, SQLITE_STATIC) ||
+	    sqlite3_bind_blob64(st, 7, r->result != NULL ? (const void *)r->result
+	    : "", r->result_len, SQLITE_STATIC))
+		return -EIO;
+	return 0;
+}
+
+int
+result_store_commit(struct result_store *rs,
+    struct processing_result *const *res, size_t n, char **cause)
+{
+	int rc = -EIO;
+
+	*cause = NULL;
+	if (sqlite3_exec(rs->wdb, "BEGIN IMMEDIATE", NULL, NULL,
+	    NULL) != SQLITE_OK) {
+		*cause = db_cause(rs->wdb, "begin");
+		return -EIO;
+	}
+	for (size_t i = 0; i < n; i++) {
+		if (bind_result(rs->upsert, res[i]) != 0 ||
+		    sqlite3_step(rs->upsert) != SQLITE_DONE) {
+			*cause = db_cause(rs->wdb, "insert result");
+			goto out;
+		}
+	}
+	if (sqlite3_exec(rs->wdb, "COMMIT", NULL, NULL, NULL) != SQLITE_OK) {
+		*cause = db_cause(rs->wdb, "commit");
+		goto out;
+	}
+	rc = 0;
+out:
+	sqlite3_reset(rs->upsert);
+	if (rc != 0)
+		sqlite3_exec(rs->wdb, "ROLLBACK", NULL, NULL, NULL);
+	return rc;
+}
+
+static char *
+column_strdup(sqlite3_stmt *st, int col)
+{
+	const unsigned char *s = sqlite3_column_text(st, col);
+
+	return s != NULL ? strdup((const char *)s) : NULL;
+}
+
+int
+result_store_get(struct result_store *rs, const char *id,
+    struct processing_result *res)
+{
+	int rc = -EIO, step;
+
+	memset(res, 0, sizeof(*res));
+	pthread_mutex_lock(&rs->rlock);
+	sqlite3_reset(rs->get);
+	if (sqlite3_bind_text(rs->get, 1, id, -1, SQLITE_STATIC) != SQLITE_OK)
+		goto out;
+	step = sqlite3_step(rs->get);
+	if (step == SQLITE_DONE) {
+		rc = -ENOENT;
+		goto out;
+	}
+	if (step != SQLITE_ROW)
+		goto out;
+	res->message_id = strdup(id);
+	res->source = column_strdup(rs->get, 0);
+	res->timestamp = sqlite3_column_int64(rs->get, 1);
+	res->processed_at = sqlite3_column_int64(rs->get, 2);
+	res->success = sqlite3_column_int(rs->get, 3) != 0;
+	res->error = column_strdup(rs->get, 4);
+	res->result_len = (size_t)sqlite3_column_bytes(rs->get, 5);
+	res->result = malloc(res->result_len + 1);
+	if (res->result != NULL && res->result_len > 0)
+		memcpy(res->result, sqlite3_column_blob(rs->get, 5),
+		    res->result_len);
+	res->deliveries = sqlite3_column_int64(rs->get, 6);
+	rc = res->message_id != NULL && res->result != NULL ? 0 : -ENOMEM;
+out:
+	sqlite3_reset(rs->get);
+	pthread_mutex_unlock(&rs->rlock);
+	if (rc != 0)
+		result_clear(res);
+	return rc;
+}

@@ -1,0 +1,26 @@
+/* result_store.h - processing results in SQLite, keyed by message id */
+#ifndef DIPLOM_RESULT_STORE_H
+#define DIPLOM_RESULT_STORE_H
+
+#include <stddef.h>
+
+#include "message.h"
+
+struct result_store;
+
+int result_store_open(struct result_store **rs, const char *path,
+    char **cause);
+void result_store_close(struct result_store *rs);
+
+/*
+ * Commit n results in one transaction. A message id already stored only
+ * counts one more delivery: it never adds a row. Call from one thread.
+ */
+int result_store_commit(struct result_store *rs,
+    struct processing_result *const *res, size_t n, char **cause);
+
+/* Fill res for id; -ENOENT when not stored. Safe from any thread. */
+int result_store_get(struct result_store *rs, const char *id,
+    struct processing_result *res);
+
+#endif

@@ -1,0 +1,63 @@
+/* role.c - what the roles share */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <json-c/json.h>
+
+#include "role.h"
+
+const struct role_ops *
+role_ops_for(enum role role)
+{
+	switch (role) {
+	case ROLE_GATEWAY:
+		return &role_gateway_ops;
+	case ROLE_INGEST:
+		return &role_ingest_ops;
+	case ROLE_PROCESSOR:
+		return &role_processor_ops;
+	default:
+		return NULL;
+	}
+}
+
+void
+role_respond_health(struct http_request *req, bool healthy,
+    const char *reason)
+{
+	struct json_object *o = json_object_new_object();
+	const char *s;
+	size_t len;
+
+	json_object_object_add(o, "healthy", json_object_new_boolean(healthy));
+	if (!healthy)
+		json_object_object_add(o, "reason",
+		    json_object_new_string(reason));
+	s = json_object_to_json_string_length(o, JSON_C_TO_STRING_PLAIN, &len);
+	http_respond(req, healthy ? 200 : 503, strndup(s, len), len);
+	json_object_put(o);
+}
+
+int64_t
+role_now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+char *
+role_join_url(const char *base, const char *path)
+{
+	size_t n = strlen(base);
+	char *s;
+
+	while (n > 0 && base[n - 1] == '/')
+		n--;
+	if (asprintf(&s, "%.*s%s", (int)n, base, path) < 0)
+		abort();
+	return s;
+}

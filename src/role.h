@@ -1,0 +1,32 @@
+/* role.h - the three roles of diplomd */
+#ifndef DIPLOM_ROLE_H
+#define DIPLOM_ROLE_H
+
+#include <stdint.h>
+
+#include "config.h"
+#include "http_server.h"
+
+struct role_ops {
+	const char *name;
+	/* Set up and start serving; state for stop. */
+	int (*start)(const struct config *cfg, void **state, char **cause);
+	/* Graceful stop within timeout_ms; returns the exit status. */
+	int (*stop)(void *state, int64_t timeout_ms);
+};
+
+extern const struct role_ops role_gateway_ops;
+extern const struct role_ops role_ingest_ops;
+extern const struct role_ops role_processor_ops;
+
+const struct role_ops *role_ops_for(enum role role);
+
+/* Shared by the roles: answer {"healthy": true} or 503 with a reason. */
+void role_respond_health(struct http_request *req, bool healthy,
+    const char *reason);
+/* Milliseconds on the monotonic clock. */
+int64_t role_now_ms(void);
+/* Build "base" + "path" with one '/' between them. */
+char *role_join_url(const char *base, const char *path);
+
+#endif

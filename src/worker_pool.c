@@ -1,0 +1,333 @@
+/* worker_pool.c - worker threads and the one committer that acks */
+#include <errno.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "log.h"
+#include "worker_pool.h"
+
+/* The most results one transaction commits. */
+#define COMMIT_BATCH 1024
+
+struct pending {
+	struct delivery *d;
+	struct processing_result res;
+	int64_t duration_ns;
+};
+
+struct worker_pool {
+	struct queue *q;
+	struct result_store *rs;
+	int64_t delay_ms;
+	int batch;
+	int nworkers;
+	pthread_t *workers;
+	pthread_t committer;
+
+	/* lock guards everything below */
+	pthread_mutex_t lock;
+	pthread_cond_t not_full;	/* a worker may hand over */
+	pthread_cond_t not_empty;	/* the committer has work */
+	pthread_cond_t finished;	/* the committer has exited */
+	struct pending *ring;
+	size_t cap, head, count;
+	int workers_left;		/* workers still running */
+	bool committer_done;
+	struct worker_pool_stats stats;
+};
+
+static int64_t
+now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+static char *
+strdup_or_null(const char *s)
+{
+	return s != NULL ? strdup(s) : NULL;
+}
+
+/* A message that could not be decoded becomes a failed result. */
+static void
+fail_result(const struct delivery *d, struct processing_result *res,
+    const char *why)
+{
+	res->message_id = strdup_or_null(d->id);
+	res->success = false;
+	if (asprintf(&res->error, "cannot decode message: %s",
+	    why != NULL ? why : "invalid") < 0)
+		res->error = NULL;
+}
+
+void
+worker_process(const struct delivery *d, struct processing_result *res,
+    int64_t delay_ms)
+{
+	static const char prefix[] = "PROCESSED_";
+	struct data_message *decoded = NULL;
+	const struct data_message *msg = d->msg;
+	char *cause = NULL;
+
+	memset(res, 0, sizeof(*res));
+	res->processed_at = (int64_t)time(NULL);
+	if (msg == NULL) {
+		if (message_decode(d->data, d->len, &decoded, &cause) != 0) {
+			fail_result(d, res, cause);
+			free(cause);
+			return;
+		}
+		msg = decoded;
+	}
+	if (delay_ms > 0) {
+		struct timespec ts = { delay_ms / 1000,
+			(long)(delay_ms % 1000) * 1000000 };
+
+		nanosleep(&ts, NULL);
+	}
+	res->message_id = strdup(msg->id);
+	res->source = strdup_or_null(msg->source);
+	res->timestamp = msg->timestamp;
+	res->success = true;
+	res->result_len = sizeof(prefix) - 1 + msg->payload_len;
+	if ((res->result = malloc(res->result_len)) != NULL) {
+		memcpy(res->result, prefix, sizeof(prefix) - 1);
+		if (msg->payload_len > 0)
+			memcpy(res->result + sizeof(prefix) - 1, msg->payload,
+			    msg->payload_len);
+	}
+	message_free(decoded);
+}
+
+/* Hand one processed delivery to the committer; waits while it is behind. */
+static void
+pool_hand_over(struct worker_pool *wp, struct pending *p)
+{
+	pthread_mutex_lock(&wp->lock);
+	while (wp->count == wp->cap)
+		pthread_cond_wait(&wp->not_full, &wp->lock);
+	wp->ring[(wp->head + wp->count++) % wp->cap] = *p;
+	pthread_cond_signal(&wp->not_empty);
+	pthread_mutex_unlock(&wp->lock);
+}
+
+static void *
+worker_main(void *arg)
+{
+	struct worker_pool *wp = arg;
+	struct delivery *ds[64];
+	int n;
+
+	while ((n = wp->q->ops->receive(wp->q, ds, wp->batch, 1000)) !=
+	    QUEUE_ECLOSED) {
+		if (n < 0) {
+			/* backend trouble: it logs; do not spin */
+			struct timespec ts = { 0, 100000000 };
+
+			nanosleep(&ts, NULL);
+			continue;
+		}
+		for (int i = 0; i < n; i++) {
+			struct pending p = { .d = ds[i] };
+			int64_t t0 = now_ns();
+
+			worker_process(ds[i], &p.res, wp->delay_ms);
+			p.duration_ns = now_ns() - t0;
+			pool_hand_over(wp, &p);
+		}
+	}
+	pthread_mutex_lock(&wp->lock);
+	wp->workers_left--;
+	pthread_cond_signal(&wp->not_empty);
+	pthread_mutex_unlock(&wp->lock);
+	return NULL;
+}
+
+/* Commit a batch, then settle each delivery: ack only after the commit. */
+static void
+commit_batch(struct worker_pool *wp, struct pending *batch, size_t n)
+{
+	struct processing_result *rows[COMMIT_BATCH];
+	size_t nrows = 0, ok = 0, failed = 0;
+	int64_t dur = 0;
+	char *cause = NULL;
+	int rc;
+
+	for (size_t i = 0; i < n; i++) {
+		if (batch[i].res.message_id != NULL)
+			rows[nrows++] = &batch[i].res;
+	}
+	rc = nrows > 0 ? result_store_commit(wp->rs, rows, nrows, &cause) : 0;
+	if (rc != 0) {
+		log_error("cannot store %zu results, they will be delivered "
+		    "again: %s", nrows, cause != NULL ? cause : "error");
+		free(cause);
+	}
+	for (size_t i = 0; i < n; i++) {
+		struct pending *p = &batch[i];
+
+		if (rc != 0) {
+			wp->q->ops->reject(wp->q, p->d, REJECT_RETRY);
+		} else if (p->res.success) {
+			wp->q->ops->ack(wp->q, p->d);
+			ok++;
+			dur += p->duration_ns;
+		} else {
+			if (p->res.message_id == NULL)
+				log_warn("dropping a message that cannot be "
+				    "decoded and has no id: %s", p->res.error);
+			wp->q->ops->reject(wp->q, p->d, REJECT_TERM);
+			failed++;
+		}
+		result_clear(&p->res);
+	}
+	pthread_mutex_lock(&wp->lock);
+	wp->stats.processed += ok;
+	wp->stats.errors += failed;
+	wp->stats.total_duration_ns += dur;
+	pthread_mutex_unlock(&wp->lock);
+	if (rc != 0) {
+		/* the store is failing (disk full?): do not spin on it */
+		struct timespec ts = { 1, 0 };
+
+		nanosleep(&ts, NULL);
+	}
+}
+
+static void *
+committer_main(void *arg)
+{
+	struct worker_pool *wp = arg;
+	struct pending *batch = calloc(COMMIT_BATCH, sizeof(*batch));
+	size_t n;
+
+	if (batch == NULL)
+		abort();
+	for (;;) {
+		pthread_mutex_lock(&wp->lock);
+		while (wp->count == 0 && wp->workers_left > 0)
+			pthread_cond_wait(&wp->not_empty, &wp->lock);
+		if (wp->count == 0) {
+			pthread_mutex_unlock(&wp->lock);
+			break;
+		}
+		for (n = 0; n < COMMIT_BATCH && wp->count > 0; n++) {
+			batch[n] = wp->ring[wp->head];
+			wp->head = (wp->head + 1) % wp->cap;
+			wp->count--;
+		}
+		pthread_cond_broadcast(&wp->not_full);
+		pthread_mutex_unlock(&wp->lock);
+		commit_batch(wp, batch, n);
+	}
+	free(batch);
+	pthread_mutex_lock(&wp->lock);
+	wp->committer_done = true;
+	pthread_cond_broadcast(&wp->finished);
+	pthread_mutex_unlock(&wp->lock);
+	return NULL;
+}
+
+int
+worker_pool_start(struct worker_pool **out, struct queue *q,
+    struct result_store *rs, const struct config *cfg, char **cause)
+{
+	struct worker_pool *wp = calloc(1, sizeof(*wp));
+	pthread_condattr_t ca;
+	int i;
+
+	*out = NULL;
+	if (wp == NULL)
+		return -ENOMEM;
+	wp->q = q;
+	wp->rs = rs;
+	wp->delay_ms = cfg->processing_delay_ms;
+	wp->batch = (int)(cfg->nats_fetch_batch < 64 ? cfg->nats_fetch_batch :
+	    64);
+	wp->nworkers = (int)cfg->workers;
+	wp->cap = 2 * COMMIT_BATCH;
+	wp->ring = calloc(wp->cap, sizeof(*wp->ring));
+	wp->workers = calloc((size_t)wp->nworkers, sizeof(*wp->workers));
+	if (wp->ring == NULL || wp->workers == NULL) {
+		free(wp->ring);
+		free(wp->workers);
+		free(wp);
+		return -ENOMEM;
+	}
+	pthread_mutex_init(&wp->lock, NULL);
+	pthread_cond_init(&wp->not_full, NULL);
+	pthread_cond_init(&wp->not_empty, NULL);
+	pthread_condattr_init(&ca);
+	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+	pthread_cond_init(&wp->finished, &ca);
+	pthread_condattr_destroy(&ca);
+	wp->workers_left = wp->nworkers;
+	if (pthread_create(&wp->committer, NULL, committer_main, wp) != 0) {
+		*cause = strdup("cannot start the committer thread");
+		return -EAGAIN;	/* nothing to unwind worth the code: exit */
+	}
+	for (i = 0; i < wp->nworkers; i++) {
+		if (pthread_create(&wp->workers[i], NULL, worker_main,
+		    wp) != 0) {
+			*cause = strdup("cannot start worker threads");
+			return -EAGAIN;
+		}
+	}
+	*out = wp;
+	return 0;
+}
+
+int
+worker_pool_wait(struct worker_pool *wp, int64_t timeout_ms)
+{
+	struct timespec deadline;
+	int rc = 0;
+
+	clock_gettime(CLOCK_MONOTONIC, &deadline);
+	deadline.tv_sec += timeout_ms / 1000;
+	deadline.tv_nsec += (long)(timeout_ms % 1000) * 1000000;
+	if (deadline.tv_nsec >= 1000000000) {
+		deadline.tv_sec++;
+		deadline.tv_nsec -= 1000000000;
+	}
+	pthread_mutex_lock(&wp->lock);
+	while (!wp->committer_done && rc == 0)
+		rc = pthread_cond_timedwait(&wp->finished, &wp->lock,
+		    &deadline);
+	rc = wp->committer_done ? 0 : -ETIMEDOUT;
+	pthread_mutex_unlock(&wp->lock);
+	if (rc != 0)
+		return rc;
+	for (int i = 0; i < wp->nworkers; i++)
+		pthread_join(wp->workers[i], NULL);
+	pthread_join(wp->committer, NULL);
+	return 0;
+}
+
+void
+worker_pool_free(struct worker_pool *wp)
+{
+	if (wp == NULL)
+		return;
+	pthread_cond_destroy(&wp->not_full);
+	pthread_cond_destroy(&wp->not_empty);
+	pthread_cond_destroy(&wp->finished);
+	pthread_mutex_destroy(&wp->lock);
+	free(wp->ring);
+	free(wp->workers);
+	free(wp);
+}
+
+void
+worker_pool_stats(struct worker_pool *wp, struct worker_pool_stats *st)
+{
+	pthread_mutex_lock(&wp->lock);
+	*st = wp->stats;
+	pthread_mutex_unlock(&wp->lock);
+}

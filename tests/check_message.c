@@ -1,0 +1,687 @@
+/* check_message.c - DataMessage JSON codec, base64, UTF-8, result JSON */
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <json-c/json.h>
+
+#include "check_main.h"
+#include "message.h"
+
+Suite *message_suite(void);
+
+/* What Go's encoding/json wrote for a full DataMessage. */
+static const char go_json[] =
+    "{\"id\":\"3f1c0d7e-1b2a-4c3d-9e8f-0a1b2c3d4e5f\","
+    "\"timestamp\":1732700000,\"source\":\"sensor-1\","
+    "\"payload\":\"aGVsbG8gd29ybGQ=\",\"metadata\":{\"a\":\"1\",\"b\":\"2\"}}";
+
+/* Decode s; the test fails when that does not succeed. */
+static struct data_message *
+decode_ok(const char *s)
+{
+	struct data_message *msg = NULL;
+	char *cause = NULL;
+	int rc = message_decode(s, strlen(s), &msg, &cause);
+
+	ck_assert_msg(rc == 0, "decode of %s failed: %s", s,
+	    cause != NULL ? cause : "(no cause)");
+	ck_assert_ptr_nonnull(msg);
+	ck_assert_ptr_null(cause);
+	return msg;
+}
+
+/* Decode s, expect a rejection whose cause mentions want. */
+static void
+decode_rejected(const char *s, const char *want)
+{
+	struct data_message *msg = NULL;
+	char *cause = NULL;
+	int rc = message_decode(s, strlen(s), &msg, &cause);
+
+	ck_assert_msg(rc != 0, "decode of %s was accepted", s);
+	ck_assert_ptr_null(msg);
+	ck_assert_msg(cause != NULL, "no cause for %s", s);
+	if (want != NULL)
+		ck_assert_msg(strstr(cause, want) != NULL,
+		    "cause '%s' for %s does not name '%s'", cause, s, want);
+	free(cause);
+}
+
+static char *
+encode(const struct data_message *msg)
+{
+	size_t len = 0;
+	char *s = message_encode(msg, &len);
+
+	ck_assert_ptr_nonnull(s);
+	ck_assert_uint_eq(len, strlen(s));
+	return s;
+}
+
+/* --- DataMessage codec ------------------------------------------------- */
+
+START_TEST(go_encoding_decodes_all_fields)
+{
+	struct data_message *msg = decode_ok(go_json);
+
+	ck_assert_str_eq(msg->id, "3f1c0d7e-1b2a-4c3d-9e8f-0a1b2c3d4e5f");
+	ck_assert_int_eq(msg->timestamp, 1732700000);
+	ck_assert_str_eq(msg->source, "sensor-1");
+	ck_assert_uint_eq(msg->payload_len, 11);
+	ck_assert_mem_eq(msg->payload, "hello world", 11);
+	ck_assert_uint_eq(msg->n_metadata, 2);
+	ck_assert_str_eq(msg->metadata[0].key, "a");
+	ck_assert_str_eq(msg->metadata[0].value, "1");
+	ck_assert_str_eq(msg->metadata[1].key, "b");
+	ck_assert_str_eq(msg->metadata[1].value, "2");
+	message_free(msg);
+}
+END_TEST
+
+START_TEST(go_encoding_round_trips_to_same_bytes)
+{
+	struct data_message *msg = decode_ok(go_json);
+	char *out = encode(msg);
+
+	ck_assert_str_eq(out, go_json);
+	free(out);
+	message_free(msg);
+}
+END_TEST
+
+START_TEST(empty_fields_are_omitted_on_encode)
+{
+	struct data_message msg = { .id = (char *)"x" };
+	char *out = encode(&msg);
+
+	ck_assert_str_eq(out, "{\"id\":\"x\"}");
+	free(out);
+
+	/* empty strings count as absent too, as Go's omitempty */
+	msg.source = (char *)"";
+	out = encode(&msg);
+	ck_assert_str_eq(out, "{\"id\":\"x\"}");
+	free(out);
+
+	msg.source = (char *)"s";
+	msg.timestamp = 5;
+	out = encode(&msg);
+	ck_assert_str_eq(out, "{\"id\":\"x\",\"timestamp\":5,\"source\":\"s\"}");
+	free(out);
+}
+END_TEST
+
+START_TEST(metadata_keys_are_sorted)
+{
+	struct data_message *msg = decode_ok("{\"id\":\"m\",\"metadata\":"
+	    "{\"zeta\":\"z\",\"alpha\":\"a\",\"mid\":\"m\",\"Beta\":\"B\"}}");
+	char *out;
+
+	ck_assert_uint_eq(msg->n_metadata, 4);
+	ck_assert_str_eq(msg->metadata[0].key, "Beta");
+	ck_assert_str_eq(msg->metadata[1].key, "alpha");
+	ck_assert_str_eq(msg->metadata[2].key, "mid");
+	ck_assert_str_eq(msg->metadata[3].key, "zeta");
+	ck_assert_str_eq(msg->metadata[3].value, "z");
+	out = encode(msg);
+	ck_assert_str_eq(out, "{\"id\":\"m\",\"metadata\":{\"Beta\":\"B\","
+	    "\"alpha\":\"a\",\"mid\":\"m\",\"zeta\":\"z\"}}");
+	free(out);
+	message_free(msg);
+}
+END_TEST
+
+START_TEST(absent_and_null_optional_fields_decode_empty)
+{
+	struct data_message *msg = decode_ok("{\"id\":\"only\"}");
+
+	ck_assert_int_eq(msg->timestamp, 0);
+	ck_assert_ptr_null(msg->source);
+	ck_assert_uint_eq(msg->payload_len, 0);
+	ck_assert_uint_eq(msg->n_metadata, 0);
+	message_free(msg);
+
+	msg = decode_ok("{\"id\":\"n\",\"timestamp\":null,\"source\":null,"
+	    "\"payload\":null,\"metadata\":null}");
+	ck_assert_str_eq(msg->id, "n");
+	ck_assert_int_eq(msg->timestamp, 0);
+	ck_assert_uint_eq(msg->payload_len, 0);
+	ck_assert_uint_eq(msg->n_metadata, 0);
+	message_free(msg);
+}
+END_TEST
+
+START_TEST(binary_payload_round_trips_through_json)
+{
+	struct data_message in = { .id = (char *)"bin" }, *out;
+	unsigned char bytes[256];
+	char *json;
+
+	for (int i = 0; i < 256; i++)
+		bytes[i] = (unsigned char)i;
+	in.payload = bytes;
+	in.payload_len = sizeof(bytes);
+	json = encode(&in);
+	out = decode_ok(json);
+	ck_assert_uint_eq(out->payload_len, sizeof(bytes));
+	ck_assert_mem_eq(out->payload, bytes, sizeof(bytes));
+	free(json);
+	message_free(out);
+}
+END_TEST
+
+START_TEST(bad_base64_payload_is_rejected)
+{
+	decode_rejected("{\"id\":\"x\",\"payload\":\"not base64!\"}", "payload");
+	decode_rejected("{\"id\":\"x\",\"payload\":\"aGVsbG8\"}", "payload");
+	decode_rejected("{\"id\":\"x\",\"payload\":\"aG=sbG8=\"}", "payload");
+	decode_rejected("{\"id\":\"x\",\"payload\":\"aGVsbG8gd29ybGQ=aGk=\"}",
+	    "payload");
+}
+END_TEST
+
+START_TEST(missing_id_is_rejected)
+{
+	decode_rejected("{\"source\":\"s\",\"payload\":\"aGk=\"}", "id");
+	decode_rejected("{\"id\":\"\",\"source\":\"s\"}", "id");
+	decode_rejected("{\"id\":null}", "id");
+}
+END_TEST
+
+START_TEST(ill_typed_fields_are_rejected_naming_the_field)
+{
+	decode_rejected("{\"id\":42}", "id");
+	decode_rejected("{\"id\":\"x\",\"timestamp\":\"1732700000\"}",
+	    "timestamp");
+	decode_rejected("{\"id\":\"x\",\"timestamp\":1.5}", "timestamp");
+	decode_rejected("{\"id\":\"x\",\"source\":true}", "source");
+	decode_rejected("{\"id\":\"x\",\"payload\":12}", "payload");
+	decode_rejected("{\"id\":\"x\",\"metadata\":[\"a\",\"b\"]}", "metadata");
+	decode_rejected("{\"id\":\"x\",\"metadata\":{\"a\":1}}", "metadata");
+	decode_rejected("{\"id\":\"x\",\"metadata\":\"a=1\"}", "metadata");
+}
+END_TEST
+
+START_TEST(malformed_json_is_rejected)
+{
+	decode_rejected("", NULL);
+	decode_rejected("{", NULL);
+	decode_rejected("{\"id\":\"x\"", NULL);
+	decode_rejected("{\"id\":\"x\",}", NULL);
+	decode_rejected("{id:\"x\"}", NULL);
+	decode_rejected("not json", NULL);
+	/* json-c's lax extensions that Go's decoder refuses */
+	decode_rejected("{'id':'x'}", NULL);
+	decode_rejected("{\"id\":\"x\"/* c */}", NULL);
+	decode_rejected("{\"id\":\"x\",\"metadata\":{\"a\":\"1\",}}", NULL);
+}
+END_TEST
+
+START_TEST(trailing_garbage_is_rejected)
+{
+	struct data_message *msg;
+
+	decode_rejected("{\"id\":\"x\"}garbage", NULL);
+	decode_rejected("{\"id\":\"x\"}{\"id\":\"y\"}", NULL);
+	decode_rejected("{\"id\":\"x\"} 1", NULL);
+	/* trailing whitespace is not garbage */
+	msg = decode_ok("{\"id\":\"x\"} \r\n\t");
+	ck_assert_str_eq(msg->id, "x");
+	message_free(msg);
+}
+END_TEST
+
+START_TEST(non_object_top_level_is_rejected)
+{
+	decode_rejected("[]", "object");
+	decode_rejected("[{\"id\":\"x\"}]", "object");
+	decode_rejected("\"id\"", "object");
+	/* json-c cannot tell a bare number or null from an error: any cause */
+	decode_rejected("42", NULL);
+	decode_rejected("null", NULL);
+}
+END_TEST
+
+START_TEST(decode_does_not_read_past_len)
+{
+	/* the buffer continues with garbage that len excludes */
+	static const char buf[] = "{\"id\":\"x\"}GARBAGE";
+	struct data_message *msg = NULL;
+	char *cause = NULL;
+
+	ck_assert_int_eq(message_decode(buf, 10, &msg, &cause), 0);
+	ck_assert_str_eq(msg->id, "x");
+	message_free(msg);
+}
+END_TEST
+
+/* --- base64 -------------------------------------------------------------- */
+
+static const struct {
+	const char *plain, *b64;
+} rfc4648[] = {
+	{ "", "" }, { "f", "Zg==" }, { "fo", "Zm8=" }, { "foo", "Zm9v" },
+	{ "foob", "Zm9vYg==" }, { "fooba", "Zm9vYmE=" },
+	{ "foobar", "Zm9vYmFy" },
+};
+
+START_TEST(base64_encodes_rfc4648_vectors)
+{
+	size_t n = 99;
+	char *out = base64_encode((const unsigned char *)rfc4648[_i].plain,
+	    strlen(rfc4648[_i].plain), &n);
+
+	ck_assert_ptr_nonnull(out);
+	ck_assert_str_eq(out, rfc4648[_i].b64);
+	ck_assert_uint_eq(n, strlen(rfc4648[_i].b64));
+	free(out);
+}
+END_TEST
+
+START_TEST(base64_decodes_rfc4648_vectors)
+{
+	unsigned char *out = NULL;
+	size_t n = 99;
+
+	ck_assert_int_eq(base64_decode(rfc4648[_i].b64,
+	    strlen(rfc4648[_i].b64), &out, &n), 0);
+	ck_assert_uint_eq(n, strlen(rfc4648[_i].plain));
+	ck_assert_mem_eq(out, rfc4648[_i].plain, n);
+	free(out);
+}
+END_TEST
+
+START_TEST(base64_round_trips_every_byte_value)
+{
+	unsigned char bytes[256], *back = NULL;
+	size_t n, m;
+	char *b64;
+
+	for (int i = 0; i < 256; i++)
+		bytes[i] = (unsigned char)i;
+	/* every length 0..256 exercises each padding case */
+	for (size_t len = 0; len <= sizeof(bytes); len++) {
+		b64 = base64_encode(bytes, len, &n);
+		ck_assert_ptr_nonnull(b64);
+		ck_assert_uint_eq(n % 4, 0);
+		ck_assert_int_eq(base64_decode(b64, n, &back, &m), 0);
+		ck_assert_uint_eq(m, len);
+		if (len > 0)
+			ck_assert_mem_eq(back, bytes, len);
+		free(back);
+		free(b64);
+	}
+}
+END_TEST
+
+START_TEST(base64_rejects_bad_input)
+{
+	static const char *const bad[] = {
+		"Zg", "Zg=", "Z===", "====", "Zm9v!A==", "Zm-v", "Zm_v",
+		"Zg==Zg==", "Z=g=", "Zm9v\n",
+	};
+	unsigned char *out;
+	size_t n;
+
+	for (size_t i = 0; i < sizeof(bad) / sizeof(*bad); i++) {
+		out = NULL;
+		ck_assert_msg(base64_decode(bad[i], strlen(bad[i]), &out,
+		    &n) != 0, "'%s' was accepted", bad[i]);
+		ck_assert_ptr_null(out);
+	}
+}
+END_TEST
+
+/* --- ingest requests ------------------------------------------------------ */
+
+static bool
+is_hex(char c)
+{
+	return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f');
+}
+
+START_TEST(ingest_request_gets_fresh_uuid_v4_and_current_time)
+{
+	static const char req[] = "{\"source\":\"cli\",\"data\":\"hello\","
+	    "\"metadata\":{\"k\":\"v\"}}";
+	struct data_message *a = NULL, *b = NULL;
+	char *cause = NULL;
+	time_t before = time(NULL), after;
+
+	ck_assert_int_eq(message_from_ingest_request(req, strlen(req), &a,
+	    &cause), 0);
+	ck_assert_int_eq(message_from_ingest_request(req, strlen(req), &b,
+	    &cause), 0);
+	after = time(NULL);
+	ck_assert_ptr_null(cause);
+
+	ck_assert_uint_eq(strlen(a->id), 36);
+	for (int i = 0; i < 36; i++) {
+		if (i == 8 || i == 13 || i == 18 || i == 23)
+			ck_assert_int_eq(a->id[i], '-');
+		else
+			ck_assert_msg(is_hex(a->id[i]), "id %s", a->id);
+	}
+	ck_assert_int_eq(a->id[14], '4');		/* version 4 */
+	ck_assert_ptr_nonnull(strchr("89ab", a->id[19]));	/* RFC variant */
+	ck_assert_str_ne(a->id, b->id);
+
+	ck_assert_int_ge(a->timestamp, (int64_t)before);
+	ck_assert_int_le(a->timestamp, (int64_t)after);
+
+	ck_assert_str_eq(a->source, "cli");
+	ck_assert_uint_eq(a->payload_len, 5);
+	ck_assert_mem_eq(a->payload, "hello", 5);
+	ck_assert_uint_eq(a->n_metadata, 1);
+	ck_assert_str_eq(a->metadata[0].key, "k");
+	ck_assert_str_eq(a->metadata[0].value, "v");
+	message_free(a);
+	message_free(b);
+}
+END_TEST
+
+START_TEST(ingest_request_data_is_raw_bytes_encoded_as_base64)
+{
+	static const char req[] = "{\"data\":\"hello world\"}";
+	struct data_message *msg = NULL;
+	char *cause = NULL, *json;
+
+	ck_assert_int_eq(message_from_ingest_request(req, strlen(req), &msg,
+	    &cause), 0);
+	json = encode(msg);
+	ck_assert_ptr_nonnull(strstr(json, "\"payload\":\"aGVsbG8gd29ybGQ=\""));
+	ck_assert_ptr_null(strstr(json, "\"source\""));
+	free(json);
+	message_free(msg);
+}
+END_TEST
+
+START_TEST(ingest_request_with_wrong_types_is_rejected)
+{
+	static const struct {
+		const char *req, *field;
+	} bad[] = {
+		{ "{\"source\":1,\"data\":\"x\"}", "source" },
+		{ "{\"source\":\"s\",\"data\":42}", "data" },
+		{ "{\"data\":{\"nested\":true}}", "data" },
+		{ "{\"data\":\"x\",\"metadata\":[1]}", "metadata" },
+		{ "{\"data\":\"x\",\"metadata\":{\"k\":false}}", "metadata" },
+		{ "[\"data\"]", "object" },
+		{ "{\"data\":", "JSON" },
+	};
+	struct data_message *msg;
+	char *cause;
+
+	for (size_t i = 0; i < sizeof(bad) / sizeof(*bad); i++) {
+		msg = NULL;
+		cause = NULL;
+		ck_assert_msg(message_from_ingest_request(bad[i].req,
+		    strlen(bad[i].req), &msg, &cause) != 0, "%s accepted",
+		    bad[i].req);
+		ck_assert_ptr_null(msg);
+		ck_assert_ptr_nonnull(cause);
+		ck_assert_msg(strstr(cause, bad[i].field) != NULL,
+		    "cause '%s' does not name '%s'", cause, bad[i].field);
+		free(cause);
+	}
+}
+END_TEST
+
+/* --- result JSON ------------------------------------------------------- */
+
+/* Parse s as one JSON object and check it has exactly the expected keys. */
+static struct json_object *
+parse_result(const char *s, size_t len, bool base64)
+{
+	static const char *const keys[] = { "message_id", "processed_at",
+		"success", "error", "result", "deliveries" };
+	struct json_tokener *tok = json_tokener_new();
+	struct json_object *obj, *v;
+	int nkeys = 0;
+
+	obj = json_tokener_parse_ex(tok, s, (int)len);
+	ck_assert_msg(obj != NULL, "not JSON: %s", s);
+	ck_assert_int_eq(tok->char_offset, (int)len);
+	json_tokener_free(tok);
+	ck_assert(json_object_is_type(obj, json_type_object));
+	for (size_t i = 0; i < sizeof(keys) / sizeof(*keys); i++)
+		ck_assert_msg(json_object_object_get_ex(obj, keys[i], &v),
+		    "no %s in %s", keys[i], s);
+	ck_assert_int_eq(json_object_object_get_ex(obj, "result_encoding",
+	    &v), base64);
+	json_object_object_foreach(obj, k, val) {
+		(void)k;
+		(void)val;
+		nkeys++;
+	}
+	ck_assert_int_eq(nkeys, 6 + (base64 ? 1 : 0));
+	return obj;
+}
+
+static const char *
+get_str(struct json_object *obj, const char *key)
+{
+	struct json_object *v = NULL;
+
+	ck_assert(json_object_object_get_ex(obj, key, &v));
+	ck_assert(json_object_is_type(v, json_type_string));
+	return json_object_get_string(v);
+}
+
+START_TEST(utf8_result_is_a_json_string)
+{
+	struct processing_result res = {
+		.message_id = (char *)"m-1", .processed_at = 1732700001,
+		.success = true, .result = (unsigned char *)"PROCESSED_hello",
+		.result_len = 15, .deliveries = 1,
+	};
+	struct json_object *obj, *v;
+	size_t len = 0;
+	char *s = result_to_json(&res, &len);
+
+	ck_assert_ptr_nonnull(s);
+	ck_assert_uint_eq(len, strlen(s));
+	ck_assert_ptr_nonnull(strstr(s, "\"result\":\"PROCESSED_hello\""));
+	obj = parse_result(s, len, false);
+	ck_assert_str_eq(get_str(obj, "message_id"), "m-1");
+	ck_assert_str_eq(get_str(obj, "result"), "PROCESSED_hello");
+	ck_assert_str_eq(get_str(obj, "error"), "");
+	json_object_object_get_ex(obj, "success", &v);
+	ck_assert(json_object_is_type(v, json_type_boolean));
+	ck_assert(json_object_get_boolean(v));
+	json_object_object_get_ex(obj, "processed_at", &v);
+	ck_assert(json_object_is_type(v, json_type_int));
+	ck_assert_int_eq(json_object_get_int64(v), 1732700001);
+	json_object_object_get_ex(obj, "deliveries", &v);
+	ck_assert(json_object_is_type(v, json_type_int));
+	ck_assert_int_eq(json_object_get_int64(v), 1);
+	json_object_put(obj);
+	free(s);
+}
+END_TEST
+
+START_TEST(invalid_utf8_result_is_base64_with_encoding)
+{
+	unsigned char bytes[] = { 'P', 0xff, 0xfe, 0x00, 'x' };
+	struct processing_result res = {
+		.message_id = (char *)"m-2", .processed_at = 7,
+		.success = true, .result = bytes, .result_len = sizeof(bytes),
+		.deliveries = 3,
+	};
+	struct json_object *obj;
+	unsigned char *back = NULL;
+	size_t len = 0, n = 0;
+	const char *b64;
+	char *s = result_to_json(&res, &len);
+
+	ck_assert_ptr_nonnull(s);
+	obj = parse_result(s, len, true);
+	ck_assert_str_eq(get_str(obj, "result_encoding"), "base64");
+	b64 = get_str(obj, "result");
+	ck_assert_int_eq(base64_decode(b64, strlen(b64), &back, &n), 0);
+	ck_assert_uint_eq(n, sizeof(bytes));
+	ck_assert_mem_eq(back, bytes, sizeof(bytes));
+	free(back);
+	json_object_put(obj);
+	free(s);
+}
+END_TEST
+
+START_TEST(failed_result_json_carries_error)
+{
+	struct processing_result res = {
+		.message_id = (char *)"m-3", .success = false,
+		.error = (char *)"cannot decode message: \"bad\"",
+		.deliveries = 1,
+	};
+	struct json_object *obj, *v;
+	size_t len = 0;
+	char *s = result_to_json(&res, &len);
+
+	ck_assert_ptr_nonnull(s);
+	obj = parse_result(s, len, false);
+	ck_assert_str_eq(get_str(obj, "error"),
+	    "cannot decode message: \"bad\"");
+	ck_assert_str_eq(get_str(obj, "result"), "");
+	json_object_object_get_ex(obj, "success", &v);
+	ck_assert(!json_object_get_boolean(v));
+	json_object_put(obj);
+	free(s);
+}
+END_TEST
+
+START_TEST(error_body_is_json_with_error_key)
+{
+	struct json_object *obj;
+	size_t len = 0;
+	char *s = json_error_body("Queue is full", &len);
+
+	ck_assert_ptr_nonnull(s);
+	ck_assert_str_eq(s, "{\"error\":\"Queue is full\"}");
+	ck_assert_uint_eq(len, strlen(s));
+	obj = json_tokener_parse(s);
+	ck_assert_ptr_nonnull(obj);
+	ck_assert_str_eq(get_str(obj, "error"), "Queue is full");
+	json_object_put(obj);
+	free(s);
+}
+END_TEST
+
+/* --- UTF-8 --------------------------------------------------------------- */
+
+#define U(s) ((const unsigned char *)(s)), (sizeof(s) - 1)
+
+START_TEST(utf8_accepts_ascii_and_multibyte_text)
+{
+	ck_assert(utf8_valid(U("")));
+	ck_assert(utf8_valid(U("PROCESSED_hello")));
+	ck_assert(utf8_valid(U("caf\xc3\xa9")));			/* é */
+	ck_assert(utf8_valid(U("\xd0\xbf\xd1\x80\xd0\xb8")));	/* при */
+	ck_assert(utf8_valid(U("\xe2\x82\xac")));			/* € */
+	ck_assert(utf8_valid(U("\xe6\x97\xa5\xe6\x9c\xac")));	/* 日本 */
+	ck_assert(utf8_valid(U("\xf0\x9f\x98\x80")));		/* 😀 */
+	ck_assert(utf8_valid(U("\xf4\x8f\xbf\xbf")));		/* U+10FFFF */
+	ck_assert(utf8_valid(U("\xed\x9f\xbf")));			/* U+D7FF */
+	ck_assert(utf8_valid(U("\xee\x80\x80")));			/* U+E000 */
+	ck_assert(utf8_valid(U("a\0b")));			/* NUL is valid */
+}
+END_TEST
+
+START_TEST(utf8_rejects_overlongs)
+{
+	ck_assert(!utf8_valid(U("\xc0\xaf")));
+	ck_assert(!utf8_valid(U("\xc1\xbf")));
+	ck_assert(!utf8_valid(U("\xe0\x80\xaf")));
+	ck_assert(!utf8_valid(U("\xe0\x9f\xbf")));
+	ck_assert(!utf8_valid(U("\xf0\x80\x80\xaf")));
+	ck_assert(!utf8_valid(U("\xf0\x8f\xbf\xbf")));
+}
+END_TEST
+
+START_TEST(utf8_rejects_surrogates)
+{
+	ck_assert(!utf8_valid(U("\xed\xa0\x80")));	/* U+D800 */
+	ck_assert(!utf8_valid(U("\xed\xbf\xbf")));	/* U+DFFF */
+	ck_assert(!utf8_valid(U("a\xed\xb0\x80z")));
+}
+END_TEST
+
+START_TEST(utf8_rejects_beyond_u10ffff)
+{
+	ck_assert(!utf8_valid(U("\xf4\x90\x80\x80")));
+	ck_assert(!utf8_valid(U("\xf7\xbf\xbf\xbf")));
+	ck_assert(!utf8_valid(U("\xf8\x88\x80\x80\x80")));
+	ck_assert(!utf8_valid(U("\xff")));
+	ck_assert(!utf8_valid(U("\xff\xfe")));
+}
+END_TEST
+
+START_TEST(utf8_rejects_truncated_and_stray_bytes)
+{
+	ck_assert(!utf8_valid(U("\xc3")));
+	ck_assert(!utf8_valid(U("caf\xc3")));
+	ck_assert(!utf8_valid(U("\xe2\x82")));
+	ck_assert(!utf8_valid(U("\xf0\x9f\x98")));
+	ck_assert(!utf8_valid(U("\x80")));			/* lone continuation */
+	ck_assert(!utf8_valid(U("\xc3(")));			/* bad continuation */
+	ck_assert(!utf8_valid(U("\xe2\x28\xa1")));
+	/* the length bounds the scan, not a NUL */
+	ck_assert(!utf8_valid((const unsigned char *)"\xe2\x82\xac", 2));
+}
+END_TEST
+
+Suite *
+message_suite(void)
+{
+	Suite *s = suite_create("message");
+	TCase *tc;
+	int nvec = (int)(sizeof(rfc4648) / sizeof(*rfc4648));
+
+	tc = tcase_create("codec");
+	tcase_add_test(tc, go_encoding_decodes_all_fields);
+	tcase_add_test(tc, go_encoding_round_trips_to_same_bytes);
+	tcase_add_test(tc, empty_fields_are_omitted_on_encode);
+	tcase_add_test(tc, metadata_keys_are_sorted);
+	tcase_add_test(tc, absent_and_null_optional_fields_decode_empty);
+	tcase_add_test(tc, binary_payload_round_trips_through_json);
+	tcase_add_test(tc, bad_base64_payload_is_rejected);
+	tcase_add_test(tc, missing_id_is_rejected);
+	tcase_add_test(tc, ill_typed_fields_are_rejected_naming_the_field);
+	tcase_add_test(tc, malformed_json_is_rejected);
+	tcase_add_test(tc, trailing_garbage_is_rejected);
+	tcase_add_test(tc, non_object_top_level_is_rejected);
+	tcase_add_test(tc, decode_does_not_read_past_len);
+	suite_add_tcase(s, tc);
+
+	tc = tcase_create("base64");
+	tcase_add_loop_test(tc, base64_encodes_rfc4648_vectors, 0, nvec);
+	tcase_add_loop_test(tc, base64_decodes_rfc4648_vectors, 0, nvec);
+	tcase_add_test(tc, base64_round_trips_every_byte_value);
+	tcase_add_test(tc, base64_rejects_bad_input);
+	suite_add_tcase(s, tc);
+
+	tc = tcase_create("ingest");
+	tcase_add_test(tc, ingest_request_gets_fresh_uuid_v4_and_current_time);
+	tcase_add_test(tc, ingest_request_data_is_raw_bytes_encoded_as_base64);
+	tcase_add_test(tc, ingest_request_with_wrong_types_is_rejected);
+	suite_add_tcase(s, tc);
+
+	tc = tcase_create("result");
+	tcase_add_test(tc, utf8_result_is_a_json_string);
+	tcase_add_test(tc, invalid_utf8_result_is_base64_with_encoding);
+	tcase_add_test(tc, failed_result_json_carries_error);
+	tcase_add_test(tc, error_body_is_json_with_error_key);
+	suite_add_tcase(s, tc);
+
+	tc = tcase_create("utf8");
+	tcase_add_test(tc, utf8_accepts_ascii_and_multibyte_text);
+	tcase_add_test(tc, utf8_rejects_overlongs);
+	tcase_add_test(tc, utf8_rejects_surrogates);
+	tcase_add_test(tc, utf8_rejects_beyond_u10ffff);
+	tcase_add_test(tc, utf8_rejects_truncated_and_stray_bytes);
+	suite_add_tcase(s, tc);
+	return s;
+}
+
+CHECK_MAIN(message_suite)

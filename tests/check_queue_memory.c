@@ -1,0 +1,875 @@
+/* check_queue_memory.c - the bounded in-memory queue, and the worker pool */
+#include <errno.h>
+#include <limits.h>
+#include <pthread.h>
+#include <sched.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "check_main.h"
+#include "config.h"
+#include "queue.h"
+#include "result_store.h"
+#include "worker_pool.h"
+
+Suite *queue_memory_suite(void);
+
+static const struct queue_ops *ops = &queue_memory_ops;
+static struct queue *q;
+
+static int64_t
+now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static void
+sleep_ms(int ms)
+{
+	struct timespec ts = { ms / 1000, (long)(ms % 1000) * 1000000 };
+
+	nanosleep(&ts, NULL);
+}
+
+static struct data_message *
+new_msg(const char *id, const char *payload)
+{
+	struct data_message *m = calloc(1, sizeof(*m));
+
+	ck_assert_ptr_nonnull(m);
+	m->id = strdup(id);
+	m->source = strdup("test");
+	m->timestamp = 1732700000;
+	if (payload != NULL) {
+		m->payload_len = strlen(payload);
+		m->payload = malloc(m->payload_len + 1);
+		memcpy(m->payload, payload, m->payload_len + 1);
+	}
+	return m;
+}
+
+/* The outcome of one publish; the callback may run on any thread. */
+struct outcome {
+	pthread_mutex_t lock;
+	pthread_cond_t done_cv;
+	int done;		/* callbacks seen: must end up exactly 1 */
+	int status;
+	char reason[128];
+};
+
+static void
+publish_cb(void *arg, int status, const char *reason)
+{
+	struct outcome *o = arg;
+
+	pthread_mutex_lock(&o->lock);
+	o->done++;
+	o->status = status;
+	snprintf(o->reason, sizeof(o->reason), "%s",
+	    reason != NULL ? reason : "");
+	pthread_cond_broadcast(&o->done_cv);
+	pthread_mutex_unlock(&o->lock);
+}
+
+/* Publish and wait for the outcome; returns its status. */
+static int
+publish_reason(struct queue *qq, struct data_message *m, char *reason,
+    size_t rlen)
+{
+	struct outcome o = { .done = 0 };
+	int status;
+
+	pthread_mutex_init(&o.lock, NULL);
+	pthread_cond_init(&o.done_cv, NULL);
+	qq->ops->publish(qq, m, publish_cb, &o);
+	pthread_mutex_lock(&o.lock);
+	while (o.done == 0)
+		pthread_cond_wait(&o.done_cv, &o.lock);
+	pthread_mutex_unlock(&o.lock);
+	/* exactly once: a second callback would have run inline already */
+	ck_assert_int_eq(o.done, 1);
+	status = o.status;
+	if (reason != NULL)
+		snprintf(reason, rlen, "%s", o.reason);
+	pthread_cond_destroy(&o.done_cv);
+	pthread_mutex_destroy(&o.lock);
+	return status;
+}
+
+static int
+publish(struct data_message *m)
+{
+	return publish_reason(q, m, NULL, 0);
+}
+
+static void
+publish_ok(const char *id, const char *payload)
+{
+	ck_assert_int_eq(publish(new_msg(id, payload)), 0);
+}
+
+static void
+open_queue(int64_t size)
+{
+	struct config cfg;
+	char *cause = NULL;
+
+	memset(&cfg, 0, sizeof(cfg));
+	cfg.queue_size = size;
+	ck_assert_int_eq(ops->open(&q, &cfg, &cause), 0);
+	ck_assert_ptr_nonnull(q);
+	ck_assert_ptr_eq(q->ops, ops);
+}
+
+static void
+setup(void)
+{
+	open_queue(4);
+}
+
+static void
+teardown(void)
+{
+	if (q != NULL)
+		q->ops->close(q);
+	q = NULL;
+}
+
+static struct queue_stats
+stats(void)
+{
+	struct queue_stats st;
+
+	q->ops->stats(q, &st);
+	return st;
+}
+
+/* Receive exactly one delivery, waiting up to a second. */
+static struct delivery *
+receive_one(void)
+{
+	struct delivery *d[1] = { NULL };
+
+	ck_assert_int_eq(q->ops->receive(q, d, 1, 1000), 1);
+	ck_assert_ptr_nonnull(d[0]);
+	ck_assert_ptr_nonnull(d[0]->msg);
+	return d[0];
+}
+
+/* Receive one delivery, check its id, ack it. */
+static void
+receive_ack(const char *want)
+{
+	struct delivery *d = receive_one();
+
+	ck_assert_str_eq(d->msg->id, want);
+	ck_assert_int_eq(q->ops->ack(q, d), 0);
+}
+
+/* --- basics ----------------------------------------------------------- */
+
+START_TEST(lookup_finds_memory_backend)
+{
+	ck_assert_ptr_eq(queue_ops_lookup("memory"), &queue_memory_ops);
+	ck_assert_ptr_null(queue_ops_lookup("redis"));
+}
+END_TEST
+
+START_TEST(published_message_is_received_intact)
+{
+	struct delivery *d;
+
+	publish_ok("m-1", "hello");
+	d = receive_one();
+	ck_assert_str_eq(d->msg->id, "m-1");
+	ck_assert_str_eq(d->id, "m-1");
+	ck_assert_uint_eq(d->num_delivered, 1);
+	ck_assert_uint_eq(d->msg->payload_len, 5);
+	ck_assert_mem_eq(d->msg->payload, "hello", 5);
+	ck_assert_str_eq(d->msg->source, "test");
+	ck_assert_int_eq(q->ops->ack(q, d), 0);
+}
+END_TEST
+
+START_TEST(messages_come_out_in_publish_order)
+{
+	struct delivery *d[8];
+	int n;
+
+	publish_ok("a", NULL);
+	publish_ok("b", NULL);
+	publish_ok("c", NULL);
+	n = q->ops->receive(q, d, 8, 1000);
+	ck_assert_int_eq(n, 3);
+	ck_assert_str_eq(d[0]->msg->id, "a");
+	ck_assert_str_eq(d[1]->msg->id, "b");
+	ck_assert_str_eq(d[2]->msg->id, "c");
+	for (int i = 0; i < n; i++)
+		q->ops->ack(q, d[i]);
+	/* wrap around the ring a few times */
+	for (int round = 0; round < 5; round++) {
+		char id[32];
+
+		for (int i = 0; i < 3; i++) {
+			snprintf(id, sizeof(id), "r%d-%d", round, i);
+			publish_ok(id, NULL);
+		}
+		for (int i = 0; i < 3; i++) {
+			snprintf(id, sizeof(id), "r%d-%d", round, i);
+			receive_ack(id);
+		}
+	}
+}
+END_TEST
+
+START_TEST(receive_takes_at_most_max)
+{
+	struct delivery *d[4];
+
+	publish_ok("a", NULL);
+	publish_ok("b", NULL);
+	publish_ok("c", NULL);
+	ck_assert_int_eq(q->ops->receive(q, d, 2, 1000), 2);
+	ck_assert_str_eq(d[0]->msg->id, "a");
+	ck_assert_str_eq(d[1]->msg->id, "b");
+	q->ops->ack(q, d[0]);
+	q->ops->ack(q, d[1]);
+	receive_ack("c");
+}
+END_TEST
+
+START_TEST(full_queue_refuses_publish)
+{
+	char reason[128];
+	struct queue_stats st;
+
+	for (int i = 0; i < 4; i++) {
+		char id[32];
+
+		snprintf(id, sizeof(id), "m%d", i);
+		publish_ok(id, "x");
+	}
+	/* refused: the message is freed by the queue (valgrind checks) */
+	ck_assert_int_eq(publish_reason(q, new_msg("over", "x"), reason,
+	    sizeof(reason)), QUEUE_EFULL);
+	ck_assert_str_eq(reason, "Queue is full");
+	st = stats();
+	ck_assert_uint_eq(st.enqueued, 4);
+	ck_assert_int_eq(st.current_size, 4);
+	/* one out frees one slot; the oldest comes out first */
+	receive_ack("m0");
+	publish_ok("m4", "x");
+	ck_assert_int_eq(publish(new_msg("over2", "x")), QUEUE_EFULL);
+	/* close frees what is still queued */
+}
+END_TEST
+
+START_TEST(in_flight_messages_do_not_hold_queue_slots)
+{
+	struct delivery *d[4];
+
+	for (int i = 0; i < 4; i++) {
+		char id[32];
+
+		snprintf(id, sizeof(id), "m%d", i);
+		publish_ok(id, NULL);
+	}
+	ck_assert_int_eq(q->ops->receive(q, d, 4, 1000), 4);
+	/* capacity bounds what waits, so four more fit while four are out */
+	for (int i = 4; i < 8; i++) {
+		char id[32];
+
+		snprintf(id, sizeof(id), "m%d", i);
+		publish_ok(id, NULL);
+	}
+	ck_assert_int_eq(stats().current_size, 8);
+	for (int i = 0; i < 4; i++)
+		q->ops->ack(q, d[i]);
+}
+END_TEST
+
+/* --- blocking and shutdown -------------------------------------------- */
+
+START_TEST(receive_times_out_with_nothing_queued)
+{
+	struct delivery *d[1];
+	int64_t t0 = now_ms();
+
+	ck_assert_int_eq(q->ops->receive(q, d, 1, 200), 0);
+	ck_assert_int_ge(now_ms() - t0, 190);
+	ck_assert_int_lt(now_ms() - t0, 3000);
+	/* zero timeout: just a look */
+	ck_assert_int_eq(q->ops->receive(q, d, 1, 0), 0);
+}
+END_TEST
+
+static void *
+delayed_publisher(void *arg)
+{
+	(void)arg;
+	sleep_ms(300);
+	publish_reason(q, new_msg("late", "x"), NULL, 0);
+	return NULL;
+}
+
+START_TEST(blocking_receive_waits_for_publish_from_another_thread)
+{
+	struct delivery *d[1];
+	pthread_t t;
+	int64_t t0 = now_ms(), waited;
+
+	ck_assert_int_eq(pthread_create(&t, NULL, delayed_publisher, NULL), 0);
+	ck_assert_int_eq(q->ops->receive(q, d, 1, 20000), 1);
+	waited = now_ms() - t0;
+	pthread_join(t, NULL);
+	ck_assert_str_eq(d[0]->msg->id, "late");
+	ck_assert_int_ge(waited, 250);
+	ck_assert_msg(waited < 10000, "woke only after %lld ms",
+	    (long long)waited);
+	q->ops->ack(q, d[0]);
+}
+END_TEST
+
+struct blocked {
+	int rc;
+	int64_t waited_ms;
+};
+
+static void *
+blocked_receiver(void *arg)
+{
+	struct blocked *b = arg;
+	struct delivery *d[4];
+	int64_t t0 = now_ms();
+
+	b->rc = q->ops->receive(q, d, 4, 30000);
+	b->waited_ms = now_ms() - t0;
+	for (int i = 0; i < b->rc; i++)
+		q->ops->ack(q, d[i]);
+	return NULL;
+}
+
+START_TEST(shutdown_wakes_blocked_receivers)
+{
+	struct blocked b[3];
+	pthread_t t[3];
+
+	for (int i = 0; i < 3; i++)
+		ck_assert_int_eq(pthread_create(&t[i], NULL, blocked_receiver,
+		    &b[i]), 0);
+	sleep_ms(200);
+	q->ops->shutdown(q);
+	for (int i = 0; i < 3; i++) {
+		pthread_join(t[i], NULL);
+		ck_assert_int_eq(b[i].rc, QUEUE_ECLOSED);
+		ck_assert_msg(b[i].waited_ms < 10000, "woke only after %lld ms",
+		    (long long)b[i].waited_ms);
+	}
+}
+END_TEST
+
+START_TEST(shutdown_still_hands_out_queued_messages)
+{
+	struct delivery *d[8];
+	struct queue_stats st;
+
+	publish_ok("a", NULL);
+	publish_ok("b", NULL);
+	publish_ok("c", NULL);
+	q->ops->shutdown(q);
+	st = stats();
+	ck_assert(!st.healthy);
+	ck_assert_str_eq(st.reason, "draining");
+	ck_assert_int_eq(q->ops->receive(q, d, 2, 1000), 2);
+	ck_assert_str_eq(d[0]->msg->id, "a");
+	ck_assert_str_eq(d[1]->msg->id, "b");
+	q->ops->ack(q, d[0]);
+	q->ops->ack(q, d[1]);
+	receive_ack("c");
+	ck_assert_int_eq(q->ops->receive(q, d, 8, 1000), QUEUE_ECLOSED);
+	ck_assert_int_eq(q->ops->receive(q, d, 8, 0), QUEUE_ECLOSED);
+}
+END_TEST
+
+START_TEST(retried_message_is_handed_out_after_shutdown)
+{
+	struct delivery *d;
+
+	publish_ok("a", NULL);
+	q->ops->shutdown(q);
+	d = receive_one();
+	ck_assert_int_eq(q->ops->reject(q, d, REJECT_RETRY), 0);
+	receive_ack("a");
+	ck_assert_int_eq(q->ops->receive(q, &d, 1, 100), QUEUE_ECLOSED);
+}
+END_TEST
+
+START_TEST(publish_after_shutdown_is_refused)
+{
+	char reason[128];
+	int rc;
+
+	q->ops->shutdown(q);
+	/* refused, and the queue frees the message (valgrind checks) */
+	rc = publish_reason(q, new_msg("late", "x"), reason, sizeof(reason));
+	ck_assert_int_ne(rc, 0);
+	ck_assert_int_eq(rc, QUEUE_EUNAVAIL);
+	ck_assert_str_ne(reason, "");
+	ck_assert_uint_eq(stats().enqueued, 0);
+}
+END_TEST
+
+/* --- stats and reject ----------------------------------------------------- */
+
+START_TEST(stats_count_in_flight_until_settled)
+{
+	struct delivery *d[2], *e;
+	struct queue_stats st = stats();
+
+	ck_assert(st.healthy);
+	ck_assert_uint_eq(st.enqueued, 0);
+	ck_assert_uint_eq(st.dequeued, 0);
+	ck_assert_int_eq(st.current_size, 0);
+
+	publish_ok("a", NULL);
+	publish_ok("b", NULL);
+	publish_ok("c", NULL);
+	st = stats();
+	ck_assert_uint_eq(st.enqueued, 3);
+	ck_assert_uint_eq(st.dequeued, 0);
+	ck_assert_int_eq(st.current_size, 3);
+
+	ck_assert_int_eq(q->ops->receive(q, d, 2, 1000), 2);
+	st = stats();
+	ck_assert_uint_eq(st.dequeued, 2);
+	ck_assert_int_eq(st.current_size, 3);	/* two still in flight */
+
+	q->ops->ack(q, d[0]);
+	ck_assert_int_eq(stats().current_size, 2);
+	ck_assert_int_eq(q->ops->reject(q, d[1], REJECT_TERM), 0);
+	st = stats();
+	ck_assert_int_eq(st.current_size, 1);
+	ck_assert_uint_eq(st.redelivered, 0);
+
+	e = receive_one();
+	ck_assert_int_eq(q->ops->reject(q, e, REJECT_RETRY), 0);
+	st = stats();
+	ck_assert_int_eq(st.current_size, 1);
+	ck_assert_uint_eq(st.redelivered, 1);
+	receive_ack("c");
+	st = stats();
+	ck_assert_uint_eq(st.enqueued, 3);
+	ck_assert_uint_eq(st.dequeued, 4);	/* c went out twice */
+	ck_assert_int_eq(st.current_size, 0);
+	ck_assert(st.healthy);
+}
+END_TEST
+
+START_TEST(reject_retry_puts_message_back_at_front)
+{
+	struct delivery *d;
+
+	publish_ok("a", NULL);
+	publish_ok("b", NULL);
+	d = receive_one();
+	ck_assert_str_eq(d->msg->id, "a");
+	ck_assert_int_eq(q->ops->reject(q, d, REJECT_RETRY), 0);
+	receive_ack("a");
+	receive_ack("b");
+}
+END_TEST
+
+START_TEST(reject_retry_on_full_queue_goes_back_to_front)
+{
+	struct delivery *d;
+
+	publish_ok("a", NULL);
+	publish_ok("b", NULL);
+	publish_ok("c", NULL);
+	publish_ok("d", NULL);
+	d = receive_one();
+	ck_assert_str_eq(d->msg->id, "a");
+	publish_ok("e", NULL);		/* full again, and wrapped */
+	ck_assert_int_eq(publish(new_msg("f", NULL)), QUEUE_EFULL);
+	/* accepted once: never dropped, even past capacity */
+	ck_assert_int_eq(q->ops->reject(q, d, REJECT_RETRY), 0);
+	ck_assert_int_eq(stats().current_size, 5);
+	receive_ack("a");
+	receive_ack("b");
+	receive_ack("c");
+	receive_ack("d");
+	receive_ack("e");
+	ck_assert_int_eq(stats().current_size, 0);
+}
+END_TEST
+
+START_TEST(capacity_returns_to_queue_size_after_retry_past_it)
+{
+	struct delivery *d;
+	char id[32];
+
+	for (int i = 0; i < 4; i++) {
+		snprintf(id, sizeof(id), "a%d", i);
+		publish_ok(id, NULL);
+	}
+	d = receive_one();
+	publish_ok("a4", NULL);
+	ck_assert_int_eq(q->ops->reject(q, d, REJECT_RETRY), 0);
+	for (int i = 0; i < 5; i++) {
+		snprintf(id, sizeof(id), "a%d", i);
+		receive_ack(id);
+	}
+	/* empty again: QUEUE_SIZE (4) fit, the fifth is refused */
+	for (int i = 0; i < 4; i++) {
+		snprintf(id, sizeof(id), "b%d", i);
+		publish_ok(id, NULL);
+	}
+	ck_assert_int_eq(publish(new_msg("b4", NULL)), QUEUE_EFULL);
+}
+END_TEST
+
+START_TEST(reject_retry_on_full_queue_works_at_every_ring_offset)
+{
+	char id[32];
+
+	/* move the ring's head through every slot, then overfill by one */
+	for (int shift = 0; shift < 6; shift++) {
+		struct delivery *d;
+
+		for (int i = 0; i < shift; i++) {
+			snprintf(id, sizeof(id), "s%d", i);
+			publish_ok(id, NULL);
+			receive_ack(id);
+		}
+		for (int i = 0; i < 4; i++) {
+			snprintf(id, sizeof(id), "%d-%d", shift, i);
+			publish_ok(id, NULL);
+		}
+		d = receive_one();
+		snprintf(id, sizeof(id), "%d-4", shift);
+		publish_ok(id, NULL);
+		ck_assert_int_eq(q->ops->reject(q, d, REJECT_RETRY), 0);
+		for (int i = 0; i < 5; i++) {
+			snprintf(id, sizeof(id), "%d-%d", shift, i);
+			receive_ack(id);
+		}
+		ck_assert_int_eq(stats().current_size, 0);
+	}
+}
+END_TEST
+
+/* --- many producers and consumers --------------------------------------- */
+
+enum { PRODUCERS = 4, CONSUMERS = 4, PER_PRODUCER = 5000,
+	TOTAL = PRODUCERS * PER_PRODUCER };
+
+struct mpmc {
+	pthread_mutex_t lock;
+	unsigned char seen[TOTAL];	/* times each id was received */
+	int bad_ids;
+	long full_retries;
+};
+
+struct producer {
+	struct mpmc *shared;
+	int index;
+};
+
+static void *
+producer_main(void *arg)
+{
+	struct producer *p = arg;
+	char id[32];
+	long retries = 0;
+
+	for (int i = 0; i < PER_PRODUCER; i++) {
+		int n = p->index * PER_PRODUCER + i, rc;
+
+		snprintf(id, sizeof(id), "%d", n);
+		while ((rc = publish(new_msg(id, "x"))) == QUEUE_EFULL) {
+			retries++;
+			sched_yield();
+		}
+		if (rc != 0)
+			abort();	/* ck_assert is not for other threads */
+	}
+	pthread_mutex_lock(&p->shared->lock);
+	p->shared->full_retries += retries;
+	pthread_mutex_unlock(&p->shared->lock);
+	return NULL;
+}
+
+static void *
+consumer_main(void *arg)
+{
+	struct mpmc *m = arg;
+	struct delivery *d[16];
+	int n;
+
+	while ((n = q->ops->receive(q, d, 16, 100)) != QUEUE_ECLOSED) {
+		for (int i = 0; i < n; i++) {
+			char *end;
+			long id = strtol(d[i]->msg->id, &end, 10);
+
+			pthread_mutex_lock(&m->lock);
+			if (*end != '\0' || id < 0 || id >= TOTAL)
+				m->bad_ids++;
+			else if (m->seen[id] < UCHAR_MAX)
+				m->seen[id]++;
+			pthread_mutex_unlock(&m->lock);
+			q->ops->ack(q, d[i]);
+		}
+	}
+	return NULL;
+}
+
+START_TEST(many_producers_and_consumers_lose_and_double_nothing)
+{
+	static struct mpmc m;
+	struct producer p[PRODUCERS];
+	pthread_t pt[PRODUCERS], ct[CONSUMERS];
+	struct queue_stats st;
+	int missing = 0, doubled = 0;
+
+	memset(&m, 0, sizeof(m));
+	pthread_mutex_init(&m.lock, NULL);
+	q->ops->close(q);
+	q = NULL;
+	open_queue(64);
+
+	for (int i = 0; i < CONSUMERS; i++)
+		ck_assert_int_eq(pthread_create(&ct[i], NULL, consumer_main,
+		    &m), 0);
+	for (int i = 0; i < PRODUCERS; i++) {
+		p[i] = (struct producer){ &m, i };
+		ck_assert_int_eq(pthread_create(&pt[i], NULL, producer_main,
+		    &p[i]), 0);
+	}
+	for (int i = 0; i < PRODUCERS; i++)
+		pthread_join(pt[i], NULL);
+	q->ops->shutdown(q);
+	for (int i = 0; i < CONSUMERS; i++)
+		pthread_join(ct[i], NULL);
+
+	for (int i = 0; i < TOTAL; i++) {
+		if (m.seen[i] == 0)
+			missing++;
+		else if (m.seen[i] > 1)
+			doubled++;
+	}
+	ck_assert_int_eq(m.bad_ids, 0);
+	ck_assert_msg(missing == 0 && doubled == 0,
+	    "%d ids missing, %d received more than once", missing, doubled);
+	st = stats();
+	ck_assert_uint_eq(st.enqueued, TOTAL);
+	ck_assert_uint_eq(st.dequeued, TOTAL);
+	ck_assert_int_eq(st.current_size, 0);
+	pthread_mutex_destroy(&m.lock);
+}
+END_TEST
+
+/* --- worker pool over the memory queue ------------------------------------ */
+
+static char wp_dir[PATH_MAX - 64];
+static char wp_db[PATH_MAX];
+static struct result_store *wp_rs;
+static struct config wp_cfg;
+
+static void
+pool_setup(void)
+{
+	char *argv[] = { (char *)"diplomd", (char *)"--role=processor",
+		(char *)"--workers=3", (char *)"--queue-size=1000", NULL };
+	char *cause = NULL;
+	const char *tmp = getenv("TMPDIR");
+
+	ck_assert_int_eq(config_parse(&wp_cfg, 4, argv, NULL, &cause),
+	    CONFIG_RUN);
+	snprintf(wp_dir, sizeof(wp_dir), "%s/check_queue_memory.XXXXXX",
+	    tmp != NULL && *tmp != '\0' ? tmp : "/tmp");
+	ck_assert_ptr_nonnull(mkdtemp(wp_dir));
+	snprintf(wp_db, sizeof(wp_db), "%s/results.db", wp_dir);
+	ck_assert_msg(result_store_open(&wp_rs, wp_db, &cause) == 0, "%s",
+	    cause != NULL ? cause : "?");
+	ck_assert_int_eq(queue_memory_ops.open(&q, &wp_cfg, &cause), 0);
+}
+
+static void
+pool_teardown(void)
+{
+	char p[PATH_MAX + 8];
+
+	if (q != NULL)
+		q->ops->close(q);
+	q = NULL;
+	result_store_close(wp_rs);
+	wp_rs = NULL;
+	config_free(&wp_cfg);
+	unlink(wp_db);
+	snprintf(p, sizeof(p), "%s-wal", wp_db);
+	unlink(p);
+	snprintf(p, sizeof(p), "%s-shm", wp_db);
+	unlink(p);
+	rmdir(wp_dir);
+}
+
+START_TEST(worker_pool_processes_commits_and_acks_every_message)
+{
+	enum { N = 100 };
+	struct worker_pool *wp = NULL;
+	struct worker_pool_stats ws;
+	struct processing_result got;
+	char *cause = NULL, id[32], payload[32], want[64];
+	int64_t deadline;
+
+	ck_assert_int_eq(worker_pool_start(&wp, q, wp_rs, &wp_cfg, &cause), 0);
+	ck_assert_ptr_nonnull(wp);
+	for (int i = 0; i < N; i++) {
+		snprintf(id, sizeof(id), "wp-%03d", i);
+		snprintf(payload, sizeof(payload), "payload-%d", i);
+		publish_ok(id, payload);
+	}
+	deadline = now_ms() + 10000;
+	do {
+		worker_pool_stats(wp, &ws);
+		if (ws.processed >= N)
+			break;
+		sleep_ms(10);
+	} while (now_ms() < deadline);
+	ck_assert_uint_eq(ws.processed, N);
+	ck_assert_uint_eq(ws.errors, 0);
+	ck_assert_int_gt(ws.total_duration_ns, 0);
+
+	q->ops->shutdown(q);
+	ck_assert_int_eq(worker_pool_wait(wp, 5000), 0);
+	worker_pool_free(wp);
+	ck_assert_int_eq(stats().current_size, 0);
+	ck_assert_uint_eq(stats().dequeued, N);
+
+	for (int i = 0; i < N; i++) {
+		snprintf(id, sizeof(id), "wp-%03d", i);
+		snprintf(want, sizeof(want), "PROCESSED_payload-%d", i);
+		ck_assert_msg(result_store_get(wp_rs, id, &got) == 0,
+		    "no result for %s", id);
+		ck_assert(got.success);
+		ck_assert_str_eq(got.source, "test");
+		ck_assert_int_eq(got.timestamp, 1732700000);
+		ck_assert_int_eq(got.deliveries, 1);
+		ck_assert_uint_eq(got.result_len, strlen(want));
+		ck_assert_mem_eq(got.result, want, got.result_len);
+		result_clear(&got);
+	}
+}
+END_TEST
+
+START_TEST(worker_pool_drains_backlog_queued_before_shutdown)
+{
+	struct worker_pool *wp = NULL;
+	struct worker_pool_stats ws;
+	struct processing_result got;
+	char *cause = NULL, id[32];
+
+	/* queued before the pool starts, shut before it can take them all */
+	for (int i = 0; i < 50; i++) {
+		snprintf(id, sizeof(id), "bk-%d", i);
+		publish_ok(id, "b");
+	}
+	ck_assert_int_eq(worker_pool_start(&wp, q, wp_rs, &wp_cfg, &cause), 0);
+	q->ops->shutdown(q);
+	ck_assert_int_eq(worker_pool_wait(wp, 5000), 0);
+	worker_pool_stats(wp, &ws);
+	worker_pool_free(wp);
+	ck_assert_uint_eq(ws.processed, 50);
+	for (int i = 0; i < 50; i++) {
+		snprintf(id, sizeof(id), "bk-%d", i);
+		ck_assert_int_eq(result_store_get(wp_rs, id, &got), 0);
+		result_clear(&got);
+	}
+}
+END_TEST
+
+START_TEST(worker_process_prefixes_payload)
+{
+	struct delivery d = { 0 };
+	struct processing_result res;
+
+	d.msg = new_msg("wp-x", "hello");
+	d.id = d.msg->id;
+	d.num_delivered = 1;
+	worker_process(&d, &res, 0);
+	ck_assert(res.success);
+	ck_assert_str_eq(res.message_id, "wp-x");
+	ck_assert_uint_eq(res.result_len, 15);
+	ck_assert_mem_eq(res.result, "PROCESSED_hello", 15);
+	ck_assert_int_gt(res.processed_at, 0);
+	result_clear(&res);
+	message_free(d.msg);
+}
+END_TEST
+
+START_TEST(worker_process_turns_undecodable_bytes_into_failed_result)
+{
+	static const char raw[] = "{\"id\":\"r-1\",\"payload\":\"!!\"}";
+	struct delivery d = { 0 };
+	struct processing_result res;
+
+	d.data = raw;
+	d.len = sizeof(raw) - 1;
+	d.id = "r-1";
+	d.num_delivered = 1;
+	worker_process(&d, &res, 0);
+	ck_assert(!res.success);
+	ck_assert_str_eq(res.message_id, "r-1");
+	ck_assert_ptr_nonnull(res.error);
+	ck_assert_ptr_nonnull(strstr(res.error, "payload"));
+	result_clear(&res);
+}
+END_TEST
+
+Suite *
+queue_memory_suite(void)
+{
+	Suite *s = suite_create("queue_memory");
+	TCase *tc;
+
+	tc = tcase_create("queue");
+	tcase_add_checked_fixture(tc, setup, teardown);
+	tcase_set_timeout(tc, 60);
+	tcase_add_test(tc, lookup_finds_memory_backend);
+	tcase_add_test(tc, published_message_is_received_intact);
+	tcase_add_test(tc, messages_come_out_in_publish_order);
+	tcase_add_test(tc, receive_takes_at_most_max);
+	tcase_add_test(tc, full_queue_refuses_publish);
+	tcase_add_test(tc, in_flight_messages_do_not_hold_queue_slots);
+	tcase_add_test(tc, receive_times_out_with_nothing_queued);
+	tcase_add_test(tc, blocking_receive_waits_for_publish_from_another_thread);
+	tcase_add_test(tc, shutdown_wakes_blocked_receivers);
+	tcase_add_test(tc, shutdown_still_hands_out_queued_messages);
+	tcase_add_test(tc, retried_message_is_handed_out_after_shutdown);
+	tcase_add_test(tc, publish_after_shutdown_is_refused);
+	tcase_add_test(tc, stats_count_in_flight_until_settled);
+	tcase_add_test(tc, reject_retry_puts_message_back_at_front);
+	tcase_add_test(tc, reject_retry_on_full_queue_goes_back_to_front);
+	tcase_add_test(tc, reject_retry_on_full_queue_works_at_every_ring_offset);
+	tcase_add_test(tc, capacity_returns_to_queue_size_after_retry_past_it);
+	tcase_add_test(tc, many_producers_and_consumers_lose_and_double_nothing);
+	suite_add_tcase(s, tc);
+
+	tc = tcase_create("worker_pool");
+	tcase_add_checked_fixture(tc, pool_setup, pool_teardown);
+	tcase_set_timeout(tc, 60);
+	tcase_add_test(tc, worker_pool_processes_commits_and_acks_every_message);
+	tcase_add_test(tc, worker_pool_drains_backlog_queued_before_shutdown);
+	tcase_add_test(tc, worker_process_prefixes_payload);
+	tcase_add_test(tc, worker_process_turns_undecodable_bytes_into_failed_result);
+	suite_add_tcase(s, tc);
+	return s;
+}
+
+CHECK_MAIN(queue_memory_suite)

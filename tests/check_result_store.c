@@ -1,0 +1,427 @@
+/* check_result_store.c - the SQLite result store */
+#include <errno.h>
+#include <limits.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <sqlite3.h>
+
+#include "check_main.h"
+#include "result_store.h"
+
+Suite *result_store_suite(void);
+
+static char dir[PATH_MAX - 64];
+static char db_path[PATH_MAX];
+static struct result_store *rs;
+
+static void
+setup(void)
+{
+	char *cause = NULL;
+	const char *tmp = getenv("TMPDIR");
+
+	snprintf(dir, sizeof(dir), "%s/check_result_store.XXXXXX",
+	    tmp != NULL && *tmp != '\0' ? tmp : "/tmp");
+	ck_assert_ptr_nonnull(mkdtemp(dir));
+	snprintf(db_path, sizeof(db_path), "%s/results.db", dir);
+	ck_assert_msg(result_store_open(&rs, db_path, &cause) == 0,
+	    "open %s: %s", db_path, cause != NULL ? cause : "?");
+	ck_assert_ptr_nonnull(rs);
+	ck_assert_ptr_null(cause);
+}
+
+static void
+remove_file(const char *suffix)
+{
+	char p[PATH_MAX + 8];
+
+	snprintf(p, sizeof(p), "%s%s", db_path, suffix);
+	unlink(p);
+}
+
+static void
+teardown(void)
+{
+	result_store_close(rs);
+	rs = NULL;
+	remove_file("");
+	remove_file("-wal");
+	remove_file("-shm");
+	rmdir(dir);
+}
+
+/* A successful result for id with result "PROCESSED_<payload>". */
+static struct processing_result
+make_result(const char *id, const char *payload)
+{
+	struct processing_result r = { 0 };
+
+	r.message_id = strdup(id);
+	r.source = strdup("sensor-1");
+	r.timestamp = 1732700000;
+	r.processed_at = 1732700001;
+	r.success = true;
+	if (asprintf((char **)&r.result, "PROCESSED_%s", payload) < 0)
+		ck_abort_msg("out of memory");
+	r.result_len = strlen((char *)r.result);
+	r.deliveries = 1;
+	return r;
+}
+
+static void
+commit(struct processing_result *const *res, size_t n)
+{
+	char *cause = NULL;
+	int rc = result_store_commit(rs, res, n, &cause);
+
+	ck_assert_msg(rc == 0, "commit of %zu: %s", n,
+	    cause != NULL ? cause : "?");
+	ck_assert_ptr_null(cause);
+}
+
+static void
+commit_one(struct processing_result *r)
+{
+	commit(&r, 1);
+}
+
+/* An integer from the database, through a connection of the test's own. */
+static int64_t
+query_int(const char *sql)
+{
+	sqlite3 *db = NULL;
+	sqlite3_stmt *st = NULL;
+	int64_t v;
+
+	ck_assert_int_eq(sqlite3_open_v2(db_path, &db, SQLITE_OPEN_READONLY,
+	    NULL), SQLITE_OK);
+	ck_assert_msg(sqlite3_prepare_v2(db, sql, -1, &st, NULL) == SQLITE_OK,
+	    "%s: %s", sql, sqlite3_errmsg(db));
+	ck_assert_int_eq(sqlite3_step(st), SQLITE_ROW);
+	v = sqlite3_column_int64(st, 0);
+	sqlite3_finalize(st);
+	sqlite3_close(db);
+	return v;
+}
+
+START_TEST(open_creates_results_table)
+{
+	ck_assert_int_eq(query_int("SELECT count(*) FROM sqlite_master WHERE "
+	    "type = 'table' AND name = 'results'"), 1);
+	ck_assert_int_eq(query_int("SELECT count(*) FROM pragma_table_info("
+	    "'results') WHERE name IN ('message_id', 'source', 'timestamp', "
+	    "'processed_at', 'success', 'error', 'result', 'deliveries')"), 8);
+	ck_assert_int_eq(query_int("SELECT pk FROM pragma_table_info("
+	    "'results') WHERE name = 'message_id'"), 1);
+	ck_assert_int_eq(query_int("SELECT count(*) FROM results"), 0);
+}
+END_TEST
+
+START_TEST(reopening_keeps_schema_and_rows)
+{
+	struct processing_result r = make_result("keep", "me"), got;
+	char *cause = NULL;
+
+	commit_one(&r);
+	result_store_close(rs);
+	rs = NULL;
+	ck_assert_int_eq(result_store_open(&rs, db_path, &cause), 0);
+	ck_assert_int_eq(result_store_get(rs, "keep", &got), 0);
+	ck_assert_int_eq(got.deliveries, 1);
+	ck_assert_mem_eq(got.result, "PROCESSED_me", 12);
+	result_clear(&got);
+	result_clear(&r);
+}
+END_TEST
+
+START_TEST(committed_result_is_returned_by_get)
+{
+	struct processing_result r = make_result("id-1", "hello"), got;
+
+	commit_one(&r);
+	ck_assert_int_eq(result_store_get(rs, "id-1", &got), 0);
+	ck_assert_str_eq(got.message_id, "id-1");
+	ck_assert_str_eq(got.source, "sensor-1");
+	ck_assert_int_eq(got.timestamp, 1732700000);
+	ck_assert_int_eq(got.processed_at, 1732700001);
+	ck_assert(got.success);
+	ck_assert(got.error == NULL || got.error[0] == '\0');
+	ck_assert_uint_eq(got.result_len, 15);
+	ck_assert_mem_eq(got.result, "PROCESSED_hello", 15);
+	ck_assert_int_eq(got.deliveries, 1);
+	result_clear(&got);
+	result_clear(&r);
+}
+END_TEST
+
+START_TEST(redelivery_in_one_batch_keeps_one_row)
+{
+	struct processing_result a = make_result("dup", "x");
+	struct processing_result b = make_result("dup", "x");
+	struct processing_result *batch[] = { &a, &b }, got;
+
+	commit(batch, 2);
+	ck_assert_int_eq(query_int("SELECT count(*) FROM results"), 1);
+	ck_assert_int_eq(result_store_get(rs, "dup", &got), 0);
+	ck_assert_int_eq(got.deliveries, 2);
+	result_clear(&got);
+	result_clear(&a);
+	result_clear(&b);
+}
+END_TEST
+
+START_TEST(redelivery_across_batches_counts_deliveries)
+{
+	struct processing_result a = make_result("dup", "first");
+	struct processing_result b = make_result("other", "y");
+	struct processing_result c = make_result("dup", "second");
+	struct processing_result *two[] = { &c, &b }, got;
+
+	commit_one(&a);
+	commit(two, 2);
+	ck_assert_int_eq(result_store_get(rs, "dup", &got), 0);
+	ck_assert_int_eq(got.deliveries, 2);
+	result_clear(&got);
+	commit_one(&c);
+	ck_assert_int_eq(query_int("SELECT count(*) FROM results"), 2);
+	ck_assert_int_eq(query_int("SELECT count(*) FROM results WHERE "
+	    "message_id = 'dup'"), 1);
+	ck_assert_int_eq(result_store_get(rs, "dup", &got), 0);
+	ck_assert_int_eq(got.deliveries, 3);
+	/* the first result stays: a redelivery adds no row and no new text */
+	ck_assert_uint_eq(got.result_len, strlen("PROCESSED_first"));
+	ck_assert_mem_eq(got.result, "PROCESSED_first", got.result_len);
+	result_clear(&got);
+	ck_assert_int_eq(result_store_get(rs, "other", &got), 0);
+	ck_assert_int_eq(got.deliveries, 1);
+	result_clear(&got);
+	result_clear(&a);
+	result_clear(&b);
+	result_clear(&c);
+}
+END_TEST
+
+START_TEST(batch_of_1000_commits_every_result)
+{
+	enum { N = 1000 };
+	struct processing_result *res = calloc(N, sizeof(*res));
+	struct processing_result **ptrs = calloc(N, sizeof(*ptrs)), got;
+	char id[32], payload[32];
+
+	ck_assert_ptr_nonnull(res);
+	ck_assert_ptr_nonnull(ptrs);
+	for (int i = 0; i < N; i++) {
+		snprintf(id, sizeof(id), "msg-%04d", i);
+		snprintf(payload, sizeof(payload), "p%d", i);
+		res[i] = make_result(id, payload);
+		ptrs[i] = &res[i];
+	}
+	commit(ptrs, N);
+	ck_assert_int_eq(query_int("SELECT count(*) FROM results"), N);
+	ck_assert_int_eq(query_int("SELECT sum(deliveries) FROM results"), N);
+	for (int i = 0; i < N; i += 111) {
+		snprintf(id, sizeof(id), "msg-%04d", i);
+		snprintf(payload, sizeof(payload), "PROCESSED_p%d", i);
+		ck_assert_int_eq(result_store_get(rs, id, &got), 0);
+		ck_assert_uint_eq(got.result_len, strlen(payload));
+		ck_assert_mem_eq(got.result, payload, got.result_len);
+		result_clear(&got);
+	}
+	for (int i = 0; i < N; i++)
+		result_clear(&res[i]);
+	free(res);
+	free(ptrs);
+}
+END_TEST
+
+START_TEST(empty_commit_succeeds)
+{
+	commit(NULL, 0);
+	ck_assert_int_eq(query_int("SELECT count(*) FROM results"), 0);
+}
+END_TEST
+
+START_TEST(get_of_unknown_id_is_enoent)
+{
+	struct processing_result r = make_result("known", "x"), got;
+
+	commit_one(&r);
+	memset(&got, 0xa5, sizeof(got));
+	ck_assert_int_eq(result_store_get(rs, "unknown", &got), -ENOENT);
+	ck_assert_ptr_null(got.message_id);
+	ck_assert_ptr_null(got.result);
+	ck_assert_int_eq(result_store_get(rs, "", &got), -ENOENT);
+	/* no prefix or pattern matching */
+	ck_assert_int_eq(result_store_get(rs, "know", &got), -ENOENT);
+	ck_assert_int_eq(result_store_get(rs, "know%", &got), -ENOENT);
+	result_clear(&r);
+}
+END_TEST
+
+START_TEST(binary_result_bytes_are_preserved)
+{
+	struct processing_result r = make_result("bin", ""), got;
+	unsigned char bytes[256 + 3];
+
+	for (int i = 0; i < 256; i++)
+		bytes[i] = (unsigned char)i;
+	bytes[256] = 0xff;
+	bytes[257] = 0xfe;
+	bytes[258] = 0x00;	/* ends in NUL: length, not strlen */
+	free(r.result);
+	r.result = malloc(sizeof(bytes));
+	memcpy(r.result, bytes, sizeof(bytes));
+	r.result_len = sizeof(bytes);
+	commit_one(&r);
+	ck_assert_int_eq(result_store_get(rs, "bin", &got), 0);
+	ck_assert_uint_eq(got.result_len, sizeof(bytes));
+	ck_assert_mem_eq(got.result, bytes, sizeof(bytes));
+	ck_assert_int_eq(query_int("SELECT typeof(result) = 'blob' FROM "
+	    "results WHERE message_id = 'bin'"), 1);
+	result_clear(&got);
+	result_clear(&r);
+}
+END_TEST
+
+START_TEST(failed_result_is_stored_with_its_error)
+{
+	struct processing_result r = { 0 }, got;
+
+	r.message_id = strdup("bad-1");
+	r.processed_at = 1732700002;
+	r.success = false;
+	r.error = strdup("cannot decode message: field 'payload' must be "
+	    "standard base64");
+	r.deliveries = 1;
+	commit_one(&r);
+	ck_assert_int_eq(result_store_get(rs, "bad-1", &got), 0);
+	ck_assert(!got.success);
+	ck_assert_str_eq(got.error, r.error);
+	ck_assert_uint_eq(got.result_len, 0);
+	ck_assert_ptr_nonnull(got.result);
+	ck_assert_ptr_null(got.source);
+	ck_assert_int_eq(got.processed_at, 1732700002);
+	ck_assert_int_eq(got.deliveries, 1);
+	result_clear(&got);
+	result_clear(&r);
+}
+END_TEST
+
+struct reader {
+	struct result_store *rs;
+	int found, missing, errors;
+};
+
+static void *
+reader_main(void *arg)
+{
+	struct reader *rd = arg;
+	struct processing_result got;
+
+	for (int i = 0; i < 500; i++) {
+		switch (result_store_get(rd->rs, "steady", &got)) {
+		case 0:
+			if (got.result_len == 15 &&
+			    memcmp(got.result, "PROCESSED_value", 15) == 0)
+				rd->found++;
+			else
+				rd->errors++;
+			result_clear(&got);
+			break;
+		case -ENOENT:
+			rd->missing++;
+			break;
+		default:
+			rd->errors++;
+		}
+	}
+	return NULL;
+}
+
+START_TEST(get_from_other_threads_while_committing)
+{
+	struct processing_result steady = make_result("steady", "value");
+	struct reader rd[2] = { { rs, 0, 0, 0 }, { rs, 0, 0, 0 } };
+	pthread_t t[2];
+	char id[32];
+
+	commit_one(&steady);
+	for (int i = 0; i < 2; i++)
+		ck_assert_int_eq(pthread_create(&t[i], NULL, reader_main,
+		    &rd[i]), 0);
+	for (int i = 0; i < 50; i++) {
+		struct processing_result r;
+
+		snprintf(id, sizeof(id), "w-%d", i);
+		r = make_result(id, "w");
+		commit_one(&r);
+		result_clear(&r);
+	}
+	for (int i = 0; i < 2; i++) {
+		pthread_join(t[i], NULL);
+		ck_assert_int_eq(rd[i].errors, 0);
+		ck_assert_int_eq(rd[i].missing, 0);
+		ck_assert_int_eq(rd[i].found, 500);
+	}
+	ck_assert_int_eq(query_int("SELECT count(*) FROM results"), 51);
+	result_clear(&steady);
+}
+END_TEST
+
+START_TEST(open_on_unwritable_path_fails_with_cause)
+{
+	struct result_store *bad = (struct result_store *)1;
+	char *cause = NULL;
+
+	ck_assert_int_ne(result_store_open(&bad, "/nonexistent/dir/x.db",
+	    &cause), 0);
+	ck_assert_ptr_null(bad);
+	ck_assert_ptr_nonnull(cause);
+	ck_assert_msg(strstr(cause, "/nonexistent/dir/x.db") != NULL,
+	    "cause '%s' does not name the path", cause);
+	free(cause);
+}
+END_TEST
+
+START_TEST(open_on_a_directory_fails_with_cause)
+{
+	struct result_store *bad = NULL;
+	char *cause = NULL;
+
+	ck_assert_int_ne(result_store_open(&bad, dir, &cause), 0);
+	ck_assert_ptr_null(bad);
+	ck_assert_ptr_nonnull(cause);
+	free(cause);
+}
+END_TEST
+
+Suite *
+result_store_suite(void)
+{
+	Suite *s = suite_create("result_store");
+	TCase *tc = tcase_create("sqlite");
+
+	tcase_add_checked_fixture(tc, setup, teardown);
+	tcase_set_timeout(tc, 60);
+	tcase_add_test(tc, open_creates_results_table);
+	tcase_add_test(tc, reopening_keeps_schema_and_rows);
+	tcase_add_test(tc, committed_result_is_returned_by_get);
+	tcase_add_test(tc, redelivery_in_one_batch_keeps_one_row);
+	tcase_add_test(tc, redelivery_across_batches_counts_deliveries);
+	tcase_add_test(tc, batch_of_1000_commits_every_result);
+	tcase_add_test(tc, empty_commit_succeeds);
+	tcase_add_test(tc, get_of_unknown_id_is_enoent);
+	tcase_add_test(tc, binary_result_bytes_are_preserved);
+	tcase_add_test(tc, failed_result_is_stored_with_its_error);
+	tcase_add_test(tc, get_from_other_threads_while_committing);
+	tcase_add_test(tc, open_on_unwritable_path_fails_with_cause);
+	tcase_add_test(tc, open_on_a_directory_fails_with_cause);
+	suite_add_tcase(s, tc);
+	return s;
+}
+
+CHECK_MAIN(result_store_suite)

@@ -1,0 +1,104 @@
+#!/bin/sh
+# docker-compose.sh - docker/docker-compose.yml has the services, settings,
+# healthchecks and start order that SPEC section 7 and the README promise.
+# No Docker engine is needed: the file is parsed with python3-yaml.
+set -eu
+
+: "${top_srcdir:=$(cd "$(dirname "$0")/.." && pwd)}"
+compose=$top_srcdir/docker/docker-compose.yml
+
+if ! python3 -c 'import yaml' 2>/dev/null; then
+	echo "1..0 # SKIP python3 with the yaml module (python3-yaml) not found"
+	exit 0
+fi
+
+exec python3 - "$compose" <<'PY'
+import sys
+import yaml
+
+path = sys.argv[1]
+checks = []
+
+
+def check(desc, fn):
+    checks.append((desc, fn))
+
+
+def svc(name):
+    return doc["services"][name]
+
+
+def env(name):
+    e = svc(name).get("environment", {})
+    if isinstance(e, list):
+        e = dict(item.split("=", 1) for item in e)
+    return {k: str(v) for k, v in e.items()}
+
+
+def healthy(name, dep):
+    return svc(name)["depends_on"][dep]["condition"] == "service_healthy"
+
+
+def health_curl(name, port):
+    test = " ".join(svc(name)["healthcheck"]["test"])
+    return "curl" in test and "127.0.0.1:%d/health" % port in test
+
+
+roles = {"gateway": 8080, "ingest": 8081, "processor": 8082}
+
+check("nats runs nats:2.10-alpine",
+      lambda: svc("nats")["image"] == "nats:2.10-alpine")
+check("nats runs with JetStream, monitoring on 8222, store in /data",
+      lambda: " ".join(svc("nats")["command"]) == "-js -m 8222 -sd /data")
+check("nats publishes 4222 and 8222",
+      lambda: {"4222:4222", "8222:8222"} <= set(svc("nats")["ports"]))
+check("nats keeps its store on the nats-data volume",
+      lambda: "nats-data:/data" in svc("nats")["volumes"])
+check("nats has a healthcheck",
+      lambda: bool(svc("nats")["healthcheck"]["test"]))
+check("the nats-data volume is declared",
+      lambda: "nats-data" in doc["volumes"])
+for role, port in roles.items():
+    check("%s is built from docker/Dockerfile" % role,
+          lambda r=role: svc(r)["build"]["dockerfile"] == "docker/Dockerfile")
+    check("%s runs --role=%s" % (role, role),
+          lambda r=role: "--role=%s" % r in svc(r)["command"])
+    check("%s listens on 0.0.0.0" % role,
+          lambda r=role: env(r)["LISTEN_ADDRESS"] == "0.0.0.0")
+    check("%s finds ingest and processor by service name" % role,
+          lambda r=role: env(r)["INGEST_URL"] == "http://ingest:8081"
+          and env(r)["PROCESSOR_URL"] == "http://processor:8082")
+    check("%s takes QUEUE_TYPE from the caller, memory by default" % role,
+          lambda r=role: env(r)["QUEUE_TYPE"] == "${QUEUE_TYPE:-memory}")
+    check("%s finds NATS at nats://nats:4222" % role,
+          lambda r=role: env(r)["NATS_URL"] == "nats://nats:4222")
+    check("%s healthcheck curls /health on %d" % (role, port),
+          lambda r=role, p=port: health_curl(r, p))
+check("processor starts once nats is healthy",
+      lambda: healthy("processor", "nats"))
+check("ingest starts once nats and processor are healthy",
+      lambda: healthy("ingest", "nats") and healthy("ingest", "processor"))
+check("gateway starts once ingest is healthy",
+      lambda: healthy("gateway", "ingest"))
+
+try:
+    with open(path) as f:
+        doc = yaml.safe_load(f)
+except (OSError, yaml.YAMLError) as e:
+    print("1..1")
+    print("not ok 1 - %s parses: %s" % (path, e))
+    sys.exit(1)
+
+print("1..%d" % len(checks))
+failed = 0
+for n, (desc, fn) in enumerate(checks, 1):
+    try:
+        ok = fn()
+    except (KeyError, TypeError, AttributeError) as e:
+        ok = False
+        desc += " (missing %s)" % e
+    if not ok:
+        failed = 1
+    print("%s %d - %s" % ("ok" if ok else "not ok", n, desc))
+sys.exit(failed)
+PY

@@ -1,0 +1,44 @@
+# tests/local.mk - Check unit suites and shell integration tests, all TAP
+
+TEST_EXTENSIONS = .sh
+LOG_DRIVER = env AM_TAP_AWK='$(AWK)' $(SHELL) \
+	$(top_srcdir)/build-aux/tap-driver.sh
+SH_LOG_DRIVER = $(LOG_DRIVER)
+AM_TESTS_ENVIRONMENT = \
+	top_builddir='$(abs_top_builddir)' top_srcdir='$(abs_top_srcdir)'; \
+	export top_builddir top_srcdir;
+
+TEST_CFLAGS = $(AM_CFLAGS) $(DIPLOM_CFLAGS) $(CHECK_CFLAGS)
+TEST_LIBS = src/libdiplom.a $(DIPLOM_LIBS) $(CHECK_LIBS)
+
+if HAVE_CHECK
+check_PROGRAMS += \
+	tests/check_message \
+	tests/check_config \
+	tests/check_result_store \
+	tests/check_queue_memory
+TESTS += $(check_PROGRAMS)
+endif
+
+tests_check_message_SOURCES = tests/check_message.c tests/check_main.h
+tests_check_message_CFLAGS = $(TEST_CFLAGS)
+tests_check_message_LDADD = $(TEST_LIBS)
+tests_check_config_SOURCES = tests/check_config.c tests/check_main.h
+tests_check_config_CFLAGS = $(TEST_CFLAGS)
+tests_check_config_LDADD = $(TEST_LIBS)
+tests_check_result_store_SOURCES = tests/check_result_store.c tests/check_main.h
+tests_check_result_store_CFLAGS = $(TEST_CFLAGS)
+tests_check_result_store_LDADD = $(TEST_LIBS)
+tests_check_queue_memory_SOURCES = tests/check_queue_memory.c tests/check_main.h
+tests_check_queue_memory_CFLAGS = $(TEST_CFLAGS)
+tests_check_queue_memory_LDADD = $(TEST_LIBS)
+
+SHELL_TESTS = \
+	tests/seed-flow.sh \
+	tests/back-pressure.sh \
+	tests/graceful-drain.sh \
+	tests/bad-input.sh \
+	tests/local-scripts.sh
+TESTS += $(SHELL_TESTS)
+dist_check_SCRIPTS += $(SHELL_TESTS)
+EXTRA_DIST += tests/lib.sh

@@ -6,6 +6,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
+
 #include <curl/curl.h>
 
 #include "http_client.h"
@@ -30,6 +34,9 @@ struct http_client {
 	struct curl_slist *headers;
 	long timeout_ms;
 	pthread_t thread;
+	int epfd;			/* curl's sockets and the wakeup */
+	int wakefd;			/* eventfd: new calls, or stop */
+	long timer_ms;			/* curl's next timeout, -1: none */
 	/* lock guards submitted and stopping */
 	pthread_mutex_t lock;
 	struct call *submitted;
@@ -187,23 +194,105 @@ collect_done(struct http_client *hc)
 	}
 }
 
+/* curl tells which sockets to watch: mirror that into our epoll set. */
+static int
+on_socket(CURL *easy, curl_socket_t s, int what, void *userp, void *socketp)
+{
+	struct http_client *hc = userp;
+	struct epoll_event ev = { .data.fd = s };
+
+	if (what == CURL_POLL_REMOVE) {
+		epoll_ctl(hc->epfd, EPOLL_CTL_DEL, s, NULL);
+		return 0;
+	}
+	ev.events = (what & CURL_POLL_IN ? EPOLLIN : 0) |
+	    (what & CURL_POLL_OUT ? EPOLLOUT : 0);
+	if (epoll_ctl(hc->epfd, EPOLL_CTL_MOD, s, &ev) != 0 && errno == ENOENT)
+		epoll_ctl(hc->epfd, EPOLL_CTL_ADD, s, &ev);
+	return 0;
+}
+
+static int
+on_timer(CURLM *multi, long timeout_ms, void *userp)
+{
+	struct http_client *hc = userp;
+
+	hc->timer_ms = timeout_ms;
+	return 0;
+}
+
+/*
+ * The event loop: curl's socket interface touches only the transfers whose
+ * sockets are ready, where curl_multi_perform would visit every one.
+ */
 static void *
 client_main(void *arg)
 {
 	struct http_client *hc = arg;
-	int still;
+	struct epoll_event evs[64];
 	bool stopping = false;
+	uint64_t junk;
+	int n, running;
 
-	while (!stopping || hc->running > 0) {
-		stopping = take_submitted(hc);
-		curl_multi_perform(hc->multi, &still);
+	for (;;) {
+		n = epoll_wait(hc->epfd, evs, 64, (int)hc->timer_ms);
+		if (n == 0) {
+			hc->timer_ms = -1;
+			curl_multi_socket_action(hc->multi, CURL_SOCKET_TIMEOUT,
+			    0, &running);
+		}
+		for (int i = 0; i < n; i++) {
+			int fd = evs[i].data.fd, flags = 0;
+
+			if (fd == hc->wakefd) {
+				if (read(hc->wakefd, &junk, sizeof(junk)) < 0)
+					junk = 0;
+				stopping = take_submitted(hc);
+				continue;
+			}
+			if (evs[i].events & (EPOLLIN | EPOLLHUP | EPOLLERR))
+				flags |= CURL_CSELECT_IN;
+			if (evs[i].events & EPOLLOUT)
+				flags |= CURL_CSELECT_OUT;
+			if (evs[i].events & EPOLLERR)
+				flags |= CURL_CSELECT_ERR;
+			curl_multi_socket_action(hc->multi, fd, flags,
+			    &running);
+		}
+		/* a new handle asks for an immediate timeout to start */
+		if (hc->timer_ms == 0) {
+			hc->timer_ms = -1;
+			curl_multi_socket_action(hc->multi, CURL_SOCKET_TIMEOUT,
+			    0, &running);
+		}
 		collect_done(hc);
 		if (stopping && hc->running == 0)
 			break;
-		/* sleeps until a socket is ready, a timer is due or a wakeup */
-		curl_multi_poll(hc->multi, NULL, 0, 60000, NULL);
 	}
 	return NULL;
+}
+
+static void
+wake(struct http_client *hc)
+{
+	uint64_t one = 1;
+
+	/* EAGAIN: the counter is already set, the loop will wake anyway */
+	if (write(hc->wakefd, &one, sizeof(one)) < 0 && errno != EAGAIN)
+		abort();
+}
+
+static void
+client_free(struct http_client *hc)
+{
+	if (hc->epfd >= 0)
+		close(hc->epfd);
+	if (hc->wakefd >= 0)
+		close(hc->wakefd);
+	curl_multi_cleanup(hc->multi);
+	curl_slist_free_all(hc->headers);
+	pthread_mutex_destroy(&hc->lock);
+	free(hc);
 }
 
 int
@@ -223,12 +312,21 @@ http_client_start(struct http_client **out, long timeout_ms, char **cause)
 	/* no "Expect: 100-continue" round trip for larger bodies */
 	hc->headers = curl_slist_append(hc->headers, "Expect:");
 	curl_multi_setopt(hc->multi, CURLMOPT_MAXCONNECTS, 512L);
+	curl_multi_setopt(hc->multi, CURLMOPT_SOCKETFUNCTION, on_socket);
+	curl_multi_setopt(hc->multi, CURLMOPT_SOCKETDATA, hc);
+	curl_multi_setopt(hc->multi, CURLMOPT_TIMERFUNCTION, on_timer);
+	curl_multi_setopt(hc->multi, CURLMOPT_TIMERDATA, hc);
+	hc->timer_ms = -1;
+	hc->epfd = epoll_create1(EPOLL_CLOEXEC);
+	hc->wakefd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
 	pthread_mutex_init(&hc->lock, NULL);
-	if (pthread_create(&hc->thread, NULL, client_main, hc) != 0) {
+	if (hc->epfd < 0 || hc->wakefd < 0 ||
+	    epoll_ctl(hc->epfd, EPOLL_CTL_ADD, hc->wakefd,
+	    &(struct epoll_event){ .events = EPOLLIN,
+	    .data.fd = hc->wakefd }) != 0 ||
+	    pthread_create(&hc->thread, NULL, client_main, hc) != 0) {
 		*cause = strdup("cannot start the HTTP client thread");
-		curl_multi_cleanup(hc->multi);
-		curl_slist_free_all(hc->headers);
-		free(hc);
+		client_free(hc);
 		return -EAGAIN;
 	}
 	*out = hc;
@@ -245,17 +343,14 @@ http_client_stop(struct http_client *hc)
 	pthread_mutex_lock(&hc->lock);
 	hc->stopping = true;
 	pthread_mutex_unlock(&hc->lock);
-	curl_multi_wakeup(hc->multi);
+	wake(hc);
 	pthread_join(hc->thread, NULL);
 	for (c = hc->idle; c != NULL; c = next) {
 		next = c->next;
 		curl_easy_cleanup(c->easy);
 		free(c);
 	}
-	curl_multi_cleanup(hc->multi);
-	curl_slist_free_all(hc->headers);
-	pthread_mutex_destroy(&hc->lock);
-	free(hc);
+	client_free(hc);
 }
 
 void
@@ -279,7 +374,7 @@ http_client_request(struct http_client *hc, const char *url, char *body,
 	c->next = hc->submitted;
 	hc->submitted = c;
 	pthread_mutex_unlock(&hc->lock);
-	curl_multi_wakeup(hc->multi);
+	wake(hc);
 }
 
 char *

@@ -265,6 +265,7 @@ message_decode(const char *json, size_t len, struct data_message **out,
 	size_t slen;
 	int rc = -EINVAL;
 
+	*out = NULL;
 	*cause = NULL;
 	if ((obj = parse_object(json, len, cause)) == NULL)
 		return -EINVAL;
@@ -324,6 +325,7 @@ message_from_ingest_request(const char *json, size_t len,
 	uuid_t uu;
 	int rc = -EINVAL;
 
+	*out = NULL;
 	*cause = NULL;
 	if ((obj = parse_object(json, len, cause)) == NULL)
 		return -EINVAL;

@@ -38,7 +38,8 @@ SHELL_TESTS = \
 	tests/back-pressure.sh \
 	tests/graceful-drain.sh \
 	tests/bad-input.sh \
-	tests/local-scripts.sh
+	tests/local-scripts.sh \
+	tests/dead-next-hop.sh
 TESTS += $(SHELL_TESTS)
 dist_check_SCRIPTS += $(SHELL_TESTS)
 EXTRA_DIST += tests/lib.sh

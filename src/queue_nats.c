@@ -347,7 +347,8 @@ nq_on_disconnected(natsConnection *nc, void *closure)
 
 	(void)nc;
 	pthread_mutex_lock(&nq->mu);
-	was = nq->connected;
+	/* close() disconnects on purpose: not worth a warning. */
+	was = nq->connected && !nq->stopping;
 	nq->connected = false;
 	nq_update_locked(nq);
 	pthread_mutex_unlock(&nq->mu);
@@ -398,6 +399,9 @@ nq_stream_config(struct nats_queue *nq, jsStreamConfig *sc,
 	sc->MaxAge = nq->max_age_ms * NS_PER_MS;
 	sc->Replicas = nq->replicas;
 	sc->Duplicates = NQ_DUPLICATES_NS;
+	/* The server refuses a duplicate window longer than the age limit. */
+	if (sc->MaxAge > 0 && sc->MaxAge < sc->Duplicates)
+		sc->Duplicates = sc->MaxAge;
 }
 
 /* Name the fields where an existing stream differs from ours. */

@@ -381,6 +381,21 @@ START_TEST(full_stream_reports_efull)
 }
 END_TEST
 
+START_TEST(short_max_age_still_creates_stream)
+{
+	struct queue *q;
+
+	NEED_SERVER();
+	/* Shorter than the 2 min duplicate window the server would refuse. */
+	cfg.nats_max_age_ms = 30000;
+	server_start();
+	q = open_queue();
+	ck_assert(wait_healthy(q, 1));
+	ck_assert_int_eq(publish_wait(q, "age-1", "x"), 0);
+	q->ops->close(q);
+}
+END_TEST
+
 /* Many publishers at once, each with its own outcomes. */
 struct pub_thread {
 	struct queue *q;
@@ -626,6 +641,7 @@ queue_nats_suite(void)
 	tcase_set_timeout(tc, 60);
 	tcase_add_test(tc, repeated_msg_id_is_stored_once);
 	tcase_add_test(tc, full_stream_reports_efull);
+	tcase_add_test(tc, short_max_age_still_creates_stream);
 	tcase_add_test(tc, publish_n_receive_ack_all_empties_backlog);
 	tcase_add_test(tc, nak_redelivers_and_term_ends);
 	tcase_add_test(tc, shutdown_closes_receive_and_allows_ack);

@@ -27,6 +27,14 @@ t_cleanup() {
 		kill -KILL "$p" 2>/dev/null
 		wait "$p" 2>/dev/null
 	done
+	# a sanitizer build reports in the daemons' logs: that is a failure
+	if grep -l -E 'AddressSanitizer|LeakSanitizer|runtime error:' \
+		"$T_TMP"/*.log >/dev/null 2>&1; then
+		echo "Bail out! sanitizer report in a daemon's log"
+		T_FAILED=1
+		grep -h -A 30 -E 'AddressSanitizer|LeakSanitizer|runtime error:' \
+			"$T_TMP"/*.log | head -60 | sed 's/^/# /'
+	fi
 	if [ "$T_FAILED" -ne 0 ] || [ -n "${T_KEEP:-}" ]; then
 		for f in "$T_TMP"/*.log; do
 			[ -e "$f" ] || continue

@@ -16,7 +16,8 @@ check_PROGRAMS += \
 	tests/check_message \
 	tests/check_config \
 	tests/check_result_store \
-	tests/check_queue_memory
+	tests/check_queue_memory \
+	tests/check_queue_nats
 TESTS += $(check_PROGRAMS)
 endif
 
@@ -33,6 +34,10 @@ tests_check_queue_memory_SOURCES = tests/check_queue_memory.c tests/check_main.h
 tests_check_queue_memory_CFLAGS = $(TEST_CFLAGS)
 tests_check_queue_memory_LDADD = $(TEST_LIBS)
 
+tests_check_queue_nats_SOURCES = tests/check_queue_nats.c tests/check_main.h
+tests_check_queue_nats_CFLAGS = $(TEST_CFLAGS)
+tests_check_queue_nats_LDADD = $(TEST_LIBS)
+
 SHELL_TESTS = \
 	tests/seed-flow.sh \
 	tests/back-pressure.sh \
@@ -43,3 +48,14 @@ SHELL_TESTS = \
 TESTS += $(SHELL_TESTS)
 dist_check_SCRIPTS += $(SHELL_TESTS)
 EXTRA_DIST += tests/lib.sh
+
+NATS_SHELL_TESTS = \
+	tests/nats-persistence.sh \
+	tests/nats-processor-crash.sh \
+	tests/nats-broker-restart.sh \
+	tests/nats-back-pressure.sh \
+	tests/nats-broker-late.sh \
+	tests/nats-two-processors.sh \
+	tests/nats-poison.sh
+TESTS += $(NATS_SHELL_TESTS)
+dist_check_SCRIPTS += $(NATS_SHELL_TESTS)

@@ -27,3 +27,13 @@ sbin_PROGRAMS += src/diplomd
 src_diplomd_SOURCES = src/main.c
 src_diplomd_CFLAGS = $(AM_CFLAGS) $(DIPLOM_CFLAGS)
 src_diplomd_LDADD = src/libdiplom.a $(DIPLOM_LIBS)
+
+# diplom-loadgen: main in loadgen.c, the testable parts in the library
+src_libdiplom_a_SOURCES += \
+	src/loadgen_args.c src/loadgen_args.h \
+	src/loadgen_stats.c src/loadgen_stats.h \
+	src/loadgen_record.c src/loadgen_record.h
+bin_PROGRAMS += src/diplom-loadgen
+src_diplom_loadgen_SOURCES = src/loadgen.c
+src_diplom_loadgen_CFLAGS = $(AM_CFLAGS) $(DIPLOM_CFLAGS)
+src_diplom_loadgen_LDADD = src/libdiplom.a $(DIPLOM_LIBS)

@@ -49,6 +49,17 @@ TESTS += $(SHELL_TESTS)
 dist_check_SCRIPTS += $(SHELL_TESTS)
 EXTRA_DIST += tests/lib.sh
 
+# diplom-loadgen: unit suite and the integration test against a live stack
+# (TESTS already holds $(check_PROGRAMS))
+if HAVE_CHECK
+check_PROGRAMS += tests/check_loadgen
+endif
+tests_check_loadgen_SOURCES = tests/check_loadgen.c tests/check_main.h
+tests_check_loadgen_CFLAGS = $(TEST_CFLAGS)
+tests_check_loadgen_LDADD = $(TEST_LIBS)
+TESTS += tests/loadgen.sh
+dist_check_SCRIPTS += tests/loadgen.sh
+
 NATS_SHELL_TESTS = \
 	tests/nats-persistence.sh \
 	tests/nats-processor-crash.sh \

@@ -234,6 +234,8 @@ client_main(void *arg)
 	uint64_t junk;
 	int n, running;
 
+	pthread_setname_np(pthread_self(), "http-client");
+
 	for (;;) {
 		n = epoll_wait(hc->epfd, evs, 64, (int)hc->timer_ms);
 		if (n == 0) {

@@ -658,6 +658,7 @@ nq_maint_main(void *arg)
 	struct nats_queue *nq = arg;
 	int64_t now, at, due;
 
+	pthread_setname_np(pthread_self(), "nats-maint");
 	pthread_mutex_lock(&nq->mu);
 	while (!nq->stopping) {
 		now = nq_now_ms();
@@ -806,6 +807,7 @@ nq_pull_main(void *arg)
 	natsStatus s;
 	int want;
 
+	pthread_setname_np(pthread_self(), "nats-pull");
 	for (;;) {
 		now = nq_now_ms();
 		pthread_mutex_lock(&nq->mu);

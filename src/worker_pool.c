@@ -105,15 +105,23 @@ worker_process(const struct delivery *d, struct processing_result *res,
 	message_free(decoded);
 }
 
-/* Hand one processed delivery to the committer; waits while it is behind. */
+/*
+ * Hand processed deliveries to the committer, all under one lock and with
+ * one wakeup; waits while the committer is behind.
+ */
 static void
-pool_hand_over(struct worker_pool *wp, struct pending *p)
+pool_hand_over(struct worker_pool *wp, struct pending *p, int n)
 {
+	int i = 0;
+
 	pthread_mutex_lock(&wp->lock);
-	while (wp->count == wp->cap)
-		pthread_cond_wait(&wp->not_full, &wp->lock);
-	wp->ring[(wp->head + wp->count++) % wp->cap] = *p;
-	pthread_cond_signal(&wp->not_empty);
+	while (i < n) {
+		while (wp->count == wp->cap)
+			pthread_cond_wait(&wp->not_full, &wp->lock);
+		while (i < n && wp->count < wp->cap)
+			wp->ring[(wp->head + wp->count++) % wp->cap] = p[i++];
+		pthread_cond_signal(&wp->not_empty);
+	}
 	pthread_mutex_unlock(&wp->lock);
 }
 
@@ -122,7 +130,10 @@ worker_main(void *arg)
 {
 	struct worker_pool *wp = arg;
 	struct delivery *ds[64];
+	struct pending done[64];
 	int n;
+
+	pthread_setname_np(pthread_self(), "worker");
 
 	while ((n = wp->q->ops->receive(wp->q, ds, wp->batch, 1000)) !=
 	    QUEUE_ECLOSED) {
@@ -134,13 +145,13 @@ worker_main(void *arg)
 			continue;
 		}
 		for (int i = 0; i < n; i++) {
-			struct pending p = { .d = ds[i] };
 			int64_t t0 = now_ns();
 
-			worker_process(ds[i], &p.res, wp->delay_ms);
-			p.duration_ns = now_ns() - t0;
-			pool_hand_over(wp, &p);
+			done[i].d = ds[i];
+			worker_process(ds[i], &done[i].res, wp->delay_ms);
+			done[i].duration_ns = now_ns() - t0;
 		}
+		pool_hand_over(wp, done, n);
 	}
 	pthread_mutex_lock(&wp->lock);
 	wp->workers_left--;
@@ -209,6 +220,7 @@ committer_main(void *arg)
 
 	if (batch == NULL)
 		abort();
+	pthread_setname_np(pthread_self(), "committer");
 	for (;;) {
 		pthread_mutex_lock(&wp->lock);
 		while (wp->count == 0 && wp->workers_left > 0)

@@ -381,9 +381,9 @@ http_server_drain(struct http_server *srv)
 }
 
 bool
-http_server_draining(struct http_server *srv)
+http_req_draining(const struct http_request *req)
 {
-	return atomic_load(&srv->draining);
+	return atomic_load(&req->srv->draining);
 }
 
 int

@@ -34,7 +34,12 @@ int http_server_start(struct http_server **srv,
     const struct http_server_opts *opts, char **cause);
 /* Answer 503 to every request but GET /health from now on. */
 void http_server_drain(struct http_server *srv);
-bool http_server_draining(struct http_server *srv);
+/*
+ * Whether the server serving req is draining. Handlers ask the request, not
+ * the role's server pointer, which is only set once the start returns while
+ * requests may already arrive.
+ */
+bool http_req_draining(const struct http_request *req);
 /* Wait up to timeout_ms until no request is in progress; 0 or -ETIMEDOUT. */
 int http_server_wait_idle(struct http_server *srv, int64_t timeout_ms);
 void http_server_stop(struct http_server *srv);

@@ -158,9 +158,7 @@ gw_status(struct http_request *req, void *ctx)
 static void
 gw_health(struct http_request *req, void *ctx)
 {
-	struct gateway *gw = ctx;
-
-	role_respond_health(req, !http_server_draining(gw->srv), "draining");
+	role_respond_health(req, !http_req_draining(req), "draining");
 }
 
 static const struct http_route gw_routes[] = {

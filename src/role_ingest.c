@@ -166,7 +166,7 @@ in_health(struct http_request *req, void *ctx)
 	struct ingest *in = ctx;
 	struct queue_stats st = { .healthy = true };
 
-	if (http_server_draining(in->srv)) {
+	if (http_req_draining(req)) {
 		role_respond_health(req, false, "draining");
 		return;
 	}

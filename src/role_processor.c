@@ -113,7 +113,7 @@ pr_health(struct http_request *req, void *ctx)
 	struct processor *pr = ctx;
 	struct queue_stats st;
 
-	if (http_server_draining(pr->srv)) {
+	if (http_req_draining(req)) {
 		role_respond_health(req, false, "draining");
 		return;
 	}

@@ -70,3 +70,8 @@ NATS_SHELL_TESTS = \
 	tests/nats-poison.sh
 TESTS += $(NATS_SHELL_TESTS)
 dist_check_SCRIPTS += $(NATS_SHELL_TESTS)
+
+TESTS += tests/man-options.sh tests/docker-compose.sh
+dist_check_SCRIPTS += tests/man-options.sh tests/docker-compose.sh
+EXTRA_DIST += docker/Dockerfile docker/Dockerfile.dockerignore \
+	docker/docker-compose.yml

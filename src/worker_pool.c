@@ -11,6 +11,13 @@
 
 /* The most results one transaction commits. */
 #define COMMIT_BATCH 1024
+/*
+ * Under load, a commit waits this long for a fuller batch: a transaction of
+ * a thousand rows costs far less per row than one of a few hundred.
+ */
+#define GROUP_COMMIT_NS 3000000
+/* A batch at least this large means load. */
+#define GROUP_COMMIT_LOAD 256
 
 struct pending {
 	struct delivery *d;
@@ -26,6 +33,7 @@ struct worker_pool {
 	int nworkers;
 	pthread_t *workers;
 	pthread_t committer;
+	pthread_t settler;
 
 	/* lock guards everything below */
 	pthread_mutex_t lock;
@@ -34,9 +42,21 @@ struct worker_pool {
 	pthread_cond_t finished;	/* the committer has exited */
 	struct pending *ring;
 	size_t cap, head, count;
+	size_t wake_at;			/* count that wakes the committer */
 	int workers_left;		/* workers still running */
-	bool committer_done;
+	bool settler_done;		/* the last batch is settled */
 	struct worker_pool_stats stats;
+
+	/*
+	 * settle_lock guards the one-batch hand-off from the committer to the
+	 * settler, so that acks of one batch overlap the next commit.
+	 */
+	pthread_mutex_t settle_lock;
+	pthread_cond_t settle_cv;
+	struct pending *settle_batch;	/* committed, not yet settled */
+	size_t settle_n;
+	int settle_rc;
+	bool committer_done;		/* no batch will follow */
 };
 
 static int64_t
@@ -120,7 +140,8 @@ pool_hand_over(struct worker_pool *wp, struct pending *p, int n)
 			pthread_cond_wait(&wp->not_full, &wp->lock);
 		while (i < n && wp->count < wp->cap)
 			wp->ring[(wp->head + wp->count++) % wp->cap] = p[i++];
-		pthread_cond_signal(&wp->not_empty);
+		if (wp->count >= wp->wake_at || wp->count == wp->cap)
+			pthread_cond_signal(&wp->not_empty);
 	}
 	pthread_mutex_unlock(&wp->lock);
 }
@@ -160,26 +181,13 @@ worker_main(void *arg)
 	return NULL;
 }
 
-/* Commit a batch, then settle each delivery: ack only after the commit. */
+/* Settle each delivery of a committed batch: ack only after the commit. */
 static void
-commit_batch(struct worker_pool *wp, struct pending *batch, size_t n)
+settle_batch(struct worker_pool *wp, struct pending *batch, size_t n, int rc)
 {
-	struct processing_result *rows[COMMIT_BATCH];
-	size_t nrows = 0, ok = 0, failed = 0;
+	size_t ok = 0, failed = 0;
 	int64_t dur = 0;
-	char *cause = NULL;
-	int rc;
 
-	for (size_t i = 0; i < n; i++) {
-		if (batch[i].res.message_id != NULL)
-			rows[nrows++] = &batch[i].res;
-	}
-	rc = nrows > 0 ? result_store_commit(wp->rs, rows, nrows, &cause) : 0;
-	if (rc != 0) {
-		log_error("cannot store %zu results, they will be delivered "
-		    "again: %s", nrows, cause != NULL ? cause : "error");
-		free(cause);
-	}
 	for (size_t i = 0; i < n; i++) {
 		struct pending *p = &batch[i];
 
@@ -203,6 +211,63 @@ commit_batch(struct worker_pool *wp, struct pending *batch, size_t n)
 	wp->stats.errors += failed;
 	wp->stats.total_duration_ns += dur;
 	pthread_mutex_unlock(&wp->lock);
+}
+
+static void *
+settler_main(void *arg)
+{
+	struct worker_pool *wp = arg;
+
+	pthread_setname_np(pthread_self(), "settler");
+	pthread_mutex_lock(&wp->settle_lock);
+	for (;;) {
+		while (wp->settle_batch == NULL && !wp->committer_done)
+			pthread_cond_wait(&wp->settle_cv, &wp->settle_lock);
+		if (wp->settle_batch == NULL)
+			break;
+		pthread_mutex_unlock(&wp->settle_lock);
+		settle_batch(wp, wp->settle_batch, wp->settle_n,
+		    wp->settle_rc);
+		pthread_mutex_lock(&wp->settle_lock);
+		/* the slot frees only now: the committer reuses the buffer */
+		wp->settle_batch = NULL;
+		pthread_cond_broadcast(&wp->settle_cv);
+	}
+	pthread_mutex_unlock(&wp->settle_lock);
+	pthread_mutex_lock(&wp->lock);
+	wp->settler_done = true;
+	pthread_cond_broadcast(&wp->finished);
+	pthread_mutex_unlock(&wp->lock);
+	return NULL;
+}
+
+/* Commit a batch in one transaction, then pass it on to be settled. */
+static void
+commit_batch(struct worker_pool *wp, struct pending *batch, size_t n)
+{
+	struct processing_result *rows[COMMIT_BATCH];
+	size_t nrows = 0;
+	char *cause = NULL;
+	int rc;
+
+	for (size_t i = 0; i < n; i++) {
+		if (batch[i].res.message_id != NULL)
+			rows[nrows++] = &batch[i].res;
+	}
+	rc = nrows > 0 ? result_store_commit(wp->rs, rows, nrows, &cause) : 0;
+	if (rc != 0) {
+		log_error("cannot store %zu results, they will be delivered "
+		    "again: %s", nrows, cause != NULL ? cause : "error");
+		free(cause);
+	}
+	pthread_mutex_lock(&wp->settle_lock);
+	while (wp->settle_batch != NULL)
+		pthread_cond_wait(&wp->settle_cv, &wp->settle_lock);
+	wp->settle_batch = batch;
+	wp->settle_n = n;
+	wp->settle_rc = rc;
+	pthread_cond_broadcast(&wp->settle_cv);
+	pthread_mutex_unlock(&wp->settle_lock);
 	if (rc != 0) {
 		/* the store is failing (disk full?): do not spin on it */
 		struct timespec ts = { 1, 0 };
@@ -211,18 +276,54 @@ commit_batch(struct worker_pool *wp, struct pending *batch, size_t n)
 	}
 }
 
+/* Wait until the settler no longer holds buf. */
+static void
+wait_settled(struct worker_pool *wp, const struct pending *buf)
+{
+	pthread_mutex_lock(&wp->settle_lock);
+	while (wp->settle_batch == buf)
+		pthread_cond_wait(&wp->settle_cv, &wp->settle_lock);
+	pthread_mutex_unlock(&wp->settle_lock);
+}
+
+/* Under load: wait a moment, with wp->lock held, for a full batch. */
+static void
+group_wait(struct worker_pool *wp)
+{
+	struct timespec deadline;
+	int64_t at = now_ns() + GROUP_COMMIT_NS;
+
+	deadline.tv_sec = at / 1000000000;
+	deadline.tv_nsec = at % 1000000000;
+	wp->wake_at = COMMIT_BATCH;
+	while (wp->count < COMMIT_BATCH && wp->workers_left > 0) {
+		if (pthread_cond_timedwait(&wp->not_empty, &wp->lock,
+		    &deadline) != 0)
+			break;
+	}
+}
+
 static void *
 committer_main(void *arg)
 {
 	struct worker_pool *wp = arg;
-	struct pending *batch = calloc(COMMIT_BATCH, sizeof(*batch));
-	size_t n;
+	/* two buffers: one is filled and committed while the other settles */
+	struct pending *bufs[2] = { calloc(COMMIT_BATCH, sizeof(**bufs)),
+		calloc(COMMIT_BATCH, sizeof(**bufs)) };
+	struct pending *batch;
+	size_t n = 0;
+	int k = 0;
 
-	if (batch == NULL)
+	if (bufs[0] == NULL || bufs[1] == NULL)
 		abort();
 	pthread_setname_np(pthread_self(), "committer");
-	for (;;) {
+	for (;; k ^= 1) {
+		batch = bufs[k];
+		wait_settled(wp, batch);
 		pthread_mutex_lock(&wp->lock);
+		if (n >= GROUP_COMMIT_LOAD)
+			group_wait(wp);
+		wp->wake_at = 1;
 		while (wp->count == 0 && wp->workers_left > 0)
 			pthread_cond_wait(&wp->not_empty, &wp->lock);
 		if (wp->count == 0) {
@@ -238,11 +339,13 @@ committer_main(void *arg)
 		pthread_mutex_unlock(&wp->lock);
 		commit_batch(wp, batch, n);
 	}
-	free(batch);
-	pthread_mutex_lock(&wp->lock);
+	wait_settled(wp, bufs[k ^ 1]);
+	free(bufs[0]);
+	free(bufs[1]);
+	pthread_mutex_lock(&wp->settle_lock);
 	wp->committer_done = true;
-	pthread_cond_broadcast(&wp->finished);
-	pthread_mutex_unlock(&wp->lock);
+	pthread_cond_broadcast(&wp->settle_cv);
+	pthread_mutex_unlock(&wp->settle_lock);
 	return NULL;
 }
 
@@ -274,13 +377,20 @@ worker_pool_start(struct worker_pool **out, struct queue *q,
 	}
 	pthread_mutex_init(&wp->lock, NULL);
 	pthread_cond_init(&wp->not_full, NULL);
-	pthread_cond_init(&wp->not_empty, NULL);
+	pthread_condattr_init(&ca);
+	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+	pthread_cond_init(&wp->not_empty, &ca);
+	pthread_condattr_destroy(&ca);
 	pthread_condattr_init(&ca);
 	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
 	pthread_cond_init(&wp->finished, &ca);
 	pthread_condattr_destroy(&ca);
+	pthread_mutex_init(&wp->settle_lock, NULL);
+	pthread_cond_init(&wp->settle_cv, NULL);
 	wp->workers_left = wp->nworkers;
-	if (pthread_create(&wp->committer, NULL, committer_main, wp) != 0) {
+	wp->wake_at = 1;
+	if (pthread_create(&wp->settler, NULL, settler_main, wp) != 0 ||
+	    pthread_create(&wp->committer, NULL, committer_main, wp) != 0) {
 		*cause = strdup("cannot start the committer thread");
 		return -EAGAIN;	/* nothing to unwind worth the code: exit */
 	}
@@ -309,16 +419,17 @@ worker_pool_wait(struct worker_pool *wp, int64_t timeout_ms)
 		deadline.tv_nsec -= 1000000000;
 	}
 	pthread_mutex_lock(&wp->lock);
-	while (!wp->committer_done && rc == 0)
+	while (!wp->settler_done && rc == 0)
 		rc = pthread_cond_timedwait(&wp->finished, &wp->lock,
 		    &deadline);
-	rc = wp->committer_done ? 0 : -ETIMEDOUT;
+	rc = wp->settler_done ? 0 : -ETIMEDOUT;
 	pthread_mutex_unlock(&wp->lock);
 	if (rc != 0)
 		return rc;
 	for (int i = 0; i < wp->nworkers; i++)
 		pthread_join(wp->workers[i], NULL);
 	pthread_join(wp->committer, NULL);
+	pthread_join(wp->settler, NULL);
 	return 0;
 }
 
@@ -331,6 +442,8 @@ worker_pool_free(struct worker_pool *wp)
 	pthread_cond_destroy(&wp->not_empty);
 	pthread_cond_destroy(&wp->finished);
 	pthread_mutex_destroy(&wp->lock);
+	pthread_cond_destroy(&wp->settle_cv);
+	pthread_mutex_destroy(&wp->settle_lock);
 	free(wp->ring);
 	free(wp->workers);
 	free(wp);

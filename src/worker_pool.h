@@ -16,7 +16,10 @@ struct worker_pool_stats {
 
 struct worker_pool;
 
-/* Start cfg->workers workers and one committer over q and rs. */
+/*
+ * Start cfg->workers workers, one committer (results to the store) and one
+ * settler (acks after the commit) over q and rs.
+ */
 int worker_pool_start(struct worker_pool **wp, struct queue *q,
     struct result_store *rs, const struct config *cfg, char **cause);
 /*

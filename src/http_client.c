@@ -1,17 +1,15 @@
-/* http_client.c - libcurl multi interface on a thread of its own */
+/* http_client.c - libcurl multi on the event loop of the calling thread */
 #include <errno.h>
-#include <pthread.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include <sys/epoll.h>
-#include <sys/eventfd.h>
-#include <unistd.h>
 
 #include <curl/curl.h>
 
+#include "event_loop.h"
 #include "http_client.h"
 
 /* Bound on an answer we keep; larger ones are cut (ours are small). */
@@ -29,21 +27,24 @@ struct call {
 	void *arg;
 };
 
-struct http_client {
+/*
+ * The client's part on one event loop: transfers started on a loop run on
+ * that loop, so the request, its hop and the answer stay on one thread.
+ * Only that loop's thread touches it, until http_client_stop.
+ */
+struct client_part {
+	struct http_client *hc;
+	struct event_loop *loop;
 	CURLM *multi;
+	struct loop_timer timer;	/* curl's next timeout */
+	struct call *idle;		/* finished calls, easy handle kept */
+	bool closing;
+};
+
+struct http_client {
 	struct curl_slist *headers;
 	long timeout_ms;
-	pthread_t thread;
-	int epfd;			/* curl's sockets and the wakeup */
-	int wakefd;			/* eventfd: new calls, or stop */
-	long timer_ms;			/* curl's next timeout, -1: none */
-	/* lock guards submitted and stopping */
-	pthread_mutex_t lock;
-	struct call *submitted;
-	bool stopping;
-	/* owned by the client thread */
-	struct call *idle;		/* finished calls, easy handle kept */
-	int running;
+	struct client_part *parts[EVENT_LOOP_MAX];
 };
 
 static size_t
@@ -94,15 +95,15 @@ easy_new(struct http_client *hc)
  * only what differs per call is set, which keeps the hot path short.
  */
 static int
-call_prepare(struct http_client *hc, struct call *c)
+call_prepare(struct client_part *cp, struct call *c)
 {
-	if (hc->idle != NULL) {
-		struct call *old = hc->idle;
+	if (cp->idle != NULL) {
+		struct call *old = cp->idle;
 
-		hc->idle = old->next;
+		cp->idle = old->next;
 		c->easy = old->easy;
 		free(old);
-	} else if ((c->easy = easy_new(hc)) == NULL) {
+	} else if ((c->easy = easy_new(cp->hc)) == NULL) {
 		return -ENOMEM;
 	}
 	curl_easy_setopt(c->easy, CURLOPT_URL, c->url);
@@ -118,8 +119,9 @@ call_prepare(struct http_client *hc, struct call *c)
 	return 0;
 }
 
+/* Report the outcome and free what the call owned, but not the call. */
 static void
-call_finish(struct http_client *hc, struct call *c, CURLcode code)
+call_finish(struct call *c, CURLcode code)
 {
 	struct http_reply r = { 0 };
 	long status = 0;
@@ -140,43 +142,13 @@ call_finish(struct http_client *hc, struct call *c, CURLcode code)
 	memset(c, 0, sizeof(*c));
 }
 
-/* Move newly submitted calls into the multi handle. */
-static bool
-take_submitted(struct http_client *hc)
-{
-	struct call *list, *next;
-	bool stopping;
-
-	pthread_mutex_lock(&hc->lock);
-	list = hc->submitted;
-	hc->submitted = NULL;
-	stopping = hc->stopping;
-	pthread_mutex_unlock(&hc->lock);
-	for (; list != NULL; list = next) {
-		next = list->next;
-		list->next = NULL;
-		if (call_prepare(hc, list) != 0 ||
-		    curl_multi_add_handle(hc->multi, list->easy) != CURLM_OK) {
-			CURL *e = list->easy;
-
-			list->easy = NULL;
-			call_finish(hc, list, CURLE_OUT_OF_MEMORY);
-			curl_easy_cleanup(e);
-			free(list);
-			continue;
-		}
-		hc->running++;
-	}
-	return stopping;
-}
-
 static void
-collect_done(struct http_client *hc)
+collect_done(struct client_part *cp)
 {
 	CURLMsg *m;
 	int left;
 
-	while ((m = curl_multi_info_read(hc->multi, &left)) != NULL) {
+	while ((m = curl_multi_info_read(cp->multi, &left)) != NULL) {
 		struct call *c;
 		CURL *easy = m->easy_handle;
 		CURLcode code = m->data.result;
@@ -184,117 +156,114 @@ collect_done(struct http_client *hc)
 		if (m->msg != CURLMSG_DONE)
 			continue;
 		curl_easy_getinfo(easy, CURLINFO_PRIVATE, (char **)&c);
-		curl_multi_remove_handle(hc->multi, easy);
-		hc->running--;
-		call_finish(hc, c, code);
+		curl_multi_remove_handle(cp->multi, easy);
+		call_finish(c, code);
 		/* keep the handle, and its connection, for the next call */
 		c->easy = easy;
-		c->next = hc->idle;
-		hc->idle = c;
+		c->next = cp->idle;
+		cp->idle = c;
 	}
 }
 
-/* curl tells which sockets to watch: mirror that into our epoll set. */
+/* One socket curl asked us to watch. */
+struct sock_watch {
+	struct loop_watch w;
+	struct client_part *cp;
+};
+
+static void
+on_sock_ready(void *arg, uint32_t events)
+{
+	struct sock_watch *sw = arg;
+	/* sw may be freed during the action: keep what we need */
+	struct client_part *cp = sw->cp;
+	int flags = 0, running;
+
+	if (events & (EPOLLIN | EPOLLHUP | EPOLLERR))
+		flags |= CURL_CSELECT_IN;
+	if (events & EPOLLOUT)
+		flags |= CURL_CSELECT_OUT;
+	if (events & EPOLLERR)
+		flags |= CURL_CSELECT_ERR;
+	curl_multi_socket_action(cp->multi, sw->w.fd, flags, &running);
+	collect_done(cp);
+}
+
+/* curl tells which sockets to watch: mirror that into the loop. */
 static int
 on_socket(CURL *easy, curl_socket_t s, int what, void *userp, void *socketp)
 {
-	struct http_client *hc = userp;
-	struct epoll_event ev = { .data.fd = s };
+	struct client_part *cp = userp;
+	struct sock_watch *sw = socketp;
 
 	if (what == CURL_POLL_REMOVE) {
-		epoll_ctl(hc->epfd, EPOLL_CTL_DEL, s, NULL);
+		if (sw != NULL && !cp->closing)
+			event_loop_unwatch(cp->loop, &sw->w);
+		free(sw);
+		curl_multi_assign(cp->multi, s, NULL);
 		return 0;
 	}
-	ev.events = (what & CURL_POLL_IN ? EPOLLIN : 0) |
-	    (what & CURL_POLL_OUT ? EPOLLOUT : 0);
-	if (epoll_ctl(hc->epfd, EPOLL_CTL_MOD, s, &ev) != 0 && errno == ENOENT)
-		epoll_ctl(hc->epfd, EPOLL_CTL_ADD, s, &ev);
+	if (sw == NULL) {
+		if ((sw = calloc(1, sizeof(*sw))) == NULL)
+			return -1;
+		sw->w = (struct loop_watch){ on_sock_ready, sw, s };
+		sw->cp = cp;
+		curl_multi_assign(cp->multi, s, sw);
+	}
+	event_loop_watch(cp->loop, &sw->w,
+	    (what & CURL_POLL_IN ? EPOLLIN : 0) |
+	    (what & CURL_POLL_OUT ? EPOLLOUT : 0));
 	return 0;
 }
 
 static int
 on_timer(CURLM *multi, long timeout_ms, void *userp)
 {
-	struct http_client *hc = userp;
+	struct client_part *cp = userp;
 
-	hc->timer_ms = timeout_ms;
+	cp->timer.at_ms = timeout_ms < 0 ? -1 : loop_now_ms() + timeout_ms;
 	return 0;
 }
 
-/*
- * The event loop: curl's socket interface touches only the transfers whose
- * sockets are ready, where curl_multi_perform would visit every one.
- */
-static void *
-client_main(void *arg)
+static void
+on_timeout(void *arg)
 {
-	struct http_client *hc = arg;
-	struct epoll_event evs[64];
-	bool stopping = false;
-	uint64_t junk;
-	int n, running;
+	struct client_part *cp = arg;
+	int running;
 
-	pthread_setname_np(pthread_self(), "http-client");
+	curl_multi_socket_action(cp->multi, CURL_SOCKET_TIMEOUT, 0, &running);
+	collect_done(cp);
+}
 
-	for (;;) {
-		n = epoll_wait(hc->epfd, evs, 64, (int)hc->timer_ms);
-		if (n == 0) {
-			hc->timer_ms = -1;
-			curl_multi_socket_action(hc->multi, CURL_SOCKET_TIMEOUT,
-			    0, &running);
-		}
-		for (int i = 0; i < n; i++) {
-			int fd = evs[i].data.fd, flags = 0;
+/* The part for the calling thread's loop, made on first use there. */
+static struct client_part *
+part_for(struct http_client *hc, struct event_loop *loop)
+{
+	int i = event_loop_index(loop);
+	struct client_part *cp = hc->parts[i];
 
-			if (fd == hc->wakefd) {
-				if (read(hc->wakefd, &junk, sizeof(junk)) < 0)
-					junk = 0;
-				stopping = take_submitted(hc);
-				continue;
-			}
-			if (evs[i].events & (EPOLLIN | EPOLLHUP | EPOLLERR))
-				flags |= CURL_CSELECT_IN;
-			if (evs[i].events & EPOLLOUT)
-				flags |= CURL_CSELECT_OUT;
-			if (evs[i].events & EPOLLERR)
-				flags |= CURL_CSELECT_ERR;
-			curl_multi_socket_action(hc->multi, fd, flags,
-			    &running);
-		}
-		/* a new handle asks for an immediate timeout to start */
-		if (hc->timer_ms == 0) {
-			hc->timer_ms = -1;
-			curl_multi_socket_action(hc->multi, CURL_SOCKET_TIMEOUT,
-			    0, &running);
-		}
-		collect_done(hc);
-		if (stopping && hc->running == 0)
-			break;
+	if (cp != NULL)
+		return cp;
+	if ((cp = calloc(1, sizeof(*cp))) == NULL ||
+	    (cp->multi = curl_multi_init()) == NULL) {
+		free(cp);
+		return NULL;
 	}
-	return NULL;
-}
-
-static void
-wake(struct http_client *hc)
-{
-	uint64_t one = 1;
-
-	/* EAGAIN: the counter is already set, the loop will wake anyway */
-	if (write(hc->wakefd, &one, sizeof(one)) < 0 && errno != EAGAIN)
-		abort();
-}
-
-static void
-client_free(struct http_client *hc)
-{
-	if (hc->epfd >= 0)
-		close(hc->epfd);
-	if (hc->wakefd >= 0)
-		close(hc->wakefd);
-	curl_multi_cleanup(hc->multi);
-	curl_slist_free_all(hc->headers);
-	pthread_mutex_destroy(&hc->lock);
-	free(hc);
+	cp->hc = hc;
+	cp->loop = loop;
+	cp->timer = (struct loop_timer){ -1, on_timeout, cp };
+	if (event_loop_add_timer(loop, &cp->timer) != 0) {
+		curl_multi_cleanup(cp->multi);
+		free(cp);
+		return NULL;
+	}
+	curl_multi_setopt(cp->multi, CURLMOPT_MAXCONNECTS, 512L);
+	curl_multi_setopt(cp->multi, CURLMOPT_SOCKETFUNCTION, on_socket);
+	curl_multi_setopt(cp->multi, CURLMOPT_SOCKETDATA, cp);
+	curl_multi_setopt(cp->multi, CURLMOPT_TIMERFUNCTION, on_timer);
+	curl_multi_setopt(cp->multi, CURLMOPT_TIMERDATA, cp);
+	hc->parts[i] = cp;
+	return cp;
 }
 
 int
@@ -303,9 +272,8 @@ http_client_start(struct http_client **out, long timeout_ms, char **cause)
 	struct http_client *hc = calloc(1, sizeof(*hc));
 
 	*out = NULL;
-	if (hc == NULL || (hc->multi = curl_multi_init()) == NULL) {
-		free(hc);
-		*cause = strdup("cannot set up libcurl");
+	if (hc == NULL) {
+		*cause = strdup("out of memory");
 		return -ENOMEM;
 	}
 	hc->timeout_ms = timeout_ms;
@@ -313,24 +281,6 @@ http_client_start(struct http_client **out, long timeout_ms, char **cause)
 	    "Content-Type: application/json");
 	/* no "Expect: 100-continue" round trip for larger bodies */
 	hc->headers = curl_slist_append(hc->headers, "Expect:");
-	curl_multi_setopt(hc->multi, CURLMOPT_MAXCONNECTS, 512L);
-	curl_multi_setopt(hc->multi, CURLMOPT_SOCKETFUNCTION, on_socket);
-	curl_multi_setopt(hc->multi, CURLMOPT_SOCKETDATA, hc);
-	curl_multi_setopt(hc->multi, CURLMOPT_TIMERFUNCTION, on_timer);
-	curl_multi_setopt(hc->multi, CURLMOPT_TIMERDATA, hc);
-	hc->timer_ms = -1;
-	hc->epfd = epoll_create1(EPOLL_CLOEXEC);
-	hc->wakefd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-	pthread_mutex_init(&hc->lock, NULL);
-	if (hc->epfd < 0 || hc->wakefd < 0 ||
-	    epoll_ctl(hc->epfd, EPOLL_CTL_ADD, hc->wakefd,
-	    &(struct epoll_event){ .events = EPOLLIN,
-	    .data.fd = hc->wakefd }) != 0 ||
-	    pthread_create(&hc->thread, NULL, client_main, hc) != 0) {
-		*cause = strdup("cannot start the HTTP client thread");
-		client_free(hc);
-		return -EAGAIN;
-	}
 	*out = hc;
 	return 0;
 }
@@ -338,31 +288,40 @@ http_client_start(struct http_client **out, long timeout_ms, char **cause)
 void
 http_client_stop(struct http_client *hc)
 {
-	struct call *c, *next;
-
 	if (hc == NULL)
 		return;
-	pthread_mutex_lock(&hc->lock);
-	hc->stopping = true;
-	pthread_mutex_unlock(&hc->lock);
-	wake(hc);
-	pthread_join(hc->thread, NULL);
-	for (c = hc->idle; c != NULL; c = next) {
-		next = c->next;
-		curl_easy_cleanup(c->easy);
-		free(c);
+	for (int i = 0; i < EVENT_LOOP_MAX; i++) {
+		struct client_part *cp = hc->parts[i];
+		struct call *c, *next;
+
+		if (cp == NULL)
+			continue;
+		/* the loop has stopped: only free what curl still holds */
+		cp->closing = true;
+		curl_multi_cleanup(cp->multi);
+		for (c = cp->idle; c != NULL; c = next) {
+			next = c->next;
+			curl_easy_cleanup(c->easy);
+			free(c);
+		}
+		free(cp);
 	}
-	client_free(hc);
+	curl_slist_free_all(hc->headers);
+	free(hc);
 }
 
 void
 http_client_request(struct http_client *hc, const char *url, char *body,
     size_t len, http_client_cb cb, void *arg)
 {
+	struct event_loop *loop = event_loop_current();
+	struct client_part *cp = loop != NULL ? part_for(hc, loop) : NULL;
 	struct call *c = calloc(1, sizeof(*c));
 	struct http_reply r = { .body = "", .error = "out of memory" };
 
-	if (c == NULL || (c->url = strdup(url)) == NULL) {
+	if (loop == NULL)
+		r.error = "not on an event loop";
+	if (cp == NULL || c == NULL || (c->url = strdup(url)) == NULL) {
 		free(c);
 		free(body);
 		cb(arg, &r);
@@ -372,11 +331,16 @@ http_client_request(struct http_client *hc, const char *url, char *body,
 	c->body_len = len;
 	c->cb = cb;
 	c->arg = arg;
-	pthread_mutex_lock(&hc->lock);
-	c->next = hc->submitted;
-	hc->submitted = c;
-	pthread_mutex_unlock(&hc->lock);
-	wake(hc);
+	if (call_prepare(cp, c) != 0 ||
+	    curl_multi_add_handle(cp->multi, c->easy) != CURLM_OK) {
+		CURL *e = c->easy;
+
+		c->easy = NULL;
+		call_finish(c, CURLE_OUT_OF_MEMORY);
+		curl_easy_cleanup(e);
+		free(c);
+	}
+	/* curl asked for a timeout of 0 to start it: the loop sees to that */
 }
 
 char *

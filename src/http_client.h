@@ -1,4 +1,4 @@
-/* http_client.h - asynchronous HTTP requests over one libcurl multi thread */
+/* http_client.h - asynchronous HTTP requests on the server's event loops */
 #ifndef DIPLOM_HTTP_CLIENT_H
 #define DIPLOM_HTTP_CLIENT_H
 
@@ -13,16 +13,17 @@ struct http_reply {
 	const char *error;	/* why there was no answer */
 };
 
-/* Called once per request on the client's thread; must not block. */
+/* Called once per request, on the loop that sent it; must not block. */
 typedef void (*http_client_cb)(void *arg, const struct http_reply *reply);
 
 int http_client_start(struct http_client **hc, long timeout_ms, char **cause);
-/* Finish what is under way (each callback runs), then stop the thread. */
+/* Free the client; the server's loops must have stopped. */
 void http_client_stop(struct http_client *hc);
 
 /*
- * Send a request: body (malloc'd, taken) is POSTed as JSON when not NULL,
- * otherwise it is a GET. Connections are kept alive and reused.
+ * Send a request from a server event loop thread (a handler or a callback):
+ * body (malloc'd, taken) is POSTed as JSON when not NULL, otherwise it is a
+ * GET. Connections are kept alive and reused.
  */
 void http_client_request(struct http_client *hc, const char *url,
     char *body, size_t len, http_client_cb cb, void *arg);

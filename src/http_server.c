@@ -5,14 +5,20 @@
 #include <pthread.h>
 #include <stdarg.h>
 #include <stdatomic.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
 
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <sys/socket.h>
+
 #include <microhttpd.h>
 
+#include "event_loop.h"
 #include "http_server.h"
 #include "log.h"
 #include "message.h"
@@ -20,8 +26,29 @@
 /* How long a client may wait on 503 before trying again, in seconds. */
 #define RETRY_AFTER "1"
 
-struct http_server {
+/*
+ * One per thread: an event loop that runs its own libmicrohttpd daemon, all
+ * accepting on one listening socket. Handlers run on the loop, and the HTTP
+ * client's transfers started there run on the same loop, so a request that
+ * goes on to another hop crosses no thread.
+ */
+struct server_loop {
+	struct http_server *srv;
+	struct event_loop *loop;
 	struct MHD_Daemon *mhd;
+	struct loop_watch watch;	/* the daemon's epoll fd */
+	struct loop_timer timer;	/* the daemon's next timeout */
+	/*
+	 * A daemon without threads of its own handles a resumed connection
+	 * only when run again: an answer from another thread writes here.
+	 */
+	struct loop_watch kick;		/* eventfd */
+};
+
+struct http_server {
+	int listen_fd;
+	int nloops;
+	struct server_loop loops[EVENT_LOOP_MAX];
 	struct http_server_opts opts;
 	atomic_bool draining;
 	/* lock guards in_flight; idle is signalled when it drops to 0 */
@@ -32,6 +59,7 @@ struct http_server {
 
 struct http_request {
 	struct http_server *srv;
+	struct server_loop *sl;		/* the loop that serves it */
 	struct MHD_Connection *conn;
 	const char *method;
 	const char *path;
@@ -95,10 +123,26 @@ queue_ready(struct http_request *req)
 	return ret;
 }
 
+/* Have the loop's daemon run soon, from any thread. */
+static void
+loop_kick(struct server_loop *sl)
+{
+	uint64_t one = 1;
+
+	if (event_loop_current() == sl->loop) {
+		sl->timer.at_ms = 0;
+		return;
+	}
+	/* EAGAIN: the counter is already set, the loop will run anyway */
+	if (write(sl->kick.fd, &one, sizeof(one)) < 0 && errno != EAGAIN)
+		abort();
+}
+
 void
 http_respond(struct http_request *req, int status, char *body, size_t len)
 {
 	struct MHD_Connection *conn = req->conn;
+	struct server_loop *sl = req->sl;
 	bool wake;
 
 	pthread_mutex_lock(&req->lock);
@@ -113,8 +157,10 @@ http_respond(struct http_request *req, int status, char *body, size_t len)
 	 * Answered after the handler returned: wake the connection. Not under
 	 * req->lock, since the request may be freed as soon as it resumes.
 	 */
-	if (wake)
+	if (wake) {
 		MHD_resume_connection(conn);
+		loop_kick(sl);
+	}
 }
 
 void
@@ -189,14 +235,16 @@ run_request(struct http_request *req)
 }
 
 static struct http_request *
-request_new(struct http_server *srv, struct MHD_Connection *conn,
+request_new(struct server_loop *sl, struct MHD_Connection *conn,
     const char *method, const char *url)
 {
+	struct http_server *srv = sl->srv;
 	struct http_request *req = calloc(1, sizeof(*req));
 
 	if (req == NULL)
 		return NULL;
 	req->srv = srv;
+	req->sl = sl;
 	req->conn = conn;
 	req->method = method;
 	req->path = url;
@@ -240,12 +288,13 @@ on_access(void *cls, struct MHD_Connection *conn, const char *url,
     const char *method, const char *version, const char *upload_data,
     size_t *upload_data_size, void **con_cls)
 {
-	struct http_server *srv = cls;
+	struct server_loop *sl = cls;
+	struct http_server *srv = sl->srv;
 	struct http_request *req = *con_cls;
 	const char *cl;
 
 	if (req == NULL) {
-		if ((req = request_new(srv, conn, method, url)) == NULL)
+		if ((req = request_new(sl, conn, method, url)) == NULL)
 			return MHD_NO;
 		*con_cls = req;
 		cl = MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
@@ -276,7 +325,7 @@ static void
 on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
     enum MHD_RequestTerminationCode toe)
 {
-	struct http_server *srv = cls;
+	struct http_server *srv = ((struct server_loop *)cls)->srv;
 	struct http_request *req = *con_cls;
 
 	if (req == NULL)
@@ -305,15 +354,14 @@ on_mhd_log(void *cls, const char *fmt, va_list ap)
 	log_debug("http: %s", buf);
 }
 
-/* Resolve address:port for the listening socket. */
+/* The listening socket for address:port, shared by every loop. */
 static int
-resolve(const char *address, int port, struct sockaddr_storage *ss,
-    socklen_t *sl, char **cause)
+listen_on(const char *address, int port, int *fd, bool *v6, char **cause)
 {
 	struct addrinfo hints = { .ai_flags = AI_NUMERICSERV | AI_PASSIVE,
 		.ai_socktype = SOCK_STREAM }, *ai;
 	char service[8];
-	int rc;
+	int rc, one = 1, s = -1;
 
 	snprintf(service, sizeof(service), "%d", port);
 	if ((rc = getaddrinfo(address, service, &hints, &ai)) != 0) {
@@ -322,9 +370,95 @@ resolve(const char *address, int port, struct sockaddr_storage *ss,
 			*cause = NULL;
 		return -EINVAL;
 	}
-	memcpy(ss, ai->ai_addr, ai->ai_addrlen);
-	*sl = ai->ai_addrlen;
+	*v6 = ai->ai_family == AF_INET6;
+	if ((s = socket(ai->ai_family, SOCK_STREAM | SOCK_NONBLOCK |
+	    SOCK_CLOEXEC, 0)) < 0 ||
+	    setsockopt(s, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) != 0 ||
+	    bind(s, ai->ai_addr, ai->ai_addrlen) != 0 || listen(s, 1024) != 0) {
+		rc = -errno;
+		if (asprintf(cause, "cannot listen on %s port %d: %s", address,
+		    port, strerror(errno)) < 0)
+			*cause = NULL;
+		if (s >= 0)
+			close(s);
+		freeaddrinfo(ai);
+		return rc;
+	}
 	freeaddrinfo(ai);
+	*fd = s;
+	return 0;
+}
+
+/* Let the daemon work, then arm the timer for what it waits on next. */
+static void
+loop_run_mhd(void *arg)
+{
+	struct server_loop *sl = arg;
+	MHD_UNSIGNED_LONG_LONG ms;
+
+	MHD_run(sl->mhd);
+	sl->timer.at_ms = MHD_get_timeout(sl->mhd, &ms) == MHD_YES ?
+	    loop_now_ms() + (int64_t)(ms > 60000 ? 60000 : ms) : -1;
+}
+
+static void
+on_mhd_ready(void *arg, uint32_t events)
+{
+	loop_run_mhd(arg);
+}
+
+static void
+on_kick(void *arg, uint32_t events)
+{
+	struct server_loop *sl = arg;
+	uint64_t junk;
+
+	if (read(sl->kick.fd, &junk, sizeof(junk)) < 0)
+		junk = 0;
+	loop_run_mhd(sl);
+}
+
+/* Set up loop i: its event loop and its daemon on the shared socket. */
+static int
+loop_setup(struct http_server *srv, int i, bool v6, char **cause)
+{
+	struct server_loop *sl = &srv->loops[i];
+	const union MHD_DaemonInfo *info;
+	unsigned int flags = MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME |
+	    MHD_USE_ERROR_LOG | (v6 ? MHD_USE_IPv6 : 0);
+	int fd, rc;
+
+	sl->srv = srv;
+	sl->kick = (struct loop_watch){ on_kick, sl,
+		eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK) };
+	if (sl->kick.fd < 0)
+		return -errno;
+	if ((rc = event_loop_new(&sl->loop, i, cause)) != 0)
+		return rc;
+	if ((fd = dup(srv->listen_fd)) < 0)
+		return -errno;
+	/* each daemon closes its own copy of the listening socket */
+	sl->mhd = MHD_start_daemon(flags, 0, NULL, NULL, on_access, sl,
+	    MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, srv,
+	    MHD_OPTION_LISTEN_SOCKET, fd,
+	    MHD_OPTION_CONNECTION_LIMIT, 4096U,
+	    MHD_OPTION_CONNECTION_TIMEOUT, 120U,
+	    MHD_OPTION_NOTIFY_COMPLETED, on_completed, sl,
+	    MHD_OPTION_END);
+	if (sl->mhd == NULL) {
+		close(fd);
+		*cause = strdup("cannot start the HTTP daemon");
+		return -EIO;
+	}
+	info = MHD_get_daemon_info(sl->mhd, MHD_DAEMON_INFO_EPOLL_FD);
+	sl->watch = (struct loop_watch){ on_mhd_ready, sl, info->epoll_fd };
+	sl->timer = (struct loop_timer){ 0, loop_run_mhd, sl };
+	if ((rc = event_loop_watch(sl->loop, &sl->watch, EPOLLIN)) != 0 ||
+	    (rc = event_loop_watch(sl->loop, &sl->kick, EPOLLIN)) != 0 ||
+	    (rc = event_loop_add_timer(sl->loop, &sl->timer)) != 0) {
+		*cause = strdup("cannot watch the HTTP daemon");
+		return rc;
+	}
 	return 0;
 }
 
@@ -333,42 +467,33 @@ http_server_start(struct http_server **out, const struct http_server_opts *o,
     char **cause)
 {
 	struct http_server *srv;
-	struct sockaddr_storage ss;
-	socklen_t sl;
-	unsigned int flags = MHD_USE_AUTO_INTERNAL_THREAD |
-	    MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG;
 	long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
-	int rc;
+	bool v6 = false;
+	int rc = 0;
 
 	*out = NULL;
-	if ((rc = resolve(o->address, o->port, &ss, &sl, cause)) != 0)
-		return rc;
 	if ((srv = calloc(1, sizeof(*srv))) == NULL)
 		return -ENOMEM;
 	srv->opts = *o;
+	srv->listen_fd = -1;
 	pthread_mutex_init(&srv->lock, NULL);
 	pthread_cond_init(&srv->idle, NULL);
-	if (ss.ss_family == AF_INET6)
-		flags |= MHD_USE_IPv6;
-	srv->mhd = MHD_start_daemon(flags, (uint16_t)o->port, NULL, NULL,
-	    on_access, srv,
-	    MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss,
-	    MHD_OPTION_THREAD_POOL_SIZE, (unsigned int)(ncpu > 1 ? ncpu : 1),
-	    MHD_OPTION_LISTEN_BACKLOG_SIZE, 1024U,
-	    MHD_OPTION_CONNECTION_LIMIT, 8192U,
-	    MHD_OPTION_CONNECTION_TIMEOUT, 120U,
-	    MHD_OPTION_LISTENING_ADDRESS_REUSE, 1U,
-	    MHD_OPTION_NOTIFY_COMPLETED, on_completed, srv,
-	    MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, srv,
-	    MHD_OPTION_END);
-	if (srv->mhd == NULL) {
-		if (asprintf(cause, "cannot listen on %s port %d: %s",
-		    o->address, o->port, strerror(errno)) < 0)
-			*cause = NULL;
-		pthread_cond_destroy(&srv->idle);
-		pthread_mutex_destroy(&srv->lock);
-		free(srv);
-		return -EADDRINUSE;
+	srv->nloops = (int)(ncpu < 1 ? 1 : ncpu > EVENT_LOOP_MAX ?
+	    EVENT_LOOP_MAX : ncpu);
+	for (int i = 0; i < EVENT_LOOP_MAX; i++)
+		srv->loops[i].kick.fd = -1;
+	if ((rc = listen_on(o->address, o->port, &srv->listen_fd, &v6,
+	    cause)) != 0)
+		goto out;
+	for (int i = 0; i < srv->nloops && rc == 0; i++)
+		rc = loop_setup(srv, i, v6, cause);
+	for (int i = 0; i < srv->nloops && rc == 0; i++)
+		if ((rc = event_loop_start(srv->loops[i].loop, "http")) != 0)
+			*cause = strdup("cannot start the HTTP threads");
+out:
+	if (rc != 0) {
+		http_server_stop(srv);
+		return rc;
 	}
 	*out = srv;
 	return 0;
@@ -412,7 +537,18 @@ http_server_stop(struct http_server *srv)
 {
 	if (srv == NULL)
 		return;
-	MHD_stop_daemon(srv->mhd);
+	for (int i = 0; i < srv->nloops; i++)
+		event_loop_stop(srv->loops[i].loop);
+	/* the loops are gone: the daemons can be stopped from here */
+	for (int i = 0; i < srv->nloops; i++) {
+		if (srv->loops[i].mhd != NULL)
+			MHD_stop_daemon(srv->loops[i].mhd);
+		event_loop_free(srv->loops[i].loop);
+		if (srv->loops[i].kick.fd >= 0)
+			close(srv->loops[i].kick.fd);
+	}
+	if (srv->listen_fd >= 0)
+		close(srv->listen_fd);
 	pthread_cond_destroy(&srv->idle);
 	pthread_mutex_destroy(&srv->lock);
 	free(srv);

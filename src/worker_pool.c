@@ -12,12 +12,13 @@
 /* The most results one transaction commits. */
 #define COMMIT_BATCH 1024
 /*
- * Under load, a commit waits this long for a fuller batch: a transaction of
- * a thousand rows costs far less per row than one of a few hundred.
+ * Under load, a commit waits this long after the last one for a batch to
+ * fill up: every commit pays an fsync, and a transaction of a thousand rows
+ * costs far less per row than many small ones.
  */
 #define GROUP_COMMIT_NS 3000000
 /* A batch at least this large means load. */
-#define GROUP_COMMIT_LOAD 256
+#define GROUP_COMMIT_LOAD 8
 
 struct pending {
 	struct delivery *d;

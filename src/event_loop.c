@@ -1,0 +1,205 @@
+/* event_loop.c - epoll, a wakeup eventfd and a few timers on one thread */
+#include <errno.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+
+#include "event_loop.h"
+
+#define MAX_TIMERS 4
+
+struct event_loop {
+	int index;
+	int epfd;
+	struct loop_watch wake;		/* eventfd: stop */
+	atomic_bool stopping;
+	pthread_t thread;
+	bool running;
+	char name[16];
+	/* owned by the loop thread once it runs */
+	struct loop_timer *timers[MAX_TIMERS];
+	int ntimers;
+};
+
+static _Thread_local struct event_loop *current_loop;
+
+int64_t
+loop_now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+struct event_loop *
+event_loop_current(void)
+{
+	return current_loop;
+}
+
+int
+event_loop_index(const struct event_loop *loop)
+{
+	return loop->index;
+}
+
+static void
+on_wake(void *arg, uint32_t events)
+{
+	struct event_loop *loop = arg;
+	uint64_t junk;
+
+	if (read(loop->wake.fd, &junk, sizeof(junk)) < 0)
+		junk = 0;
+}
+
+int
+event_loop_new(struct event_loop **out, int index, char **cause)
+{
+	struct event_loop *loop = calloc(1, sizeof(*loop));
+
+	*out = NULL;
+	if (loop == NULL)
+		return -ENOMEM;
+	loop->index = index;
+	loop->wake = (struct loop_watch){ on_wake, loop, -1 };
+	loop->epfd = epoll_create1(EPOLL_CLOEXEC);
+	loop->wake.fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	if (loop->epfd < 0 || loop->wake.fd < 0 ||
+	    event_loop_watch(loop, &loop->wake, EPOLLIN) != 0) {
+		if (asprintf(cause, "cannot set up an event loop: %s",
+		    strerror(errno)) < 0)
+			*cause = NULL;
+		event_loop_free(loop);
+		return -EMFILE;
+	}
+	*out = loop;
+	return 0;
+}
+
+int
+event_loop_watch(struct event_loop *loop, struct loop_watch *w,
+    uint32_t events)
+{
+	struct epoll_event ev = { .events = events, .data.ptr = w };
+
+	if (epoll_ctl(loop->epfd, EPOLL_CTL_MOD, w->fd, &ev) == 0)
+		return 0;
+	if (errno == ENOENT &&
+	    epoll_ctl(loop->epfd, EPOLL_CTL_ADD, w->fd, &ev) == 0)
+		return 0;
+	return -errno;
+}
+
+void
+event_loop_unwatch(struct event_loop *loop, struct loop_watch *w)
+{
+	epoll_ctl(loop->epfd, EPOLL_CTL_DEL, w->fd, NULL);
+}
+
+int
+event_loop_add_timer(struct event_loop *loop, struct loop_timer *t)
+{
+	if (loop->ntimers == MAX_TIMERS)
+		return -ENOSPC;
+	loop->timers[loop->ntimers++] = t;
+	return 0;
+}
+
+/* Milliseconds until the next timer, -1 when none is armed. */
+static int
+next_timeout(struct event_loop *loop, int64_t now)
+{
+	int64_t next = -1;
+
+	for (int i = 0; i < loop->ntimers; i++) {
+		int64_t at = loop->timers[i]->at_ms;
+
+		if (at >= 0 && (next < 0 || at < next))
+			next = at;
+	}
+	if (next < 0)
+		return -1;
+	return next <= now ? 0 : (int)(next - now > 60000 ? 60000 : next - now);
+}
+
+static void
+run_timers(struct event_loop *loop, int64_t now)
+{
+	for (int i = 0; i < loop->ntimers; i++) {
+		struct loop_timer *t = loop->timers[i];
+
+		if (t->at_ms >= 0 && t->at_ms <= now) {
+			t->at_ms = -1;
+			t->cb(t->arg);
+		}
+	}
+}
+
+static void *
+loop_main(void *arg)
+{
+	struct event_loop *loop = arg;
+	struct epoll_event evs[64];
+	int n;
+
+	current_loop = loop;
+	pthread_setname_np(pthread_self(), loop->name);
+	while (!atomic_load(&loop->stopping)) {
+		n = epoll_wait(loop->epfd, evs, 64,
+		    next_timeout(loop, loop_now_ms()));
+		for (int i = 0; i < n; i++) {
+			struct loop_watch *w = evs[i].data.ptr;
+
+			w->cb(w->arg, evs[i].events);
+		}
+		run_timers(loop, loop_now_ms());
+	}
+	return NULL;
+}
+
+int
+event_loop_start(struct event_loop *loop, const char *name)
+{
+	snprintf(loop->name, sizeof(loop->name), "%s", name);
+	if (pthread_create(&loop->thread, NULL, loop_main, loop) != 0)
+		return -EAGAIN;
+	loop->running = true;
+	return 0;
+}
+
+void
+event_loop_stop(struct event_loop *loop)
+{
+	uint64_t one = 1;
+
+	if (loop == NULL || !loop->running)
+		return;
+	atomic_store(&loop->stopping, true);
+	if (write(loop->wake.fd, &one, sizeof(one)) < 0 && errno != EAGAIN)
+		abort();
+	pthread_join(loop->thread, NULL);
+	loop->running = false;
+}
+
+void
+event_loop_free(struct event_loop *loop)
+{
+	if (loop == NULL)
+		return;
+	event_loop_stop(loop);
+	if (loop->epfd >= 0)
+		close(loop->epfd);
+	if (loop->wake.fd >= 0)
+		close(loop->wake.fd);
+	free(loop);
+}

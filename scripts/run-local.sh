@@ -1,27 +1,31 @@
 #!/bin/bash
 # Run the three roles in the foreground on this machine; Ctrl-C stops all.
-# Builds first when needed. Pid files and logs go to $DIPLOM_RUN_DIR
-# (default ./run), which scripts/switch-queue.sh uses.
+# Builds first when needed (not when DIPLOMD names a built binary). Pid files
+# and the roles' settings go to $DIPLOM_RUN_DIR (default ./run), which
+# scripts/switch-queue.sh uses to restart ingest and processor.
 set -eu
 cd "$(dirname "$0")/.."
-scripts/install-deps.sh
-scripts/build.sh
+if [ -z "${DIPLOMD:-}" ]; then
+	scripts/install-deps.sh
+	scripts/build.sh
+fi
+. scripts/switch-lib.sh
 
 RUN_DIR=${DIPLOM_RUN_DIR:-$PWD/run}
 mkdir -p "$RUN_DIR"
 export RESULTS_DB=${RESULTS_DB:-$RUN_DIR/results.db}
 export QUEUE_TYPE=${QUEUE_TYPE:-memory}
-DIPLOMD=${DIPLOMD:-$PWD/src/diplomd}
+export DIPLOMD=${DIPLOMD:-$PWD/src/diplomd}
+sw_env_save "$RUN_DIR"
 
 stop_all() {
 	trap - INT TERM EXIT
 	echo "stopping..." >&2
 	# ingest and gateway first, so nothing new enters while the processor drains
+	# (switch-queue.sh may have replaced ingest and processor: not our
+	# children then, so sw_role_stop polls for them)
 	for role in gateway ingest processor; do
-		[ -f "$RUN_DIR/$role.pid" ] || continue
-		kill -TERM "$(cat "$RUN_DIR/$role.pid")" 2>/dev/null || true
-		wait "$(cat "$RUN_DIR/$role.pid")" 2>/dev/null || true
-		rm -f "$RUN_DIR/$role.pid"
+		sw_role_stop "$RUN_DIR" "$role" TERM 60 || true
 	done
 }
 trap stop_all INT TERM EXIT

@@ -1084,6 +1084,12 @@ nq_close(struct queue *q)
 	}
 	natsSubscription_Destroy(nq->sub);
 	if (nq->nc != NULL) {
+		/*
+		 * Close drops what is still buffered: the last acks would be
+		 * lost and those messages delivered again after a restart.
+		 */
+		if (natsConnection_Status(nq->nc) == NATS_CONN_STATUS_CONNECTED)
+			natsConnection_FlushTimeout(nq->nc, 2000);
 		natsConnection_Close(nq->nc);
 		/* The closed callback still uses nq: wait for it. */
 		until = nq_now_ms() + 3000;

@@ -75,3 +75,7 @@ TESTS += tests/man-options.sh tests/docker-compose.sh
 dist_check_SCRIPTS += tests/man-options.sh tests/docker-compose.sh
 EXTRA_DIST += docker/Dockerfile docker/Dockerfile.dockerignore \
 	docker/docker-compose.yml
+
+# scripts/verify-persistence.sh (small run) and scripts/switch-queue.sh
+TESTS += tests/verify-persistence.sh tests/switch-queue.sh
+dist_check_SCRIPTS += tests/verify-persistence.sh tests/switch-queue.sh

@@ -12,6 +12,7 @@
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
 
+#include "clock.h"
 #include "event_loop.h"
 
 #define MAX_TIMERS 4
@@ -30,15 +31,6 @@ struct event_loop {
 };
 
 static _Thread_local struct event_loop *current_loop;
-
-int64_t
-loop_now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 struct event_loop *
 event_loop_current(void)
@@ -156,13 +148,13 @@ loop_main(void *arg)
 	pthread_setname_np(pthread_self(), loop->name);
 	while (!atomic_load(&loop->stopping)) {
 		n = epoll_wait(loop->epfd, evs, 64,
-		    next_timeout(loop, loop_now_ms()));
+		    next_timeout(loop, clock_now_ms()));
 		for (int i = 0; i < n; i++) {
 			struct loop_watch *w = evs[i].data.ptr;
 
 			w->cb(w->arg, evs[i].events);
 		}
-		run_timers(loop, loop_now_ms());
+		run_timers(loop, clock_now_ms());
 	}
 	return NULL;
 }

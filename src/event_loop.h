@@ -15,7 +15,7 @@ struct loop_watch {
 
 /* A timer; at_ms < 0 is off. Set at_ms only on the loop's own thread. */
 struct loop_timer {
-	int64_t at_ms;		/* on loop_now_ms()'s clock */
+	int64_t at_ms;		/* on clock_now_ms()'s clock */
 	void (*cb)(void *arg);
 	void *arg;
 };
@@ -36,8 +36,6 @@ int event_loop_watch(struct event_loop *loop, struct loop_watch *w,
 void event_loop_unwatch(struct event_loop *loop, struct loop_watch *w);
 /* Register a timer for the loop's life; then arm it through at_ms. */
 int event_loop_add_timer(struct event_loop *loop, struct loop_timer *t);
-
-int64_t loop_now_ms(void);
 
 /* The most loops (threads) one server runs. */
 #define EVENT_LOOP_MAX 16

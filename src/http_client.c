@@ -9,6 +9,7 @@
 
 #include <curl/curl.h>
 
+#include "clock.h"
 #include "event_loop.h"
 #include "http_client.h"
 
@@ -221,7 +222,7 @@ on_timer(CURLM *multi, long timeout_ms, void *userp)
 {
 	struct client_part *cp = userp;
 
-	cp->timer.at_ms = timeout_ms < 0 ? -1 : loop_now_ms() + timeout_ms;
+	cp->timer.at_ms = timeout_ms < 0 ? -1 : clock_now_ms() + timeout_ms;
 	return 0;
 }
 

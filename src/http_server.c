@@ -18,6 +18,7 @@
 
 #include <microhttpd.h>
 
+#include "clock.h"
 #include "event_loop.h"
 #include "http_server.h"
 #include "log.h"
@@ -398,7 +399,7 @@ loop_run_mhd(void *arg)
 
 	MHD_run(sl->mhd);
 	sl->timer.at_ms = MHD_get_timeout(sl->mhd, &ms) == MHD_YES ?
-	    loop_now_ms() + (int64_t)(ms > 60000 ? 60000 : ms) : -1;
+	    clock_now_ms() + (int64_t)(ms > 60000 ? 60000 : ms) : -1;
 }
 
 static void
@@ -477,7 +478,7 @@ http_server_start(struct http_server **out, const struct http_server_opts *o,
 	srv->opts = *o;
 	srv->listen_fd = -1;
 	pthread_mutex_init(&srv->lock, NULL);
-	pthread_cond_init(&srv->idle, NULL);
+	clock_cond_init(&srv->idle);
 	srv->nloops = (int)(ncpu < 1 ? 1 : ncpu > EVENT_LOOP_MAX ?
 	    EVENT_LOOP_MAX : ncpu);
 	for (int i = 0; i < EVENT_LOOP_MAX; i++)
@@ -514,19 +515,12 @@ http_req_draining(const struct http_request *req)
 int
 http_server_wait_idle(struct http_server *srv, int64_t timeout_ms)
 {
-	struct timespec deadline;
+	int64_t at = clock_now_ns() + timeout_ms * 1000000;
 	int rc = 0;
 
-	clock_gettime(CLOCK_REALTIME, &deadline);
-	deadline.tv_sec += timeout_ms / 1000;
-	deadline.tv_nsec += (long)(timeout_ms % 1000) * 1000000;
-	if (deadline.tv_nsec >= 1000000000) {
-		deadline.tv_sec++;
-		deadline.tv_nsec -= 1000000000;
-	}
 	pthread_mutex_lock(&srv->lock);
 	while (srv->in_flight > 0 && rc == 0)
-		rc = pthread_cond_timedwait(&srv->idle, &srv->lock, &deadline);
+		rc = clock_cond_wait_until(&srv->idle, &srv->lock, at);
 	rc = srv->in_flight > 0 ? -ETIMEDOUT : 0;
 	pthread_mutex_unlock(&srv->lock);
 	return rc;

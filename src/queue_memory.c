@@ -5,6 +5,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "clock.h"
 #include "queue.h"
 
 struct mem_delivery {
@@ -35,7 +36,6 @@ static int
 mem_open(struct queue **out, const struct config *cfg, char **cause)
 {
 	struct mem_queue *m = calloc(1, sizeof(*m));
-	pthread_condattr_t ca;
 
 	if (m == NULL || (m->ring = calloc((size_t)cfg->queue_size,
 	    sizeof(*m->ring))) == NULL) {
@@ -46,11 +46,7 @@ mem_open(struct queue **out, const struct config *cfg, char **cause)
 	m->q.ops = &queue_memory_ops;
 	m->cap = m->limit = (size_t)cfg->queue_size;
 	pthread_mutex_init(&m->lock, NULL);
-	/* timed waits must not jump when the wall clock is set */
-	pthread_condattr_init(&ca);
-	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-	pthread_cond_init(&m->nonempty, &ca);
-	pthread_condattr_destroy(&ca);
+	clock_cond_init(&m->nonempty);
 	*out = &m->q;
 	return 0;
 }
@@ -86,21 +82,14 @@ mem_receive(struct queue *q, struct delivery **out, int max, int timeout_ms)
 {
 	struct mem_queue *m = mq(q);
 	struct data_message *msgs[64];
-	struct timespec deadline;
+	int64_t at = clock_now_ns() + (int64_t)timeout_ms * 1000000;
 	int n = 0, rc = 0;
 
 	if (max > (int)(sizeof(msgs) / sizeof(*msgs)))
 		max = (int)(sizeof(msgs) / sizeof(*msgs));
-	clock_gettime(CLOCK_MONOTONIC, &deadline);
-	deadline.tv_sec += timeout_ms / 1000;
-	deadline.tv_nsec += (long)(timeout_ms % 1000) * 1000000;
-	if (deadline.tv_nsec >= 1000000000) {
-		deadline.tv_sec++;
-		deadline.tv_nsec -= 1000000000;
-	}
 	pthread_mutex_lock(&m->lock);
 	while (m->count == 0 && !m->shut && rc == 0)
-		rc = pthread_cond_timedwait(&m->nonempty, &m->lock, &deadline);
+		rc = clock_cond_wait_until(&m->nonempty, &m->lock, at);
 	if (m->count == 0 && m->shut) {
 		pthread_mutex_unlock(&m->lock);
 		return QUEUE_ECLOSED;

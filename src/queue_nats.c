@@ -12,6 +12,7 @@
 
 #include <nats/nats.h>
 
+#include "clock.h"
 #include "log.h"
 #include "queue.h"
 
@@ -116,38 +117,11 @@ struct nats_queue {
 	atomic_uint_fast64_t enqueued, dequeued, redelivered;
 };
 
-static int64_t
-nq_now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 /* Wait on cv until the monotonic time at_ms; false on timeout. */
 static bool
 nq_wait_until(pthread_cond_t *cv, pthread_mutex_t *mu, int64_t at_ms)
 {
-	struct timespec ts;
-
-	ts.tv_sec = at_ms / 1000;
-	ts.tv_nsec = (at_ms % 1000) * 1000000;
-	return pthread_cond_timedwait(cv, mu, &ts) == 0;
-}
-
-/* Condition variables that time out by the monotonic clock. */
-static int
-nq_cond_init(pthread_cond_t *cv)
-{
-	pthread_condattr_t ca;
-	int rc;
-
-	pthread_condattr_init(&ca);
-	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-	rc = pthread_cond_init(cv, &ca);
-	pthread_condattr_destroy(&ca);
-	return rc;
+	return clock_cond_wait_until(cv, mu, at_ms * 1000000) == 0;
 }
 
 /* Recompute the publish fast-path flag; mu held. */
@@ -568,7 +542,7 @@ nq_ensure(struct nats_queue *nq)
 	if (sok && cok) {
 		nq->need_ensure = false;
 	} else {
-		nq->ensure_at_ms = nq_now_ms() + NQ_ENSURE_RETRY_MS;
+		nq->ensure_at_ms = clock_now_ms() + NQ_ENSURE_RETRY_MS;
 	}
 	nq->stats_wanted = true;
 	nq_update_locked(nq);
@@ -615,7 +589,7 @@ nq_refresh_stats(struct nats_queue *nq)
 	}
 	if (size >= 0)
 		nq->stats_size = size;
-	nq->stats_at_ms = nq_now_ms();
+	nq->stats_at_ms = clock_now_ms();
 	pthread_cond_broadcast(&nq->stats_cv);
 	pthread_mutex_unlock(&nq->mu);
 	jsConsumerInfo_Destroy(ci);
@@ -661,7 +635,7 @@ nq_maint_main(void *arg)
 	pthread_setname_np(pthread_self(), "nats-maint");
 	pthread_mutex_lock(&nq->mu);
 	while (!nq->stopping) {
-		now = nq_now_ms();
+		now = clock_now_ms();
 		if (nq->connected && nq->need_ensure &&
 		    now >= nq->ensure_at_ms) {
 			pthread_mutex_unlock(&nq->mu);
@@ -775,7 +749,7 @@ nq_pull_deliver(struct nats_queue *nq, natsMsg *m)
 		free(d);
 		return;
 	}
-	d->touched_ms = nq_now_ms();
+	d->touched_ms = clock_now_ms();
 	d->queued = true;
 	d->next = &nq->inflight;
 	d->prev = nq->inflight.prev;
@@ -809,7 +783,7 @@ nq_pull_main(void *arg)
 
 	pthread_setname_np(pthread_self(), "nats-pull");
 	for (;;) {
-		now = nq_now_ms();
+		now = clock_now_ms();
 		pthread_mutex_lock(&nq->mu);
 		if (nq->stopping || nq->shut) {
 			while (!nq->stopping)
@@ -841,7 +815,7 @@ nq_pull_main(void *arg)
 				/* Disconnected before the callback said so. */
 				pthread_mutex_lock(&nq->mu);
 				nq_wait_until(&nq->space_cv, &nq->mu,
-				    nq_now_ms() + 200);
+				    clock_now_ms() + 200);
 				pthread_mutex_unlock(&nq->mu);
 				continue;
 			}
@@ -861,7 +835,7 @@ nq_pull_main(void *arg)
 			pthread_mutex_lock(&nq->mu);
 			if (!nq->stopping && !nq->shut)
 				nq_wait_until(&nq->space_cv, &nq->mu,
-				    nq_now_ms() + 200);
+				    clock_now_ms() + 200);
 			pthread_mutex_unlock(&nq->mu);
 			continue;
 		}
@@ -891,7 +865,7 @@ nq_receive(struct queue *q, struct delivery **out, int max, int timeout_ms)
 {
 	struct nats_queue *nq = (struct nats_queue *)q;
 	struct nq_delivery *d;
-	int64_t until = nq_now_ms() + (timeout_ms > 0 ? timeout_ms : 0);
+	int64_t until = clock_now_ms() + (timeout_ms > 0 ? timeout_ms : 0);
 	int n = 0;
 
 	if (!nq->processor)
@@ -903,7 +877,7 @@ nq_receive(struct queue *q, struct delivery **out, int max, int timeout_ms)
 		if (timeout_ms < 0) {
 			pthread_cond_wait(&nq->recv_cv, &nq->mu);
 		} else if (!nq_wait_until(&nq->recv_cv, &nq->mu, until) &&
-		    nq_now_ms() >= until) {
+		    clock_now_ms() >= until) {
 			break;
 		}
 	}
@@ -974,7 +948,7 @@ static void
 nq_stats(struct queue *q, struct queue_stats *st)
 {
 	struct nats_queue *nq = (struct nats_queue *)q;
-	int64_t now = nq_now_ms(), until;
+	int64_t now = clock_now_ms(), until;
 
 	memset(st, 0, sizeof(*st));
 	st->enqueued = atomic_load(&nq->enqueued);
@@ -991,7 +965,7 @@ nq_stats(struct queue *q, struct queue_stats *st)
 		if (now - nq->stats_at_ms >= NQ_STATS_STALE_MS) {
 			until = now + NQ_STATS_WAIT_MS;
 			while (nq->stats_wanted && nq->connected &&
-			    nq_now_ms() < until)
+			    clock_now_ms() < until)
 				nq_wait_until(&nq->stats_cv, &nq->mu, until);
 		}
 	}
@@ -1092,9 +1066,9 @@ nq_close(struct queue *q)
 			natsConnection_FlushTimeout(nq->nc, 2000);
 		natsConnection_Close(nq->nc);
 		/* The closed callback still uses nq: wait for it. */
-		until = nq_now_ms() + 3000;
+		until = clock_now_ms() + 3000;
 		pthread_mutex_lock(&nq->mu);
-		while (!nq->closed_cb_done && nq_now_ms() < until)
+		while (!nq->closed_cb_done && clock_now_ms() < until)
 			nq_wait_until(&nq->closed_cv, &nq->mu, until);
 		pthread_mutex_unlock(&nq->mu);
 		natsConnection_Destroy(nq->nc);
@@ -1222,11 +1196,11 @@ nq_init(struct nats_queue *nq, const struct config *cfg)
 		return -ENOMEM;
 	if (pthread_mutex_init(&nq->mu, NULL) != 0 ||
 	    pthread_mutex_init(&nq->plock, NULL) != 0 ||
-	    nq_cond_init(&nq->maint_cv) != 0 ||
-	    nq_cond_init(&nq->recv_cv) != 0 ||
-	    nq_cond_init(&nq->space_cv) != 0 ||
-	    nq_cond_init(&nq->stats_cv) != 0 ||
-	    nq_cond_init(&nq->closed_cv) != 0)
+	    clock_cond_init(&nq->maint_cv) != 0 ||
+	    clock_cond_init(&nq->recv_cv) != 0 ||
+	    clock_cond_init(&nq->space_cv) != 0 ||
+	    clock_cond_init(&nq->stats_cv) != 0 ||
+	    clock_cond_init(&nq->closed_cv) != 0)
 		return -ENOMEM;
 	return 0;
 }

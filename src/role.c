@@ -40,15 +40,6 @@ role_respond_health(struct http_request *req, bool healthy,
 	json_object_put(o);
 }
 
-int64_t
-role_now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 char *
 role_join_url(const char *base, const char *path)
 {

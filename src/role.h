@@ -24,8 +24,6 @@ const struct role_ops *role_ops_for(enum role role);
 /* Shared by the roles: answer {"healthy": true} or 503 with a reason. */
 void role_respond_health(struct http_request *req, bool healthy,
     const char *reason);
-/* Milliseconds on the monotonic clock. */
-int64_t role_now_ms(void);
 /* Build "base" + "path" with one '/' between them. */
 char *role_join_url(const char *base, const char *path);
 

@@ -6,6 +6,7 @@
 
 #include <microhttpd.h>
 
+#include "clock.h"
 #include "log.h"
 #include "queue.h"
 #include "result_store.h"
@@ -180,7 +181,7 @@ static int
 pr_stop(void *state, int64_t timeout_ms)
 {
 	struct processor *pr = state;
-	int64_t deadline = role_now_ms() + timeout_ms;
+	int64_t deadline = clock_now_ms() + timeout_ms;
 	struct queue_stats st;
 
 	/* no new messages; let accepted ones finish entering the queue */
@@ -190,7 +191,7 @@ pr_stop(void *state, int64_t timeout_ms)
 	pr->q->ops->stats(pr->q, &st);
 	log_info("draining: %jd messages in the backlog", (intmax_t)st.current_size);
 	pr->q->ops->shutdown(pr->q);
-	if (worker_pool_wait(pr->wp, deadline - role_now_ms()) != 0) {
+	if (worker_pool_wait(pr->wp, deadline - clock_now_ms()) != 0) {
 		pr->q->ops->stats(pr->q, &st);
 		log_error("drain timed out with %jd messages not done",
 		    (intmax_t)st.current_size);

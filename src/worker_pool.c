@@ -6,6 +6,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "clock.h"
 #include "log.h"
 #include "worker_pool.h"
 
@@ -59,15 +60,6 @@ struct worker_pool {
 	int settle_rc;
 	bool committer_done;		/* no batch will follow */
 };
-
-static int64_t
-now_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
-}
 
 static char *
 strdup_or_null(const char *s)
@@ -167,11 +159,11 @@ worker_main(void *arg)
 			continue;
 		}
 		for (int i = 0; i < n; i++) {
-			int64_t t0 = now_ns();
+			int64_t t0 = clock_now_ns();
 
 			done[i].d = ds[i];
 			worker_process(ds[i], &done[i].res, wp->delay_ms);
-			done[i].duration_ns = now_ns() - t0;
+			done[i].duration_ns = clock_now_ns() - t0;
 		}
 		pool_hand_over(wp, done, n);
 	}
@@ -291,15 +283,11 @@ wait_settled(struct worker_pool *wp, const struct pending *buf)
 static void
 group_wait(struct worker_pool *wp)
 {
-	struct timespec deadline;
-	int64_t at = now_ns() + GROUP_COMMIT_NS;
+	int64_t at = clock_now_ns() + GROUP_COMMIT_NS;
 
-	deadline.tv_sec = at / 1000000000;
-	deadline.tv_nsec = at % 1000000000;
 	wp->wake_at = COMMIT_BATCH;
 	while (wp->count < COMMIT_BATCH && wp->workers_left > 0) {
-		if (pthread_cond_timedwait(&wp->not_empty, &wp->lock,
-		    &deadline) != 0)
+		if (clock_cond_wait_until(&wp->not_empty, &wp->lock, at) != 0)
 			break;
 	}
 }
@@ -355,7 +343,6 @@ worker_pool_start(struct worker_pool **out, struct queue *q,
     struct result_store *rs, const struct config *cfg, char **cause)
 {
 	struct worker_pool *wp = calloc(1, sizeof(*wp));
-	pthread_condattr_t ca;
 	int i;
 
 	*out = NULL;
@@ -378,14 +365,8 @@ worker_pool_start(struct worker_pool **out, struct queue *q,
 	}
 	pthread_mutex_init(&wp->lock, NULL);
 	pthread_cond_init(&wp->not_full, NULL);
-	pthread_condattr_init(&ca);
-	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-	pthread_cond_init(&wp->not_empty, &ca);
-	pthread_condattr_destroy(&ca);
-	pthread_condattr_init(&ca);
-	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-	pthread_cond_init(&wp->finished, &ca);
-	pthread_condattr_destroy(&ca);
+	clock_cond_init(&wp->not_empty);
+	clock_cond_init(&wp->finished);
 	pthread_mutex_init(&wp->settle_lock, NULL);
 	pthread_cond_init(&wp->settle_cv, NULL);
 	wp->workers_left = wp->nworkers;
@@ -409,20 +390,12 @@ worker_pool_start(struct worker_pool **out, struct queue *q,
 int
 worker_pool_wait(struct worker_pool *wp, int64_t timeout_ms)
 {
-	struct timespec deadline;
+	int64_t at = clock_now_ns() + timeout_ms * 1000000;
 	int rc = 0;
 
-	clock_gettime(CLOCK_MONOTONIC, &deadline);
-	deadline.tv_sec += timeout_ms / 1000;
-	deadline.tv_nsec += (long)(timeout_ms % 1000) * 1000000;
-	if (deadline.tv_nsec >= 1000000000) {
-		deadline.tv_sec++;
-		deadline.tv_nsec -= 1000000000;
-	}
 	pthread_mutex_lock(&wp->lock);
 	while (!wp->settler_done && rc == 0)
-		rc = pthread_cond_timedwait(&wp->finished, &wp->lock,
-		    &deadline);
+		rc = clock_cond_wait_until(&wp->finished, &wp->lock, at);
 	rc = wp->settler_done ? 0 : -ETIMEDOUT;
 	pthread_mutex_unlock(&wp->lock);
 	if (rc != 0)

@@ -67,7 +67,8 @@ NATS_SHELL_TESTS = \
 	tests/nats-back-pressure.sh \
 	tests/nats-broker-late.sh \
 	tests/nats-two-processors.sh \
-	tests/nats-poison.sh
+	tests/nats-poison.sh \
+	tests/nats-enqueue-config.sh
 TESTS += $(NATS_SHELL_TESTS)
 dist_check_SCRIPTS += $(NATS_SHELL_TESTS)
 

@@ -78,8 +78,8 @@ struct nats_queue {
 	natsSubscription *sub;		/* inbox our pull requests answer to */
 	char *inbox;
 
-	pthread_t maint_thr, pull_thr;
-	bool maint_started, pull_started;
+	pthread_t maint_thr, pull_thr, wpi_thr;
+	bool maint_started, pull_started, wpi_started;
 
 	/*
 	 * mu guards everything from here to the counters: connection state,
@@ -88,6 +88,7 @@ struct nats_queue {
 	 */
 	pthread_mutex_t mu;
 	pthread_cond_t maint_cv;	/* maint thread: work to do */
+	pthread_cond_t wpi_cv;		/* wpi thread: stop */
 	pthread_cond_t recv_cv;		/* receivers: FIFO non-empty */
 	pthread_cond_t space_cv;	/* puller: room or state change */
 	pthread_cond_t stats_cv;	/* stats(): cache refreshed */
@@ -630,7 +631,7 @@ static void *
 nq_maint_main(void *arg)
 {
 	struct nats_queue *nq = arg;
-	int64_t now, at, due;
+	int64_t now, at;
 
 	pthread_setname_np(pthread_self(), "nats-maint");
 	pthread_mutex_lock(&nq->mu);
@@ -653,13 +654,36 @@ nq_maint_main(void *arg)
 		at = 0;
 		if (nq->connected && nq->need_ensure)
 			at = nq->ensure_at_ms;
-		due = nq_keepalive_locked(nq, now);
-		if (due != 0 && (at == 0 || due < at))
-			at = due;
 		if (at == 0)
 			pthread_cond_wait(&nq->maint_cv, &nq->mu);
 		else
 			nq_wait_until(&nq->maint_cv, &nq->mu, at);
+	}
+	pthread_mutex_unlock(&nq->mu);
+	return NULL;
+}
+
+/*
+ * Work-in-progress acks on a thread of their own: the maintenance thread's
+ * API requests can take seconds under load, and a keepalive that comes late
+ * is a redelivery of a message still being worked on.
+ */
+static void *
+nq_wpi_main(void *arg)
+{
+	struct nats_queue *nq = arg;
+	int64_t now, due;
+
+	pthread_setname_np(pthread_self(), "nats-wpi");
+	pthread_mutex_lock(&nq->mu);
+	while (!nq->stopping) {
+		now = clock_now_ms();
+		due = nq_keepalive_locked(nq, now);
+		/* nothing held: whatever arrives now is due no sooner */
+		if (due == 0)
+			due = now + (nq->ack_wait_ms / 2 > 50 ?
+			    nq->ack_wait_ms / 2 : 50);
+		nq_wait_until(&nq->wpi_cv, &nq->mu, due);
 	}
 	pthread_mutex_unlock(&nq->mu);
 	return NULL;
@@ -1034,11 +1058,14 @@ nq_close(struct queue *q)
 	pthread_mutex_lock(&nq->mu);
 	nq->stopping = true;
 	pthread_cond_broadcast(&nq->maint_cv);
+	pthread_cond_broadcast(&nq->wpi_cv);
 	pthread_cond_broadcast(&nq->space_cv);
 	pthread_cond_broadcast(&nq->recv_cv);
 	pthread_mutex_unlock(&nq->mu);
 	if (nq->pull_started)
 		pthread_join(nq->pull_thr, NULL);
+	if (nq->wpi_started)
+		pthread_join(nq->wpi_thr, NULL);
 	if (nq->maint_started)
 		pthread_join(nq->maint_thr, NULL);
 
@@ -1083,6 +1110,7 @@ nq_close(struct queue *q)
 	pthread_mutex_destroy(&nq->mu);
 	pthread_mutex_destroy(&nq->plock);
 	pthread_cond_destroy(&nq->maint_cv);
+	pthread_cond_destroy(&nq->wpi_cv);
 	pthread_cond_destroy(&nq->recv_cv);
 	pthread_cond_destroy(&nq->space_cv);
 	pthread_cond_destroy(&nq->stats_cv);
@@ -1197,6 +1225,7 @@ nq_init(struct nats_queue *nq, const struct config *cfg)
 	if (pthread_mutex_init(&nq->mu, NULL) != 0 ||
 	    pthread_mutex_init(&nq->plock, NULL) != 0 ||
 	    clock_cond_init(&nq->maint_cv) != 0 ||
+	    clock_cond_init(&nq->wpi_cv) != 0 ||
 	    clock_cond_init(&nq->recv_cv) != 0 ||
 	    clock_cond_init(&nq->space_cv) != 0 ||
 	    clock_cond_init(&nq->stats_cv) != 0 ||
@@ -1307,6 +1336,10 @@ nq_open(struct queue **qp, const struct config *cfg, char **cause)
 		    nq) != 0)
 			goto thread_fail;
 		nq->pull_started = true;
+		if (pthread_create(&nq->wpi_thr, NULL, nq_wpi_main,
+		    nq) != 0)
+			goto thread_fail;
+		nq->wpi_started = true;
 	}
 	*qp = &nq->q;
 	return 0;

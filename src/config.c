@@ -39,7 +39,7 @@ static const struct opt_def opt_defs[] = {
 	  "gateway, ingest or processor (required)" },
 	{ "listen-address", "LISTEN_ADDRESS", OPT_STRING, "127.0.0.1", 0, 0,
 	  F(listen_address), "ADDR", "address every role binds" },
-	{ "port", NULL, OPT_PORT, "0", 0, 0, F(port), "PORT",
+	{ "port", NULL, OPT_PORT, NULL, 0, 0, F(port), "PORT",
 	  "port of this role (overrides the role's own variable)" },
 	{ "api-port", "API_PORT", OPT_PORT, "8080", 0, 0, F(api_port), "PORT",
 	  "gateway port" },
@@ -201,8 +201,7 @@ opt_set(struct config *cfg, const struct opt_def *d, const char *val,
 		*why = "expected gateway, ingest or processor";
 		return -1;
 	case OPT_PORT:
-		if (parse_int(val, &n) != 0 || n < 0 || n > 65535 ||
-		    (n == 0 && d->env != NULL)) {
+		if (parse_int(val, &n) != 0 || n < 1 || n > 65535) {
 			*why = "expected a port number 1-65535";
 			return -1;
 		}

@@ -372,6 +372,8 @@ static const struct {
 } bad_cli[] = {
 	{ "--api-port=0", "--api-port" },
 	{ "--api-port=65536", "--api-port" },
+	{ "--port=0", "--port" },
+	{ "--port=65536", "--port" },
 	{ "--ingest-port=abc", "--ingest-port" },
 	{ "--processor-port=", "--processor-port" },
 	{ "--port=65536", "--port" },

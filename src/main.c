@@ -1,5 +1,6 @@
 /* main.c - options, role dispatch and signals */
 #include <signal.h>
+#include <sys/resource.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -9,6 +10,18 @@
 #include "config.h"
 #include "log.h"
 #include "role.h"
+
+/* Every connection is a descriptor: take all the hard limit allows. */
+static void
+raise_fd_limit(void)
+{
+	struct rlimit rl;
+
+	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+		rl.rlim_cur = rl.rlim_max;
+		setrlimit(RLIMIT_NOFILE, &rl);
+	}
+}
 
 int
 main(int argc, char **argv)
@@ -46,6 +59,7 @@ main(int argc, char **argv)
 	sigaddset(&sigs, SIGINT);
 	pthread_sigmask(SIG_BLOCK, &sigs, NULL);
 	signal(SIGPIPE, SIG_IGN);
+	raise_fd_limit();
 	curl_global_init(CURL_GLOBAL_DEFAULT);
 
 	role = role_ops_for(cfg.role);

@@ -373,7 +373,6 @@ static const struct {
 	{ "--api-port=0", "--api-port" },
 	{ "--api-port=65536", "--api-port" },
 	{ "--port=0", "--port" },
-	{ "--port=65536", "--port" },
 	{ "--ingest-port=abc", "--ingest-port" },
 	{ "--processor-port=", "--processor-port" },
 	{ "--port=65536", "--port" },

@@ -27,6 +27,22 @@
 /* How long a client may wait on 503 before trying again, in seconds. */
 #define RETRY_AFTER "1"
 
+/* The statuses counted one by one in the metrics; others count as "other". */
+static const int counted_codes[] = { 200, 202, 400, 404, 405, 413, 500, 502,
+	503 };
+#define N_CODES (sizeof(counted_codes) / sizeof(*counted_codes) + 1)
+/* Upper bounds of the latency histogram's buckets, in seconds. */
+static const double latency_bounds[] = { 0.0005, 0.001, 0.0025, 0.005, 0.01,
+	0.025, 0.05, 0.1, 0.25, 0.5, 1, 5 };
+#define N_BUCKETS (sizeof(latency_bounds) / sizeof(*latency_bounds))
+
+/* Request counts and latencies; relaxed atomics, added on the loops. */
+struct http_metrics {
+	atomic_uint_fast64_t by_code[N_CODES];
+	atomic_uint_fast64_t bucket[N_BUCKETS + 1];	/* last: +Inf only */
+	atomic_uint_fast64_t sum_us;
+};
+
 /*
  * One per thread: an event loop that runs its own libmicrohttpd daemon, all
  * accepting on one listening socket. Handlers run on the loop, and the HTTP
@@ -51,6 +67,7 @@ struct http_server {
 	int nloops;
 	struct server_loop loops[EVENT_LOOP_MAX];
 	struct http_server_opts opts;
+	struct http_metrics metrics;
 	atomic_bool draining;
 	/* lock guards in_flight; idle is signalled when it drops to 0 */
 	pthread_mutex_t lock;
@@ -74,6 +91,8 @@ struct http_request {
 	bool suspended;
 	bool ready;
 	bool queued;
+	int64_t start_ns;
+	const char *ctype;		/* content type of resp */
 	int status;
 	char *resp;
 	size_t resp_len;
@@ -99,6 +118,56 @@ http_req_body(const struct http_request *req, size_t *len)
 	return req->body != NULL ? req->body : "";
 }
 
+static void
+count_request(struct http_metrics *m, int status, int64_t ns)
+{
+	size_t i, b;
+
+	for (i = 0; i < N_CODES - 1 && counted_codes[i] != status; i++)
+		;
+	atomic_fetch_add_explicit(&m->by_code[i], 1, memory_order_relaxed);
+	for (b = 0; b < N_BUCKETS && (double)ns / 1e9 > latency_bounds[b];
+	    b++)
+		;
+	atomic_fetch_add_explicit(&m->bucket[b], 1, memory_order_relaxed);
+	atomic_fetch_add_explicit(&m->sum_us, (uint64_t)(ns / 1000),
+	    memory_order_relaxed);
+}
+
+void
+http_write_metrics(const struct http_request *req, FILE *out)
+{
+	const struct http_metrics *m = &req->srv->metrics;
+	uint64_t cum = 0;
+
+	fprintf(out, "# HELP diplom_http_requests_total HTTP requests answered, "
+	    "by status.\n# TYPE diplom_http_requests_total counter\n");
+	for (size_t i = 0; i < N_CODES; i++) {
+		char code[8] = "other";
+
+		if (i < N_CODES - 1)
+			snprintf(code, sizeof(code), "%d", counted_codes[i]);
+		fprintf(out, "diplom_http_requests_total{code=\"%s\"} %ju\n",
+		    code, (uintmax_t)atomic_load(&m->by_code[i]));
+	}
+	fprintf(out, "# HELP diplom_http_request_duration_seconds Time from "
+	    "a request's arrival to its answer.\n"
+	    "# TYPE diplom_http_request_duration_seconds histogram\n");
+	for (size_t b = 0; b <= N_BUCKETS; b++) {
+		cum += atomic_load(&m->bucket[b]);
+		if (b < N_BUCKETS)
+			fprintf(out, "diplom_http_request_duration_seconds_bucket"
+			    "{le=\"%g\"} %ju\n", latency_bounds[b],
+			    (uintmax_t)cum);
+		else
+			fprintf(out, "diplom_http_request_duration_seconds_bucket"
+			    "{le=\"+Inf\"} %ju\n", (uintmax_t)cum);
+	}
+	fprintf(out, "diplom_http_request_duration_seconds_sum %.6f\n"
+	    "diplom_http_request_duration_seconds_count %ju\n",
+	    (double)atomic_load(&m->sum_us) / 1e6, (uintmax_t)cum);
+}
+
 /* Queue the stored answer; called on the connection's own thread. */
 static enum MHD_Result
 queue_ready(struct http_request *req)
@@ -112,8 +181,10 @@ queue_ready(struct http_request *req)
 		return MHD_NO;
 	req->resp = NULL;
 	req->queued = true;
+	count_request(&req->srv->metrics, req->status,
+	    clock_now_ns() - req->start_ns);
 	MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE,
-	    "application/json");
+	    req->ctype != NULL ? req->ctype : "application/json");
 	if (req->status == MHD_HTTP_SERVICE_UNAVAILABLE)
 		MHD_add_response_header(r, MHD_HTTP_HEADER_RETRY_AFTER,
 		    RETRY_AFTER);
@@ -142,12 +213,20 @@ loop_kick(struct server_loop *sl)
 void
 http_respond(struct http_request *req, int status, char *body, size_t len)
 {
+	http_respond_typed(req, status, body, len, NULL);
+}
+
+void
+http_respond_typed(struct http_request *req, int status, char *body,
+    size_t len, const char *content_type)
+{
 	struct MHD_Connection *conn = req->conn;
 	struct server_loop *sl = req->sl;
 	bool wake;
 
 	pthread_mutex_lock(&req->lock);
 	req->status = status;
+	req->ctype = content_type;
 	req->resp = body;
 	req->resp_len = body != NULL ? len : 0;
 	req->ready = true;
@@ -246,6 +325,7 @@ request_new(struct server_loop *sl, struct MHD_Connection *conn,
 		return NULL;
 	req->srv = srv;
 	req->sl = sl;
+	req->start_ns = clock_now_ns();
 	req->conn = conn;
 	req->method = method;
 	req->path = url;

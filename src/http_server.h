@@ -5,6 +5,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 
 struct http_server;
 struct http_request;
@@ -52,8 +53,14 @@ const char *http_req_body(const struct http_request *req, size_t *len);
 /* Answer with body (malloc'd, taken; NULL for none) as application/json. */
 void http_respond(struct http_request *req, int status, char *body,
     size_t len);
+/* The same with another content type (a static string), NULL: JSON. */
+void http_respond_typed(struct http_request *req, int status, char *body,
+    size_t len, const char *content_type);
 /* {"error": reason}; a 503 carries Retry-After. */
 void http_respond_error(struct http_request *req, int status,
     const char *reason);
+
+/* The server's request counts and latency histogram, Prometheus text. */
+void http_write_metrics(const struct http_request *req, FILE *out);
 
 #endif

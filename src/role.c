@@ -40,6 +40,38 @@ role_respond_health(struct http_request *req, bool healthy,
 	json_object_put(o);
 }
 
+void
+role_respond_metrics(struct http_request *req,
+    void (*more)(FILE *out, void *ctx), void *ctx)
+{
+	char *buf = NULL;
+	size_t len = 0;
+	FILE *out = open_memstream(&buf, &len);
+
+	if (out == NULL) {
+		http_respond_error(req, 500, "out of memory");
+		return;
+	}
+	if (more != NULL)
+		more(out, ctx);
+	http_write_metrics(req, out);
+	if (fclose(out) != 0) {
+		free(buf);
+		http_respond_error(req, 500, "out of memory");
+		return;
+	}
+	http_respond_typed(req, 200, buf, len,
+	    "text/plain; version=0.0.4; charset=utf-8");
+}
+
+void
+role_metric(FILE *out, const char *name, const char *type, const char *help,
+    double value)
+{
+	fprintf(out, "# HELP %s %s\n# TYPE %s %s\n%s %.17g\n", name, help,
+	    name, type, name, value);
+}
+
 char *
 role_join_url(const char *base, const char *path)
 {

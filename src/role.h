@@ -3,6 +3,7 @@
 #define DIPLOM_ROLE_H
 
 #include <stdint.h>
+#include <stdio.h>
 
 #include "config.h"
 #include "http_server.h"
@@ -24,6 +25,15 @@ const struct role_ops *role_ops_for(enum role role);
 /* Shared by the roles: answer {"healthy": true} or 503 with a reason. */
 void role_respond_health(struct http_request *req, bool healthy,
     const char *reason);
+/*
+ * Answer GET /metrics: what more() writes, then the server's request
+ * counts and latencies, as Prometheus text format 0.0.4.
+ */
+void role_respond_metrics(struct http_request *req,
+    void (*more)(FILE *out, void *ctx), void *ctx);
+/* One metric with its HELP and TYPE lines. */
+void role_metric(FILE *out, const char *name, const char *type,
+    const char *help, double value);
 /* Build "base" + "path" with one '/' between them. */
 char *role_join_url(const char *base, const char *path);
 

@@ -161,11 +161,18 @@ gw_health(struct http_request *req, void *ctx)
 	role_respond_health(req, !http_req_draining(req), "draining");
 }
 
+static void
+gw_metrics(struct http_request *req, void *ctx)
+{
+	role_respond_metrics(req, NULL, NULL);
+}
+
 static const struct http_route gw_routes[] = {
 	{ "POST", "/api/v1/ingest", gw_ingest },
 	{ "GET", "/api/v1/status", gw_status },
 	{ "GET", "/api/v1/messages/", gw_message },
 	{ "GET", "/health", gw_health },
+	{ "GET", "/metrics", gw_metrics },
 };
 
 static void

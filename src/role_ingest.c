@@ -175,10 +175,41 @@ in_health(struct http_request *req, void *ctx)
 	role_respond_health(req, st.healthy, st.reason);
 }
 
+static void
+in_write_metrics(FILE *out, void *ctx)
+{
+	struct ingest *in = ctx;
+	struct queue_stats st = { .healthy = true };
+
+	role_metric(out, "diplom_ingest_received_total", "counter",
+	    "Valid messages received.", (double)atomic_load(&in->received));
+	role_metric(out, "diplom_ingest_accepted_total", "counter",
+	    "Messages the backend holds (answered 200).",
+	    (double)atomic_load(&in->sent));
+	role_metric(out, "diplom_ingest_failed_total", "counter",
+	    "Messages the backend did not take.",
+	    (double)atomic_load(&in->failed));
+	if (in->q == NULL)
+		return;
+	in->q->ops->stats(in->q, &st);
+	role_metric(out, "diplom_backend_healthy", "gauge",
+	    "1 while the queue backend is reachable.", st.healthy);
+	role_metric(out, "diplom_queue_depth", "gauge",
+	    "Messages in the backend not yet done.",
+	    (double)st.current_size);
+}
+
+static void
+in_metrics(struct http_request *req, void *ctx)
+{
+	role_respond_metrics(req, in_write_metrics, ctx);
+}
+
 static const struct http_route in_routes[] = {
 	{ "POST", "/ingest", in_ingest },
 	{ "GET", "/stats", in_stats },
 	{ "GET", "/health", in_health },
+	{ "GET", "/metrics", in_metrics },
 };
 
 static void

@@ -122,11 +122,50 @@ pr_health(struct http_request *req, void *ctx)
 	role_respond_health(req, st.healthy, st.reason);
 }
 
+static void
+pr_write_metrics(FILE *out, void *ctx)
+{
+	struct processor *pr = ctx;
+	struct queue_stats qs;
+	struct worker_pool_stats ps;
+
+	pr->q->ops->stats(pr->q, &qs);
+	worker_pool_stats(pr->wp, &ps);
+	role_metric(out, "diplom_backend_healthy", "gauge",
+	    "1 while the queue backend is reachable.", qs.healthy);
+	role_metric(out, "diplom_queue_depth", "gauge",
+	    "Messages waiting or in flight.", (double)qs.current_size);
+	role_metric(out, "diplom_queue_enqueued_total", "counter",
+	    "Messages this processor put into the backend.",
+	    (double)qs.enqueued);
+	role_metric(out, "diplom_queue_dequeued_total", "counter",
+	    "Messages handed to the workers.", (double)qs.dequeued);
+	role_metric(out, "diplom_messages_processed_total", "counter",
+	    "Messages processed, committed and acknowledged.",
+	    (double)ps.processed);
+	role_metric(out, "diplom_messages_failed_total", "counter",
+	    "Messages stored as failed and not delivered again.",
+	    (double)ps.errors);
+	role_metric(out, "diplom_messages_redelivered_total", "counter",
+	    "Deliveries of a message delivered before.",
+	    (double)qs.redelivered);
+	role_metric(out, "diplom_processing_seconds_total", "counter",
+	    "Time the workers spent processing.",
+	    (double)ps.total_duration_ns / 1e9);
+}
+
+static void
+pr_metrics(struct http_request *req, void *ctx)
+{
+	role_respond_metrics(req, pr_write_metrics, ctx);
+}
+
 static const struct http_route pr_routes[] = {
 	{ "POST", "/enqueue", pr_enqueue },
 	{ "GET", "/stats", pr_stats },
 	{ "GET", "/results/", pr_result },
 	{ "GET", "/health", pr_health },
+	{ "GET", "/metrics", pr_metrics },
 };
 
 static void

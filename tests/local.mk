@@ -44,7 +44,8 @@ SHELL_TESTS = \
 	tests/graceful-drain.sh \
 	tests/bad-input.sh \
 	tests/local-scripts.sh \
-	tests/dead-next-hop.sh
+	tests/dead-next-hop.sh \
+	tests/metrics.sh
 TESTS += $(SHELL_TESTS)
 dist_check_SCRIPTS += $(SHELL_TESTS)
 EXTRA_DIST += tests/lib.sh

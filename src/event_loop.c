@@ -63,7 +63,7 @@ event_loop_new(struct event_loop **out, int index, char **cause)
 	if (loop == NULL)
 		return -ENOMEM;
 	loop->index = index;
-	loop->wake = (struct loop_watch){ on_wake, loop, -1 };
+	loop->wake = (struct loop_watch){ .cb = on_wake, .arg = loop, .fd = -1 };
 	loop->epfd = epoll_create1(EPOLL_CLOEXEC);
 	loop->wake.fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
 	if (loop->epfd < 0 || loop->wake.fd < 0 ||
@@ -84,18 +84,18 @@ event_loop_watch(struct event_loop *loop, struct loop_watch *w,
 {
 	struct epoll_event ev = { .events = events, .data.ptr = w };
 
-	if (epoll_ctl(loop->epfd, EPOLL_CTL_MOD, w->fd, &ev) == 0)
-		return 0;
-	if (errno == ENOENT &&
-	    epoll_ctl(loop->epfd, EPOLL_CTL_ADD, w->fd, &ev) == 0)
-		return 0;
-	return -errno;
+	if (epoll_ctl(loop->epfd, w->watched ? EPOLL_CTL_MOD : EPOLL_CTL_ADD,
+	    w->fd, &ev) != 0)
+		return -errno;
+	w->watched = true;
+	return 0;
 }
 
 void
 event_loop_unwatch(struct event_loop *loop, struct loop_watch *w)
 {
 	epoll_ctl(loop->epfd, EPOLL_CTL_DEL, w->fd, NULL);
+	w->watched = false;
 }
 
 int

@@ -2,6 +2,7 @@
 #ifndef DIPLOM_EVENT_LOOP_H
 #define DIPLOM_EVENT_LOOP_H
 
+#include <stdbool.h>
 #include <stdint.h>
 
 struct event_loop;
@@ -11,6 +12,7 @@ struct loop_watch {
 	void (*cb)(void *arg, uint32_t events);
 	void *arg;
 	int fd;
+	bool watched;		/* in the epoll set: the loop keeps this */
 };
 
 /* A timer; at_ms < 0 is off. Set at_ms only on the loop's own thread. */

@@ -207,7 +207,7 @@ on_socket(CURL *easy, curl_socket_t s, int what, void *userp, void *socketp)
 	if (sw == NULL) {
 		if ((sw = calloc(1, sizeof(*sw))) == NULL)
 			return -1;
-		sw->w = (struct loop_watch){ on_sock_ready, sw, s };
+		sw->w = (struct loop_watch){ .cb = on_sock_ready, .arg = sw, .fd = s };
 		sw->cp = cp;
 		curl_multi_assign(cp->multi, s, sw);
 	}

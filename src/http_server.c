@@ -510,8 +510,8 @@ loop_setup(struct http_server *srv, int i, bool v6, char **cause)
 	int fd, rc;
 
 	sl->srv = srv;
-	sl->kick = (struct loop_watch){ on_kick, sl,
-		eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK) };
+	sl->kick = (struct loop_watch){ .cb = on_kick, .arg = sl,
+		.fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK) };
 	if (sl->kick.fd < 0)
 		return -errno;
 	if ((rc = event_loop_new(&sl->loop, i, cause)) != 0)
@@ -532,7 +532,8 @@ loop_setup(struct http_server *srv, int i, bool v6, char **cause)
 		return -EIO;
 	}
 	info = MHD_get_daemon_info(sl->mhd, MHD_DAEMON_INFO_EPOLL_FD);
-	sl->watch = (struct loop_watch){ on_mhd_ready, sl, info->epoll_fd };
+	sl->watch = (struct loop_watch){ .cb = on_mhd_ready, .arg = sl,
+		.fd = info->epoll_fd };
 	sl->timer = (struct loop_timer){ 0, loop_run_mhd, sl };
 	if ((rc = event_loop_watch(sl->loop, &sl->watch, EPOLLIN)) != 0 ||
 	    (rc = event_loop_watch(sl->loop, &sl->kick, EPOLLIN)) != 0 ||

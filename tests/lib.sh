@@ -127,9 +127,9 @@ stop_pid() {
 	untrack "$pid"
 }
 
-# start_stack [EXTRA ARGS...] : gateway, ingest and processor on free ports.
+# stack_ports : pick free ports and export the roles' environment for them.
 # Sets GW_PORT ING_PORT PROC_PORT, GW ING PROC (base URLs) and RESULTS.
-start_stack() {
+stack_ports() {
 	GW_PORT=$(free_port); ING_PORT=$(free_port); PROC_PORT=$(free_port)
 	GW=http://127.0.0.1:$GW_PORT
 	ING=http://127.0.0.1:$ING_PORT
@@ -138,6 +138,12 @@ start_stack() {
 	export LISTEN_ADDRESS=127.0.0.1 API_PORT=$GW_PORT INGEST_PORT=$ING_PORT \
 		PROCESSOR_PORT=$PROC_PORT INGEST_URL=$ING PROCESSOR_URL=$PROC \
 		RESULTS_DB=$RESULTS
+}
+
+# start_stack [EXTRA ARGS...] : gateway, ingest and processor on free ports
+# (see stack_ports).
+start_stack() {
+	stack_ports
 	start_role processor processor "$@"
 	wait_http "$PROC/health" 10 || return 1
 	start_role ingest ingest "$@"
@@ -209,14 +215,8 @@ tap_done() { [ "$T_FAILED" -eq 0 ]; }
 # stack_env : pick ports and export the roles' environment like start_stack,
 # with QUEUE_TYPE=nats, without starting anything (start_role each role).
 stack_env() {
-	GW_PORT=$(free_port); ING_PORT=$(free_port); PROC_PORT=$(free_port)
-	GW=http://127.0.0.1:$GW_PORT
-	ING=http://127.0.0.1:$ING_PORT
-	PROC=http://127.0.0.1:$PROC_PORT
-	RESULTS=${RESULTS:-$T_TMP/results.db}
-	export LISTEN_ADDRESS=127.0.0.1 API_PORT=$GW_PORT INGEST_PORT=$ING_PORT \
-		PROCESSOR_PORT=$PROC_PORT INGEST_URL=$ING PROCESSOR_URL=$PROC \
-		RESULTS_DB=$RESULTS QUEUE_TYPE=nats
+	stack_ports
+	export QUEUE_TYPE=nats
 }
 
 # ingest_one DATA : POST one message through the gateway; prints "CODE ID"

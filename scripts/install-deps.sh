@@ -5,7 +5,8 @@ set -eu
 
 PKGS="build-essential autoconf automake pkgconf
 libmicrohttpd-dev libjson-c-dev libsqlite3-dev libcurl4-openssl-dev uuid-dev
-libnats-dev check nats-server sqlite3 curl jq python3 python3-yaml wrk"
+libnats-dev check nats-server sqlite3 curl jq python3 python3-yaml wrk
+apache2-utils"
 
 missing=""
 for p in $PKGS; do

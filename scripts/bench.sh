@@ -44,9 +44,7 @@ bench_backend() {
 	printf '%-7s wrk %-2ss     c=64  %9s req/s  p50 %s  p99 %s  %s\n' \
 		"$backend" "$SECS" "$rps" "$p50" "$p99" \
 		"$(grep -h 'Non-2xx' "$T_TMP/wrk.out")"
-	for r in processor ingest gateway; do
-		eval "kill -TERM \${${r}_PID}; wait \${${r}_PID}; untrack \${${r}_PID}"
-	done 2>/dev/null
+	stop_stack
 }
 
 echo "# $(nproc) cores, $(uname -r), diplomd $("$DIPLOMD" --version | awk '{print $2}')"

@@ -17,15 +17,6 @@ N=${1:-50}
 SUMMARY=""
 RC=0
 
-# stop_stack : end the roles start_stack started (gateway first)
-stop_stack() {
-	local r pid
-	for r in gateway ingest processor; do
-		pid=$(eval "echo \${${r}_PID:-}")
-		[ -n "$pid" ] && stop_pid "$pid"
-	done
-}
-
 # run_backend BACKEND : a fresh stack on BACKEND, integration-test.sh on it
 run_backend() {
 	local backend=$1 rc

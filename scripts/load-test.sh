@@ -30,15 +30,6 @@ RC=0
 # row BACKEND ACCEPTED REJECTED RATE P50 P99 : one table line
 row() { ROWS="$ROWS$(printf '%-8s %9s %9s %10s %9s %9s' "$@")"$'\n'; }
 
-# stop_stack : end the roles start_stack started (gateway first)
-stop_stack() {
-	local r pid
-	for r in gateway ingest processor; do
-		pid=$(eval "echo \${${r}_PID:-}")
-		[ -n "$pid" ] && stop_pid "$pid"
-	done
-}
-
 # load_backend BACKEND : a fresh stack on BACKEND, one loadgen run on it
 load_backend() {
 	local backend=$1 out=$T_TMP/$1.json

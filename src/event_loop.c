@@ -44,14 +44,31 @@ event_loop_index(const struct event_loop *loop)
 	return loop->index;
 }
 
+void
+eventfd_poke(int fd)
+{
+	uint64_t one = 1;
+
+	/* EAGAIN: the counter is already set, the watcher wakes anyway */
+	if (write(fd, &one, sizeof(one)) < 0 && errno != EAGAIN)
+		abort();
+}
+
+void
+eventfd_clear(int fd)
+{
+	uint64_t junk;
+
+	if (read(fd, &junk, sizeof(junk)) < 0)
+		junk = 0;
+}
+
 static void
 on_wake(void *arg, uint32_t events)
 {
 	struct event_loop *loop = arg;
-	uint64_t junk;
 
-	if (read(loop->wake.fd, &junk, sizeof(junk)) < 0)
-		junk = 0;
+	eventfd_clear(loop->wake.fd);
 }
 
 int
@@ -172,13 +189,10 @@ event_loop_start(struct event_loop *loop, const char *name)
 void
 event_loop_stop(struct event_loop *loop)
 {
-	uint64_t one = 1;
-
 	if (loop == NULL || !loop->running)
 		return;
 	atomic_store(&loop->stopping, true);
-	if (write(loop->wake.fd, &one, sizeof(one)) < 0 && errno != EAGAIN)
-		abort();
+	eventfd_poke(loop->wake.fd);
 	pthread_join(loop->thread, NULL);
 	loop->running = false;
 }

@@ -39,6 +39,11 @@ void event_loop_unwatch(struct event_loop *loop, struct loop_watch *w);
 /* Register a timer for the loop's life; then arm it through at_ms. */
 int event_loop_add_timer(struct event_loop *loop, struct loop_timer *t);
 
+/* Wake whoever watches the eventfd fd; from any thread. */
+void eventfd_poke(int fd);
+/* Reset the eventfd fd after it woke its watcher. */
+void eventfd_clear(int fd);
+
 /* The most loops (threads) one server runs. */
 #define EVENT_LOOP_MAX 16
 

@@ -199,15 +199,10 @@ queue_ready(struct http_request *req)
 static void
 loop_kick(struct server_loop *sl)
 {
-	uint64_t one = 1;
-
-	if (event_loop_current() == sl->loop) {
+	if (event_loop_current() == sl->loop)
 		sl->timer.at_ms = 0;
-		return;
-	}
-	/* EAGAIN: the counter is already set, the loop will run anyway */
-	if (write(sl->kick.fd, &one, sizeof(one)) < 0 && errno != EAGAIN)
-		abort();
+	else
+		eventfd_poke(sl->kick.fd);
 }
 
 void
@@ -492,10 +487,8 @@ static void
 on_kick(void *arg, uint32_t events)
 {
 	struct server_loop *sl = arg;
-	uint64_t junk;
 
-	if (read(sl->kick.fd, &junk, sizeof(junk)) < 0)
-		junk = 0;
+	eventfd_clear(sl->kick.fd);
 	loop_run_mhd(sl);
 }
 

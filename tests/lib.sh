@@ -151,6 +151,15 @@ start_stack() {
 	wait_http "$ING/health" 10 && wait_http "$GW/health" 10
 }
 
+# stop_stack : end, and wait for, the roles start_stack started (gateway first)
+stop_stack() {
+	local r pid
+	for r in gateway ingest processor; do
+		pid=$(eval "echo \${${r}_PID:-}")
+		[ -n "$pid" ] && stop_pid "$pid"
+	done
+}
+
 # have_nats : nats-server is available; when DIPLOM_REQUIRE_NATS=1 its
 # absence is a failure, never a skip.
 need_nats() {

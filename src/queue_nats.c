@@ -26,6 +26,13 @@
 #define NQ_API_WAIT_MS		2000	/* stream/consumer API requests */
 #define NQ_PULL_EXPIRES_MS	5000	/* life of one pull request */
 #define NQ_PULL_GRACE_MS	2000	/* then we call a pull request lost */
+/*
+ * What a shut-down processor gives back is redelivered only after its own
+ * last pull request has expired: sooner, the server would deliver it again
+ * into that request, to an inbox no one reads, and one of the message's
+ * NATS_MAX_DELIVER deliveries would be spent for nothing.
+ */
+#define NQ_GIVE_BACK		"-NAK {\"delay\": 7000000000}"
 #define NQ_STATS_FRESH_MS	500	/* consumer info cache lifetime */
 #define NQ_STATS_STALE_MS	2000	/* older than this: wait a moment */
 #define NQ_STATS_WAIT_MS	250	/* how long stats() may wait */
@@ -766,9 +773,9 @@ nq_pull_deliver(struct nats_queue *nq, natsMsg *m)
 	pthread_mutex_lock(&nq->mu);
 	if (nq->shut) {
 		pthread_mutex_unlock(&nq->mu);
-		/* Too late to hand out; someone else gets it now. */
+		/* Too late to hand out; someone else gets it. */
 		natsConnection_PublishString(nq->nc, natsMsg_GetReply(m),
-		    "-NAK");
+		    NQ_GIVE_BACK);
 		natsMsg_Destroy(m);
 		free(d);
 		return;
@@ -1037,7 +1044,7 @@ nq_shutdown(struct queue *q)
 		natsSubscription_Unsubscribe(nq->sub);
 	while ((d = list) != NULL) {
 		list = d->qnext;
-		nq_settle(nq, &d->d, "-NAK");
+		nq_settle(nq, &d->d, NQ_GIVE_BACK);
 	}
 }
 

@@ -16,6 +16,7 @@
 #include "event_loop.h"
 
 #define MAX_TIMERS 4
+#define MAX_EVENTS 64
 
 struct event_loop {
 	int index;
@@ -28,6 +29,13 @@ struct event_loop {
 	/* owned by the loop thread once it runs */
 	struct loop_timer *timers[MAX_TIMERS];
 	int ntimers;
+	/*
+	 * The batch epoll_wait returned, and the next event in it to run:
+	 * a callback may unwatch (and free) a watcher whose event is still
+	 * waiting further on, so unwatch strikes that event out.
+	 */
+	struct epoll_event evs[MAX_EVENTS];
+	int nevs, next_ev;
 };
 
 static _Thread_local struct event_loop *current_loop;
@@ -113,6 +121,10 @@ event_loop_unwatch(struct event_loop *loop, struct loop_watch *w)
 {
 	epoll_ctl(loop->epfd, EPOLL_CTL_DEL, w->fd, NULL);
 	w->watched = false;
+	for (int i = loop->next_ev; i < loop->nevs; i++) {
+		if (loop->evs[i].data.ptr == w)
+			loop->evs[i].data.ptr = NULL;
+	}
 }
 
 int
@@ -158,19 +170,23 @@ static void *
 loop_main(void *arg)
 {
 	struct event_loop *loop = arg;
-	struct epoll_event evs[64];
 	int n;
 
 	current_loop = loop;
 	pthread_setname_np(pthread_self(), loop->name);
 	while (!atomic_load(&loop->stopping)) {
-		n = epoll_wait(loop->epfd, evs, 64,
+		n = epoll_wait(loop->epfd, loop->evs, MAX_EVENTS,
 		    next_timeout(loop, clock_now_ms()));
-		for (int i = 0; i < n; i++) {
-			struct loop_watch *w = evs[i].data.ptr;
+		loop->nevs = n > 0 ? n : 0;
+		for (loop->next_ev = 0; loop->next_ev < loop->nevs;) {
+			struct epoll_event *ev = &loop->evs[loop->next_ev++];
+			struct loop_watch *w = ev->data.ptr;
 
-			w->cb(w->arg, evs[i].events);
+			/* NULL: unwatched by an earlier callback of this batch */
+			if (w != NULL)
+				w->cb(w->arg, ev->events);
 		}
+		loop->nevs = 0;
 		run_timers(loop, clock_now_ms());
 	}
 	return NULL;

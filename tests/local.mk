@@ -17,7 +17,8 @@ check_PROGRAMS += \
 	tests/check_config \
 	tests/check_result_store \
 	tests/check_queue_memory \
-	tests/check_queue_nats
+	tests/check_queue_nats \
+	tests/check_event_loop
 TESTS += $(check_PROGRAMS)
 endif
 
@@ -33,6 +34,10 @@ tests_check_result_store_LDADD = $(TEST_LIBS)
 tests_check_queue_memory_SOURCES = tests/check_queue_memory.c tests/check_main.h
 tests_check_queue_memory_CFLAGS = $(TEST_CFLAGS)
 tests_check_queue_memory_LDADD = $(TEST_LIBS)
+
+tests_check_event_loop_SOURCES = tests/check_event_loop.c tests/check_main.h
+tests_check_event_loop_CFLAGS = $(TEST_CFLAGS)
+tests_check_event_loop_LDADD = $(TEST_LIBS)
 
 tests_check_queue_nats_SOURCES = tests/check_queue_nats.c tests/check_main.h
 tests_check_queue_nats_CFLAGS = $(TEST_CFLAGS)

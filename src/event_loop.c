@@ -76,6 +76,7 @@ on_wake(void *arg, uint32_t events)
 {
 	struct event_loop *loop = arg;
 
+	(void)events;
 	eventfd_clear(loop->wake.fd);
 }
 

@@ -197,6 +197,7 @@ on_socket(CURL *easy, curl_socket_t s, int what, void *userp, void *socketp)
 	struct client_part *cp = userp;
 	struct sock_watch *sw = socketp;
 
+	(void)easy;
 	if (what == CURL_POLL_REMOVE) {
 		if (sw != NULL && !cp->closing)
 			event_loop_unwatch(cp->loop, &sw->w);
@@ -222,6 +223,7 @@ on_timer(CURLM *multi, long timeout_ms, void *userp)
 {
 	struct client_part *cp = userp;
 
+	(void)multi;
 	cp->timer.at_ms = timeout_ms < 0 ? -1 : clock_now_ms() + timeout_ms;
 	return 0;
 }

@@ -369,6 +369,7 @@ on_access(void *cls, struct MHD_Connection *conn, const char *url,
 	struct http_request *req = *con_cls;
 	const char *cl;
 
+	(void)version;
 	if (req == NULL) {
 		if ((req = request_new(sl, conn, method, url)) == NULL)
 			return MHD_NO;
@@ -404,6 +405,8 @@ on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
 	struct http_server *srv = ((struct server_loop *)cls)->srv;
 	struct http_request *req = *con_cls;
 
+	(void)conn;
+	(void)toe;
 	if (req == NULL)
 		return;
 	*con_cls = NULL;
@@ -423,6 +426,7 @@ on_mhd_log(void *cls, const char *fmt, va_list ap)
 	char buf[512];
 	size_t n;
 
+	(void)cls;
 	vsnprintf(buf, sizeof(buf), fmt, ap);
 	n = strlen(buf);
 	while (n > 0 && buf[n - 1] == '\n')
@@ -480,6 +484,7 @@ loop_run_mhd(void *arg)
 static void
 on_mhd_ready(void *arg, uint32_t events)
 {
+	(void)events;
 	loop_run_mhd(arg);
 }
 
@@ -488,6 +493,7 @@ on_kick(void *arg, uint32_t events)
 {
 	struct server_loop *sl = arg;
 
+	(void)events;
 	eventfd_clear(sl->kick.fd);
 	loop_run_mhd(sl);
 }

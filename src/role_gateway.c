@@ -158,12 +158,14 @@ gw_status(struct http_request *req, void *ctx)
 static void
 gw_health(struct http_request *req, void *ctx)
 {
+	(void)ctx;
 	role_respond_health(req, !http_req_draining(req), "draining");
 }
 
 static void
 gw_metrics(struct http_request *req, void *ctx)
 {
+	(void)ctx;
 	role_respond_metrics(req, NULL, NULL);
 }
 

@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "config.h"
+#include "duration.h"
 
 enum opt_kind {
 	OPT_STRING,
@@ -136,31 +137,6 @@ parse_int(const char *s, int64_t *out)
 	return 0;
 }
 
-/* Durations: a number with an optional unit ms, s, m or h; bare means s. */
-int
-config_parse_duration_ms(const char *s, int64_t *ms)
-{
-	static const struct {
-		const char *unit;
-		int64_t ms;
-	} units[] = { { "", 1000 }, { "ms", 1 }, { "s", 1000 },
-		      { "m", 60000 }, { "h", 3600000 } };
-	char *end;
-	double v;
-
-	errno = 0;
-	v = strtod(s, &end);
-	if (errno != 0 || end == s || !(v >= 0 && v <= 1e12))	/* NaN too */
-		return -1;
-	for (size_t i = 0; i < sizeof(units) / sizeof(*units); i++) {
-		if (strcmp(end, units[i].unit) == 0) {
-			*ms = (int64_t)(v * (double)units[i].ms + 0.5);
-			return 0;
-		}
-	}
-	return -1;
-}
-
 static int
 valid_url(const char *s)
 {
@@ -219,7 +195,7 @@ opt_set(struct config *cfg, const struct opt_def *d, const char *val,
 		*(int64_t *)field = n;
 		return 0;
 	case OPT_DURATION:
-		if (config_parse_duration_ms(val, &n) != 0) {
+		if (duration_parse_ms(val, &n) != 0) {
 			*why = "expected a duration such as 30s, 500ms, 2m, 24h";
 			return -1;
 		}

@@ -60,7 +60,5 @@ void config_free(struct config *cfg);
 int config_role_port(const struct config *cfg);
 const char *config_role_name(enum role role);
 void config_print_help(const char *prog);
-/* A duration: a number with an optional unit ms, s, m or h (bare: s). */
-int config_parse_duration_ms(const char *s, int64_t *ms);
 
 #endif

@@ -11,6 +11,7 @@
 #include <curl/curl.h>
 #include <json-c/json.h>
 
+#include "clock.h"
 #include "loadgen_args.h"
 #include "loadgen_record.h"
 #include "loadgen_stats.h"
@@ -75,15 +76,6 @@ struct lg {
 	uint32_t rng;
 	CURLcode last_error;
 };
-
-static int64_t
-mono_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * NS_PER_S + ts.tv_nsec;
-}
 
 static int64_t
 wall_ms(void)
@@ -304,7 +296,7 @@ reap(struct lg *lg)
 {
 	CURLMsg *m;
 	int left;
-	int64_t now = mono_ns();
+	int64_t now = clock_now_ns();
 
 	while ((m = curl_multi_info_read(lg->multi, &left)) != NULL) {
 		CURL *e = m->easy_handle;
@@ -474,7 +466,7 @@ run(struct lg *lg)
 	char *cause = NULL;
 	CURLMcode mc;
 
-	lg->start_ns = now = mono_ns();
+	lg->start_ns = now = clock_now_ns();
 	lg->deadline_ns = lg->start_ns + lg->o->duration_ms * NS_PER_MS;
 	for (;;) {
 		if (lg_signals > 0 && !lg->stopping) {
@@ -492,7 +484,7 @@ run(struct lg *lg)
 			break;
 		curl_multi_perform(lg->multi, &running);
 		reap(lg);
-		now = mono_ns();
+		now = clock_now_ns();
 		if (lg->rec != NULL && !lg->failed &&
 		    lg_record_tick(lg->rec, wall_ms(), &cause) != 0) {
 			fprintf(stderr, "%s: cannot record to %s: %s\n", PROG,
@@ -507,7 +499,7 @@ run(struct lg *lg)
 		/* a signal interrupts the poll: curl takes EINTR as a wakeup */
 		mc = curl_multi_poll(lg->multi, NULL, 0, poll_timeout(lg, now),
 		    NULL);
-		now = mono_ns();
+		now = clock_now_ns();
 		if (mc != CURLM_OK) {
 			/* nothing would move again: count what is left, stop */
 			fprintf(stderr, "%s: %s\n", PROG,
@@ -533,7 +525,7 @@ lg_setup(struct lg *lg, const struct lg_opts *o)
 
 	lg->o = o;
 	lg->tty = isatty(STDERR_FILENO);
-	lg->rng = (uint32_t)mono_ns() ^ (uint32_t)getpid() << 16;
+	lg->rng = (uint32_t)clock_now_ns() ^ (uint32_t)getpid() << 16;
 	if (lg->rng == 0)
 		lg->rng = 1;
 	lg_counts_init(&lg->counts);

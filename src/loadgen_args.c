@@ -6,7 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "config.h"
+#include "duration.h"
 #include "loadgen_args.h"
 
 enum {
@@ -120,7 +120,7 @@ lg_opts_parse(struct lg_opts *o, int argc, char **argv, FILE *out,
 			have_count = 1;
 			break;
 		case OPT_DURATION:
-			if (config_parse_duration_ms(optarg, &v) != 0 || v <= 0)
+			if (duration_parse_ms(optarg, &v) != 0 || v <= 0)
 				return usage_error(cause, what, optarg,
 				    "expected seconds > 0 (or 500ms, 2m, 1h)");
 			o->duration_ms = v;

@@ -9,6 +9,7 @@ noinst_LIBRARIES += src/libdiplom.a
 src_libdiplom_a_CFLAGS = $(AM_CFLAGS) $(DIPLOM_CFLAGS)
 src_libdiplom_a_SOURCES = \
 	src/clock.h \
+	src/duration.h \
 	src/config.c src/config.h \
 	src/log.c src/log.h \
 	src/message.c src/message.h \

@@ -8,6 +8,7 @@
 
 #include "check_main.h"
 #include "config.h"
+#include "duration.h"
 
 Suite *config_suite(void);
 
@@ -289,7 +290,7 @@ START_TEST(duration_units_convert_to_ms)
 {
 	int64_t ms = -7;
 
-	ck_assert_msg(config_parse_duration_ms(good_durations[_i].text,
+	ck_assert_msg(duration_parse_ms(good_durations[_i].text,
 	    &ms) == 0, "'%s' rejected", good_durations[_i].text);
 	ck_assert_int_eq(ms, good_durations[_i].ms);
 }
@@ -304,7 +305,7 @@ START_TEST(bad_durations_are_rejected)
 	int64_t ms;
 
 	for (size_t i = 0; i < sizeof(bad) / sizeof(*bad); i++)
-		ck_assert_msg(config_parse_duration_ms(bad[i], &ms) != 0,
+		ck_assert_msg(duration_parse_ms(bad[i], &ms) != 0,
 		    "'%s' accepted as %lld ms", bad[i], (long long)ms);
 }
 END_TEST

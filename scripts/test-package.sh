@@ -117,7 +117,7 @@ else
 		--exclude='*.o' --exclude='*.a' --exclude=.dirstamp \
 		--exclude=./Makefile --exclude=./config.status \
 		--exclude=./config.log --exclude=./config.h --exclude=./stamp-h1 \
-		--exclude=./src/diplomd --exclude=./src/diplom-loadgen \
+		--exclude=./src/diplomd --exclude=./src/loadgen/diplom-loadgen \
 		--exclude='./tests/*.log' --exclude='./tests/*.trs' \
 		--exclude=./debian/diplom --exclude=./debian/.debhelper \
 		--exclude=./debian/files --exclude='./debian/*.substvars' \
@@ -207,7 +207,7 @@ verify_units() {
 check "systemd-analyze verify is clean for diplom.target and diplomd@" \
 	verify_units diplom.target diplomd@gateway.service \
 	diplomd@ingest.service diplomd@processor.service
-# diplom-loadgen comes with the package once src/local.mk builds it
+# diplom-loadgen comes with the package once src/loadgen/local.mk builds it
 if sb 'test -x /usr/bin/diplom-loadgen'; then
 	check "/usr/bin/diplom-loadgen runs" \
 		sb '/usr/bin/diplom-loadgen --version >/dev/null'

@@ -20,8 +20,9 @@
 # message got a second result row), 2 on a usage error or when a stack
 # could not be run, 0 otherwise. The memory backend is not durable across
 # SIGKILL, so `--backend memory --scenario crash` reports a loss and exits 1.
-# Binaries: $DIPLOMD and $DIPLOM_LOADGEN, else $top_builddir/src, else the
-# build next to this script (../src). VERIFY_KEEP=1 keeps the work directory.
+# Binaries: $DIPLOMD and $DIPLOM_LOADGEN, else src/diplomd and
+# src/loadgen/diplom-loadgen under $top_builddir, else in the build next to
+# this script (..). VERIFY_KEEP=1 keeps the work directory.
 set -u
 here=$(cd "$(dirname "$0")" && pwd)
 # shellcheck source=scripts/switch-lib.sh
@@ -74,17 +75,17 @@ case $LOAD_SECONDS in
 '' | *[!0-9]* | 0) echo "verify-persistence: VERIFY_LOAD_SECONDS must be a positive number" >&2; exit 2 ;;
 esac
 
-# find_binary NAME : the built NAME, from the build tree or next to us
+# find_binary PATH : the built PATH (src/...), in the build tree or next to us
 find_binary() {
 	local d
-	for d in "${top_builddir:+$top_builddir/src}" "$here/../src"; do
+	for d in "${top_builddir:-}" "$here/.."; do
 		[ -n "$d" ] && [ -x "$d/$1" ] && { echo "$d/$1"; return 0; }
 	done
 	return 1
 }
-DIPLOMD=${DIPLOMD:-$(find_binary diplomd)} ||
+DIPLOMD=${DIPLOMD:-$(find_binary src/diplomd)} ||
 	{ echo "verify-persistence: diplomd not found; build it or set DIPLOMD" >&2; exit 2; }
-DIPLOM_LOADGEN=${DIPLOM_LOADGEN:-$(find_binary diplom-loadgen)} ||
+DIPLOM_LOADGEN=${DIPLOM_LOADGEN:-$(find_binary src/loadgen/diplom-loadgen)} ||
 	{ echo "verify-persistence: diplom-loadgen not found; build it or set DIPLOM_LOADGEN" >&2; exit 2; }
 export DIPLOMD
 needs="curl jq sqlite3"

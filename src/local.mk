@@ -1,4 +1,4 @@
-# src/local.mk - the daemon and the library every test links
+# src/local.mk - diplomd and libdiplom, the library it and its tests link
 
 DIPLOM_CFLAGS = $(MHD_CFLAGS) $(JSONC_CFLAGS) $(SQLITE_CFLAGS) \
 	$(CURL_CFLAGS) $(UUID_CFLAGS) $(NATS_CFLAGS)
@@ -30,13 +30,3 @@ sbin_PROGRAMS += src/diplomd
 src_diplomd_SOURCES = src/main.c
 src_diplomd_CFLAGS = $(AM_CFLAGS) $(DIPLOM_CFLAGS)
 src_diplomd_LDADD = src/libdiplom.a $(DIPLOM_LIBS)
-
-# diplom-loadgen: main in loadgen.c, the testable parts in the library
-src_libdiplom_a_SOURCES += \
-	src/loadgen_args.c src/loadgen_args.h \
-	src/loadgen_stats.c src/loadgen_stats.h \
-	src/loadgen_record.c src/loadgen_record.h
-bin_PROGRAMS += src/diplom-loadgen
-src_diplom_loadgen_SOURCES = src/loadgen.c
-src_diplom_loadgen_CFLAGS = $(AM_CFLAGS) $(DIPLOM_CFLAGS)
-src_diplom_loadgen_LDADD = src/libdiplom.a $(DIPLOM_LIBS)

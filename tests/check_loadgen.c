@@ -9,9 +9,9 @@
 #include <sqlite3.h>
 
 #include "check_main.h"
-#include "loadgen_args.h"
-#include "loadgen_record.h"
-#include "loadgen_stats.h"
+#include "loadgen/args.h"
+#include "loadgen/record.h"
+#include "loadgen/stats.h"
 
 Suite *loadgen_suite(void);
 

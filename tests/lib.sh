@@ -7,7 +7,7 @@ set -u
 : "${top_builddir:=$(cd "$(dirname "$0")/.." && pwd)}"
 : "${top_srcdir:=$(cd "$(dirname "$0")/.." && pwd)}"
 DIPLOMD=${DIPLOMD:-$top_builddir/src/diplomd}
-DIPLOM_LOADGEN=${DIPLOM_LOADGEN:-$top_builddir/src/diplom-loadgen}
+DIPLOM_LOADGEN=${DIPLOM_LOADGEN:-$top_builddir/src/loadgen/diplom-loadgen}
 
 T_TMP=$(mktemp -d "${TMPDIR:-/tmp}/diplom-test.XXXXXX")
 T_PIDS=""

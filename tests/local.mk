@@ -61,8 +61,9 @@ if HAVE_CHECK
 check_PROGRAMS += tests/check_loadgen
 endif
 tests_check_loadgen_SOURCES = tests/check_loadgen.c tests/check_main.h
-tests_check_loadgen_CFLAGS = $(TEST_CFLAGS)
-tests_check_loadgen_LDADD = $(TEST_LIBS)
+tests_check_loadgen_CFLAGS = $(AM_CFLAGS) $(LOADGEN_CFLAGS) $(CHECK_CFLAGS)
+tests_check_loadgen_LDADD = src/loadgen/libloadgen.a $(LOADGEN_LIBS) \
+	$(CHECK_LIBS)
 TESTS += tests/loadgen.sh
 dist_check_SCRIPTS += tests/loadgen.sh
 

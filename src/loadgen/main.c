@@ -1,4 +1,4 @@
-/* loadgen.c - diplom-loadgen: post messages, measure, record the accepted */
+/* loadgen/main.c - diplom-loadgen: post, measure, record the accepted */
 #include <errno.h>
 #include <inttypes.h>
 #include <signal.h>
@@ -12,9 +12,9 @@
 #include <json-c/json.h>
 
 #include "clock.h"
-#include "loadgen_args.h"
-#include "loadgen_record.h"
-#include "loadgen_stats.h"
+#include "loadgen/args.h"
+#include "loadgen/record.h"
+#include "loadgen/stats.h"
 
 #define PROG			"diplom-loadgen"
 #define NS_PER_MS		INT64_C(1000000)

@@ -1,11 +1,11 @@
-/* loadgen_stats.c - diplom-loadgen's counters, latency histogram, summary */
+/* loadgen/stats.c - diplom-loadgen's counters, latency histogram, summary */
 #include <inttypes.h>
 #include <stdio.h>
 #include <string.h>
 
 #include <json-c/json.h>
 
-#include "loadgen_stats.h"
+#include "loadgen/stats.h"
 
 void
 lg_hist_init(struct lg_hist *h)

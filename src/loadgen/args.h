@@ -1,4 +1,4 @@
-/* loadgen_args.h - what diplom-loadgen sends: options, body, retry pacing */
+/* loadgen/args.h - what diplom-loadgen sends: options, body, retry pacing */
 #ifndef DIPLOM_LOADGEN_ARGS_H
 #define DIPLOM_LOADGEN_ARGS_H
 

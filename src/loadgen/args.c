@@ -1,4 +1,4 @@
-/* loadgen_args.c - what diplom-loadgen sends: options, body, retry pacing */
+/* loadgen/args.c - what diplom-loadgen sends: options, body, retry pacing */
 #include <errno.h>
 #include <getopt.h>
 #include <inttypes.h>
@@ -7,7 +7,7 @@
 #include <string.h>
 
 #include "duration.h"
-#include "loadgen_args.h"
+#include "loadgen/args.h"
 
 enum {
 	OPT_URL = 1000,

@@ -1,4 +1,4 @@
-/* loadgen_record.h - diplom-loadgen --record: accepted ids into SQLite */
+/* loadgen/record.h - diplom-loadgen --record: accepted ids into SQLite */
 #ifndef DIPLOM_LOADGEN_RECORD_H
 #define DIPLOM_LOADGEN_RECORD_H
 

@@ -1,11 +1,11 @@
-/* loadgen_record.c - diplom-loadgen --record: accepted ids into SQLite */
+/* loadgen/record.c - diplom-loadgen --record: accepted ids into SQLite */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 
 #include <sqlite3.h>
 
-#include "loadgen_record.h"
+#include "loadgen/record.h"
 
 struct lg_record {
 	sqlite3 *db;

@@ -1,4 +1,4 @@
-/* loadgen_stats.h - diplom-loadgen's counters, latency histogram, summary */
+/* loadgen/stats.h - diplom-loadgen's counters, latency histogram, summary */
 #ifndef DIPLOM_LOADGEN_STATS_H
 #define DIPLOM_LOADGEN_STATS_H
 

@@ -15,7 +15,8 @@ src_libdiplom_a_SOURCES = \
 	src/message.c src/message.h \
 	src/queue.c src/queue.h \
 	src/queue_memory.c \
-	src/queue_nats.c \
+	src/queue_nats.c src/queue_nats_int.h src/queue_nats_provision.c \
+	src/queue_nats_pull.c \
 	src/result_store.c src/result_store.h \
 	src/worker_pool.c src/worker_pool.h \
 	src/http_server.c src/http_server.h \

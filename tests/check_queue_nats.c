@@ -582,6 +582,106 @@ START_TEST(broker_lost_fails_fast_and_recovers)
 }
 END_TEST
 
+START_TEST(open_with_unusable_url_fails_and_frees_all)
+{
+	struct queue *q = (struct queue *)&q;
+	char *cause = NULL;
+	int rc;
+
+	NEED_SERVER();
+	free(cfg.nats_url);
+	cfg.nats_url = strdup(" , ");
+	/* Fails half-way, after the settings and locks exist. */
+	rc = queue_nats_ops.open(&q, &cfg, &cause);
+	ck_assert_int_eq(rc, QUEUE_EINVAL);
+	ck_assert_ptr_null(q);
+	ck_assert_ptr_nonnull(cause);
+	ck_assert_msg(strncmp(cause, "NATS_URL", 8) == 0, "cause: %s", cause);
+	free(cause);
+}
+END_TEST
+
+/* Deliveries a worker acks, with a pause between, racing the keepalive. */
+struct acker {
+	struct queue *q;
+	struct delivery **ds;
+	int n;
+	int failed;
+};
+
+static void *
+acker_main(void *arg)
+{
+	struct acker *a = arg;
+
+	for (int i = 0; i < a->n; i++) {
+		if (a->q->ops->ack(a->q, a->ds[i]) != 0)
+			a->failed++;
+		if (i % 10 == 0)
+			sleep_ms(5);
+	}
+	return NULL;
+}
+
+START_TEST(keepalive_holds_deliveries_without_blocking_receive)
+{
+	struct delivery *ds[200], *extra[4];
+	struct acker a[2];
+	pthread_t th[2];
+	struct queue_stats st;
+	struct queue *q;
+	int64_t until, t0, worst = 0;
+	char id[32];
+	int got = 0, k;
+
+	NEED_SERVER();
+	/* +WPI every 500 ms; without it all 200 come back after 1 s. */
+	cfg.nats_ack_wait_ms = 1000;
+	server_start();
+	q = open_queue();
+	ck_assert(wait_healthy(q, 1));
+	for (int i = 0; i < 200; i++) {
+		snprintf(id, sizeof(id), "wpi-%d", i);
+		ck_assert_int_eq(publish_wait(q, id, "x"), 0);
+	}
+	until = now_ms() + 10000;
+	while (got < 200 && now_ms() < until) {
+		k = q->ops->receive(q, ds + got, 200 - got, 200);
+		ck_assert_int_ge(k, 0);
+		got += k;
+	}
+	ck_assert_int_eq(got, 200);
+
+	/* Held for three ack waits: nothing redelivered, receive stays quick. */
+	until = now_ms() + 3000;
+	while (now_ms() < until) {
+		t0 = now_ms();
+		ck_assert_int_eq(q->ops->receive(q, extra, 4, 0), 0);
+		if (now_ms() - t0 > worst)
+			worst = now_ms() - t0;
+		sleep_ms(2);
+	}
+	ck_assert_msg(worst < 250, "receive took %lld ms", (long long)worst);
+
+	for (int i = 0; i < 2; i++) {
+		a[i].q = q;
+		a[i].ds = ds + i * 100;
+		a[i].n = 100;
+		a[i].failed = 0;
+		pthread_create(&th[i], NULL, acker_main, &a[i]);
+	}
+	for (int i = 0; i < 2; i++) {
+		pthread_join(th[i], NULL);
+		ck_assert_int_eq(a[i].failed, 0);
+	}
+	ck_assert_int_eq(q->ops->receive(q, extra, 4, 1500), 0);
+	ck_assert(wait_backlog(q, 0));
+	q->ops->stats(q, &st);
+	ck_assert_uint_eq(st.redelivered, 0);
+	q->ops->close(q);
+}
+END_TEST
+
 /* The Go plan's TestWorkerPool_WithNATS: the pool drains a NATS queue. */
 START_TEST(worker_pool_processes_nats_messages)
 {
@@ -653,6 +753,8 @@ queue_nats_suite(void)
 	tcase_add_test(tc, broker_absent_at_open_then_started);
 	tcase_add_test(tc, broker_lost_fails_fast_and_recovers);
 	tcase_add_test(tc, worker_pool_processes_nats_messages);
+	tcase_add_test(tc, open_with_unusable_url_fails_and_frees_all);
+	tcase_add_test(tc, keepalive_holds_deliveries_without_blocking_receive);
 	suite_add_tcase(s, tc);
 	return s;
 }

@@ -1,0 +1,160 @@
+/* queue_nats_int.h - what the NATS JetStream backend's files share */
+#ifndef DIPLOM_QUEUE_NATS_INT_H
+#define DIPLOM_QUEUE_NATS_INT_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include <nats/nats.h>
+
+#include "queue.h"
+
+#define NQ_CONSUMER		"messages-consumer"
+#define NQ_MSGID_HDR		"Nats-Msg-Id"
+#define NQ_STATUS_HDR		"Status"
+#define NQ_DESC_HDR		"Description"
+#define NQ_ACK_PREFIX		"$JS.ACK."
+
+#define NQ_PUB_WAIT_MS		1500	/* PubAck deadline: then 503 */
+#define NQ_API_WAIT_MS		2000	/* stream/consumer API requests */
+#define NQ_PULL_EXPIRES_MS	5000	/* life of one pull request */
+#define NQ_PULL_GRACE_MS	2000	/* then we call a pull request lost */
+/*
+ * What a shut-down processor gives back is redelivered only after its own
+ * last pull request has expired: sooner, the server would deliver it again
+ * into that request, to an inbox no one reads, and one of the message's
+ * NATS_MAX_DELIVER deliveries would be spent for nothing.
+ */
+#define NQ_GIVE_BACK		"-NAK {\"delay\": 7000000000}"
+#define NQ_STATS_FRESH_MS	500	/* consumer info cache lifetime */
+#define NQ_STATS_STALE_MS	2000	/* older than this: wait a moment */
+#define NQ_STATS_WAIT_MS	250	/* how long stats() may wait */
+#define NQ_ENSURE_RETRY_MS	1000
+#define NQ_MAX_PENDING		4096	/* async publishes awaiting PubAck */
+#define NQ_MAX_ACK_PENDING	4096	/* consumer-wide, all processors */
+#define NQ_PUB_BUCKETS		4096	/* power of two */
+#define NQ_WPI_BATCH		128	/* +WPI sent per release of mu */
+#define NQ_DUPLICATES_NS	(120 * INT64_C(1000000000))
+
+/* JetStream API error codes (nats.c's jsErrCode names in brackets). */
+#define NQ_ERR_STREAM_FULL	10077	/* max messages/bytes exceeded
+					   (JSStreamStoreFailedErr) */
+#define NQ_ERR_STORE_FULL	10047	/* insufficient storage
+					   (JSStorageResourcesExceededErr) */
+#define NQ_ERR_NO_STREAM	10059	/* stream not found
+					   (JSStreamNotFoundErr) */
+
+#define NS_PER_MS		INT64_C(1000000)
+
+#define NQ_NMUTEX		2	/* mu, plock */
+#define NQ_NCOND		7	/* the condition variables below */
+
+/* A publish waiting for its PubAck, found again by its natsMsg pointer. */
+struct nq_pub {
+	natsMsg *m;
+	queue_publish_cb cb;
+	void *arg;
+	struct nq_pub *next;
+};
+
+/* A message the server delivered to us and we have not settled yet. */
+struct nq_delivery {
+	struct delivery d;		/* what the worker sees */
+	natsMsg *m;
+	int64_t touched_ms;		/* delivered or last marked +WPI */
+	bool queued;			/* still in the ready FIFO */
+	bool sending;			/* keepalive sends +WPI: keep it */
+	struct nq_delivery *prev, *next;	/* in-flight list */
+	struct nq_delivery *qnext;	/* ready FIFO */
+};
+
+struct nats_queue {
+	struct queue q;			/* first: handed out as struct queue */
+
+	/* Settings, copied from the configuration by nq_init alone. */
+	char *stream;
+	char *subject;			/* <prefix>.messages */
+	char *filter;			/* <prefix>.> */
+	char *next_subj;		/* $JS.API.CONSUMER.MSG.NEXT.<s>.<c> */
+	char *url;
+	char *client_name;		/* diplom-<role> */
+	bool processor;
+	int batch;			/* deliveries per receive */
+	int cap;			/* prefetch bound: ready + requested */
+	int64_t max_msgs, max_bytes, max_age_ms, replicas;
+	int64_t ack_wait_ms, max_deliver;
+
+	natsOptions *opts;
+	natsConnection *nc;
+	jsCtx *js;
+	natsSubscription *sub;		/* inbox our pull requests answer to */
+	char *inbox;
+
+	pthread_t maint_thr, pull_thr, wpi_thr;
+	bool maint_started, pull_started, wpi_started;
+
+	/* How many locks and condition variables exist: close frees those. */
+	int nmutex, ncond;
+
+	/*
+	 * mu guards everything from here to the counters: connection state,
+	 * the stats cache, the ready FIFO, the in-flight list and the pull
+	 * bookkeeping shared with the callbacks.
+	 */
+	pthread_mutex_t mu;
+	pthread_cond_t maint_cv;	/* maint thread: work to do */
+	pthread_cond_t wpi_cv;		/* wpi thread: stop */
+	pthread_cond_t recv_cv;		/* receivers: FIFO non-empty */
+	pthread_cond_t space_cv;	/* puller: room or state change */
+	pthread_cond_t stats_cv;	/* stats(): cache refreshed */
+	pthread_cond_t closed_cv;	/* close(): closed callback ran */
+	pthread_cond_t settle_cv;	/* settle: keepalive done sending */
+	bool connected;
+	bool stream_ok;
+	bool consumer_ok;
+	bool need_ensure;
+	int64_t ensure_at_ms;
+	bool stats_wanted;
+	int64_t stats_at_ms;		/* 0: never refreshed */
+	int64_t stats_size;
+	bool shut;			/* shutdown(): no new deliveries */
+	bool stopping;			/* close(): threads end */
+	bool closed_cb_done;
+	bool pull_reset;		/* outstanding pull request is gone */
+	bool warned_stream, warned_consumer;
+	struct nq_delivery *fifo_head, *fifo_tail;
+	int buffered;			/* in the FIFO */
+	struct nq_delivery inflight;	/* list head: delivered, unsettled */
+
+	/* plock guards the pending-publish table. */
+	pthread_mutex_t plock;
+	struct nq_pub *pubs[NQ_PUB_BUCKETS];
+
+	atomic_bool pub_ok;		/* connected and stream present */
+	atomic_uint_fast64_t enqueued, dequeued, redelivered;
+};
+
+/* queue_nats.c: lifecycle, publishing, stats */
+bool	nq_wait_until(pthread_cond_t *cv, pthread_mutex_t *mu, int64_t at_ms);
+void	nq_update_locked(struct nats_queue *nq);
+void	nq_cause(char **cause, const char *fmt, ...)
+	    __attribute__((format(printf, 2, 3)));
+int	nq_fail(char **cause, int rc, natsStatus s, const char *fmt, ...)
+	    __attribute__((format(printf, 4, 5)));
+
+/* queue_nats_provision.c: stream and consumer */
+void	nq_ensure(struct nats_queue *nq);
+
+/* queue_nats_pull.c: the data path of a processor */
+void	*nq_pull_main(void *arg);
+void	*nq_wpi_main(void *arg);
+int	nq_receive(struct queue *q, struct delivery **out, int max,
+	    int timeout_ms);
+int	nq_ack(struct queue *q, struct delivery *d);
+int	nq_reject(struct queue *q, struct delivery *d, enum reject_how how);
+void	nq_shutdown(struct queue *q);
+void	nq_pull_free(struct nats_queue *nq);
+
+#endif

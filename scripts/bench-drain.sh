@@ -2,11 +2,8 @@
 # How fast the processor drains a NATS backlog, and its peak memory:
 # publish BENCH_BACKLOG (100000) messages with the processor down, start
 # it, time until all are processed. Prints figures; asserts nothing.
-set -u
-here=$(cd "$(dirname "$0")" && pwd)
-top_srcdir=$(cd "$here/.." && pwd)
-top_builddir=${top_builddir:-$top_srcdir}
-. "$top_srcdir/tests/lib.sh"
+# shellcheck source=tests/lib.sh
+. "$(dirname "$0")/../tests/lib.sh"
 
 N=${BENCH_BACKLOG:-100000}
 command -v nats-server >/dev/null || { echo "nats-server not installed"; exit 1; }
@@ -22,6 +19,7 @@ ab -q -k -n "$N" -c 64 -p "$T_TMP/body.json" -T application/json \
 	"http://127.0.0.1:$ING_PORT/ingest" >"$T_TMP/ab.out" 2>&1
 echo "published $N: $(awk '/Requests per second/ {print $4}' "$T_TMP/ab.out") msg/s," \
 	"$(awk '/Non-2xx/ {print $3}' "$T_TMP/ab.out")${NULL:-} non-2xx"
+# shellcheck disable=SC2154 # start_role sets it
 stop_pid "$ingest_PID" TERM
 
 # processed so far, 0 while the processor is not answering yet
@@ -39,6 +37,7 @@ while [ "$(processed)" -lt "$N" ]; do sleep 0.02; done
 t1=$(date +%s%N)
 ms=$(( (t1 - t0) / 1000000 ))
 steady_ms=$(( (t1 - t_first) / 1000000 ))
+# shellcheck disable=SC2154 # start_role sets it
 hwm=$(awk '/VmHWM/ {print $2}' "/proc/$processor_PID/status")
 rows=$(sql "$RESULTS_DB" 'SELECT count(*) FROM results')
 echo "drained $N in $ms ms from start: $(( N * 1000 / ms )) msg/s;" \

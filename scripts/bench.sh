@@ -4,11 +4,8 @@
 #   scripts/bench.sh [memory|nats|all]   (default: all; nats needs nats-server)
 # BENCH_N (10000) messages at BENCH_C (16) connections with ab, then
 # BENCH_SECS (10) seconds at 64 connections with wrk.
-set -u
-here=$(cd "$(dirname "$0")" && pwd)
-top_srcdir=$(cd "$here/.." && pwd)
-top_builddir=${top_builddir:-$top_srcdir}
-. "$top_srcdir/tests/lib.sh"
+# shellcheck source=tests/lib.sh
+. "$(dirname "$0")/../tests/lib.sh"
 
 N=${BENCH_N:-10000}
 C=${BENCH_C:-16}

@@ -1,7 +1,9 @@
-#!/bin/sh
+#!/bin/bash
 # Install the Debian packages diplom needs to build and test, if missing.
 # Run as root on Debian 12; does nothing when all are present.
-set -eu
+set -e
+# shellcheck source=tests/lib.sh
+. "$(dirname "$0")/../tests/lib.sh"
 
 PKGS="build-essential autoconf automake pkgconf
 libmicrohttpd-dev libjson-c-dev libsqlite3-dev libcurl4-openssl-dev uuid-dev
@@ -15,10 +17,10 @@ for p in $PKGS; do
 done
 [ -z "$missing" ] && exit 0
 if [ "$(id -u)" != 0 ]; then
-	echo "install-deps: missing packages:$missing (run as root, or install them)" >&2
+	say "install-deps: missing packages:$missing (run as root, or install them)"
 	exit 1
 fi
-echo "install-deps: installing$missing" >&2
+say "install-deps: installing$missing"
 export DEBIAN_FRONTEND=noninteractive
 apt-get update -qq
 # shellcheck disable=SC2086

@@ -6,12 +6,8 @@
 # DIPLOM_REQUIRE_NATS=1).
 #   scripts/integration-stack.sh [COUNT]    (COUNT messages each, default 50)
 # Exit status 0 when every backend run passed.
-set -u
-here=$(cd "$(dirname "$0")" && pwd)
-top_srcdir=$(cd "$here/.." && pwd)
-top_builddir=${top_builddir:-$top_srcdir}
 # shellcheck source=tests/lib.sh
-. "$top_srcdir/tests/lib.sh"
+. "$(dirname "$0")/../tests/lib.sh"
 
 N=${1:-50}
 SUMMARY=""

@@ -2,12 +2,13 @@
 # The Go project's integration test against the local stack: a batch of
 # messages through the gateway, every one processed and found by id, the
 # counters agree. Usage: scripts/integration-test.sh [COUNT]
-set -eu
+set -e
+# shellcheck source=tests/lib.sh
+. "$(dirname "$0")/../tests/lib.sh"
 N=${1:-50}
 GW=${GATEWAY_URL:-http://127.0.0.1:${API_PORT:-8080}}
 PROC=${PROCESSOR_URL:-http://127.0.0.1:${PROCESSOR_PORT:-8082}}
-ids=$(mktemp)
-trap 'rm -f "$ids"' EXIT
+ids=$T_TMP/ids
 
 before=$(curl -sf --max-time 3 "$PROC/stats" | jq .pool.ProcessedCount) || {
 	echo "FAIL: the processor at $PROC does not answer"; exit 1; }
@@ -20,17 +21,18 @@ for i in $(seq "$N"); do
 done
 echo "sent $N messages"
 
-for _ in $(seq 100); do
-	now=$(curl -sf --max-time 3 "$PROC/stats" | jq .pool.ProcessedCount)
-	[ $((now - before)) -ge "$N" ] && break
-	sleep 0.1
-done
+# all_counted : the processor has counted N more since the start
+all_counted() {
+	now=$(proc_processed "$PROC")
+	[ $((${now:-0} - before)) -ge "$N" ]
+}
+wait_until 10 all_counted || :
 missing=0
 while read -r id; do
 	curl -sf --max-time 3 "$GW/api/v1/messages/$id" | jq -e '.success' >/dev/null ||
 		missing=$((missing + 1))
 done <"$ids"
-echo "processed $((now - before)), missing results $missing"
+echo "processed $((${now:-0} - before)), missing results $missing"
 if [ "$missing" -ne 0 ]; then
 	echo "FAIL"
 	exit 1

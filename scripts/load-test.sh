@@ -7,12 +7,8 @@
 # LOAD_N (20000) messages at LOAD_C (64) connections of LOAD_SIZE (64)
 # bytes; the roles' settings come from the environment (e.g. QUEUE_SIZE).
 # nats needs nats-server (one of its own on a temporary store).
-set -u
-here=$(cd "$(dirname "$0")" && pwd)
-top_srcdir=$(cd "$here/.." && pwd)
-top_builddir=${top_builddir:-$top_srcdir}
 # shellcheck source=tests/lib.sh
-. "$top_srcdir/tests/lib.sh"
+. "$(dirname "$0")/../tests/lib.sh"
 
 N=${LOAD_N:-20000}
 C=${LOAD_C:-64}

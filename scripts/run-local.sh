@@ -4,31 +4,31 @@
 # and the roles' settings go to $DIPLOM_RUN_DIR (default ./run), which
 # scripts/switch-queue.sh uses to restart ingest and processor.
 set -eu
-cd "$(dirname "$0")/.."
-if [ -z "${DIPLOMD:-}" ]; then
+# before the harness gives DIPLOMD its default
+build=${DIPLOMD:+no}
+# shellcheck source=tests/lib.sh
+. "$(dirname "$0")/../tests/lib.sh"
+cd "$top_srcdir"
+if [ -z "$build" ]; then
 	scripts/install-deps.sh
 	scripts/build.sh
 fi
-. scripts/switch-lib.sh
 
 RUN_DIR=${DIPLOM_RUN_DIR:-$PWD/run}
 mkdir -p "$RUN_DIR"
 export RESULTS_DB=${RESULTS_DB:-$RUN_DIR/results.db}
 export QUEUE_TYPE=${QUEUE_TYPE:-memory}
-export DIPLOMD=${DIPLOMD:-$PWD/src/diplomd}
-sw_env_save "$RUN_DIR"
+export DIPLOMD
+run_env_save "$RUN_DIR"
 
-stop_all() {
-	trap - INT TERM EXIT
+# stop_local : at exit, however it comes (Ctrl-C too), stop the roles by
+# their pid files: switch-queue.sh may have replaced ingest and processor,
+# which are not our children then
+stop_local() {
 	echo "stopping..." >&2
-	# ingest and gateway first, so nothing new enters while the processor drains
-	# (switch-queue.sh may have replaced ingest and processor: not our
-	# children then, so sw_role_stop polls for them)
-	for role in gateway ingest processor; do
-		sw_role_stop "$RUN_DIR" "$role" TERM 60 || true
-	done
+	run_stack_stop "$RUN_DIR"
 }
-trap stop_all INT TERM EXIT
+T_AT_EXIT=stop_local
 
 start() {
 	# $! must be diplomd itself, so its log goes through a substitution

@@ -14,31 +14,29 @@
 # NATS_URL (default nats://localhost:4222); start one with `nats-server -js`.
 # NATS_URL in this script's environment overrides the recorded one.
 # Exit status: 0 switched, 1 the switch failed, 2 usage error.
-set -u
-here=$(cd "$(dirname "$0")" && pwd)
-# shellcheck source=scripts/switch-lib.sh
-. "$here/switch-lib.sh"
+# shellcheck source=tests/lib.sh
+. "$(dirname "$0")/../tests/lib.sh"
 
-usage() {
+bad_usage() {
 	echo "usage: $0 memory|nats" >&2
 	exit 2
 }
 
-[ $# -eq 1 ] || usage
+[ $# -eq 1 ] || bad_usage
 case $1 in
--h | --help) sed -n '2,16s/^# \{0,1\}//p' "$0"; exit 0 ;;
+-h | --help) script_help 16; exit 0 ;;
 memory | nats) qt=$1 ;;
-*) usage ;;
+*) bad_usage ;;
 esac
 
-RUN_DIR=${DIPLOM_RUN_DIR:-$(cd "$here/.." && pwd)/run}
+RUN_DIR=${DIPLOM_RUN_DIR:-$top_srcdir/run}
 if [ ! -f "$RUN_DIR/env" ] || [ ! -f "$RUN_DIR/processor.pid" ]; then
 	echo "switch-queue: no local stack in $RUN_DIR (start one with" \
 		"scripts/run-local.sh, or set DIPLOM_RUN_DIR)" >&2
 	exit 1
 fi
 for role in processor ingest; do
-	pid=$(sw_pid "$RUN_DIR" "$role")
+	pid=$(run_pid "$RUN_DIR" "$role")
 	if [ -z "$pid" ] || ! kill -0 "$pid" 2>/dev/null; then
 		echo "switch-queue: $role is not running (pid file $RUN_DIR/$role.pid)" >&2
 		exit 1
@@ -49,19 +47,19 @@ for tool in curl jq; do
 		{ echo "switch-queue: $tool is required" >&2; exit 1; }
 done
 # refuse before touching the stack when the broker cannot be reached
-nats_url=${NATS_URL:-$(sw_env_get "$RUN_DIR" NATS_URL nats://localhost:4222)}
-if [ "$qt" = nats ] && ! sw_nats_reachable "$nats_url"; then
+nats_url=${NATS_URL:-$(run_env_get "$RUN_DIR" NATS_URL nats://localhost:4222)}
+if [ "$qt" = nats ] && ! nats_reachable "$nats_url"; then
 	echo "switch-queue: no NATS server at $nats_url; start one" \
 		"(nats-server -js) and set NATS_URL; nothing changed" >&2
 	exit 1
 fi
 if [ -n "${NATS_URL:-}" ]; then
-	sw_env_set "$RUN_DIR" NATS_URL "$NATS_URL"
+	run_env_set "$RUN_DIR" NATS_URL "$NATS_URL"
 fi
 
-sw_switch "$RUN_DIR" "$qt"
+run_switch "$RUN_DIR" "$qt"
 rc=$?
-sw_print_health "$RUN_DIR"
+run_print_health "$RUN_DIR"
 if [ "$rc" -ne 0 ]; then
 	echo "switch-queue: switch to $qt failed" >&2
 	exit 1

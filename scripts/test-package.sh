@@ -13,73 +13,45 @@
 # SYSTEMD_SANDBOX (the tool), KEEP_SANDBOX=1 (leave it running to look
 # around), DEB_BUILD_OPTIONS (default nocheck: make check runs on its own in
 # CI; this script tests the installed package).
-set -eu
+set -e
+# The harness (TAP, cleanup, the host-side HTTP helpers); what runs inside
+# the sandbox is the command lines given to sb, which need nothing from it.
+# shellcheck source=tests/lib.sh
+. "$(dirname "$0")/../tests/lib.sh"
 
-top=$(cd "$(dirname "$0")/.." && pwd)
-sandbox_tool=${SYSTEMD_SANDBOX:-$top/../shared/tools/systemd-sandbox}
+sandbox_tool=${SYSTEMD_SANDBOX:-$top_srcdir/../shared/tools/systemd-sandbox}
 sbx=${DIPLOM_SANDBOX:-/var/tmp/diplom-sbx}
-gw=http://127.0.0.1:8080
-work=$(mktemp -d "${TMPDIR:-/tmp}/diplom-pkg.XXXXXX")
+# the packaged units listen on the default ports
+GW=http://127.0.0.1:8080
+# below $T_TMP, so that the harness does not take build.log for a daemon's
+work=$T_TMP/pkg
+mkdir "$work"
 started=$(date +%s)
-n=0
-failed=0
-load_pids=""
+tap_plan
 
-# --- TAP helpers -----------------------------------------------------------
+# --- at exit, before the harness ends what it tracked -----------------------
 
-ok() {
-	n=$((n + 1))
-	echo "ok $n - $1"
-}
-
-not_ok() {
-	n=$((n + 1))
-	failed=1
-	echo "not ok $n - $1"
-}
-
-# check DESC CMD... : one TAP line for CMD's success
-check() {
-	local desc=$1
-	shift
-	if "$@"; then ok "$desc"; else not_ok "$desc"; fi
-}
-
-# bail REASON : later checks make no sense; the trap still cleans up
-bail() {
-	failed=1
-	echo "Bail out! $*"
-	exit 1
-}
-
-note() { echo "# $*"; }
-
-# --- cleanup on every exit path ---------------------------------------------
-
-cleanup() {
-	local rc=$? p
-	for p in $load_pids; do
-		kill "$p" 2>/dev/null || true
-	done
-	if [ "$failed" -ne 0 ] && [ -x "$sandbox_tool" ]; then
-		note "journal of the diplom units (last lines):"
+# sandbox_at_exit STATUS : the units' journal when something failed, the
+# sandbox down, and the verdict
+sandbox_at_exit() {
+	local rc=$1
+	if [ "$T_FAILED" -ne 0 ] && [ -x "$sandbox_tool" ]; then
+		tap_note "journal of the diplom units (last lines):"
 		sb 'journalctl --no-pager -n 60 -u "diplomd@*" -u diplom-nats' \
-			2>/dev/null | sed 's/^/#   /' || true
+			2>/dev/null | sed 's/^/#   /'
 	fi
 	if [ -z "${KEEP_SANDBOX:-}" ] && [ -x "$sandbox_tool" ]; then
-		"$sandbox_tool" down "$sbx" >/dev/null 2>&1 || true
+		"$sandbox_tool" down "$sbx" >/dev/null 2>&1
 	fi
-	rm -rf "$work"
-	echo "1..$n"
-	note "runtime $(($(date +%s) - started)) s"
-	if [ "$failed" -ne 0 ] || [ "$rc" -ne 0 ]; then
-		note "FAIL"
-		exit 1
+	tap_note "runtime $(($(date +%s) - started)) s"
+	if [ "$T_FAILED" -ne 0 ] || [ "$rc" -ne 0 ]; then
+		tap_note "FAIL"
+		T_FAILED=1
+	else
+		tap_note "PASS"
 	fi
-	note "PASS"
 }
-trap cleanup EXIT
-trap 'exit 1' INT TERM
+T_AT_EXIT=sandbox_at_exit
 
 # sb CMD : run CMD (a bash command line) inside the sandbox
 sb() { "$sandbox_tool" run "$sbx" "$1"; }
@@ -112,7 +84,7 @@ else
 	# configures from scratch.
 	src=$work/diplom
 	mkdir -p "$src"
-	tar -C "$top" -cf - \
+	tar -C "$top_srcdir" -cf - \
 		--exclude=.git --exclude=autom4te.cache --exclude=.deps \
 		--exclude='*.o' --exclude='*.a' --exclude=.dirstamp \
 		--exclude=./Makefile --exclude=./config.status \
@@ -124,16 +96,16 @@ else
 		--exclude='./debian/*.log' \
 		--exclude=./debian/debhelper-build-stamp \
 		. | tar -C "$src" -xf -
-	note "building the package in $src"
+	tap_note "building the package in $src"
 	if ! (cd "$src" &&
 	    DEB_BUILD_OPTIONS=${DEB_BUILD_OPTIONS-nocheck parallel=2} \
 	    dpkg-buildpackage -us -uc -b) >"$work/build.log" 2>&1; then
 		tail -n 40 "$work/build.log" | sed 's/^/#   /'
-		not_ok "dpkg-buildpackage -us -uc -b builds the package"
+		tap_fail "dpkg-buildpackage -us -uc -b builds the package"
 		bail "no package to test"
 	fi
 	deb=$(ls "$work"/diplom_*.deb)
-	ok "dpkg-buildpackage -us -uc -b builds $(basename "$deb")"
+	tap_pass "dpkg-buildpackage -us -uc -b builds $(basename "$deb")"
 fi
 
 # --- sandbox ------------------------------------------------------------------
@@ -142,7 +114,7 @@ if ! "$sandbox_tool" up "$sbx" >"$work/up.log" 2>&1; then
 	sed 's/^/#   /' "$work/up.log"
 	bail "systemd-sandbox up $sbx failed"
 fi
-note "$(tail -n 1 "$work/up.log")"
+tap_note "$(tail -n 1 "$work/up.log")"
 # a sandbox directory is reused between runs: start from a system that has
 # never seen diplom or nats-server
 # (dpkg, not apt-get: apt refuses a package name it cannot locate)
@@ -160,39 +132,31 @@ sb 'find /var/lib/apt/lists -maxdepth 1 -name "*Packages*" -mtime -1 |
 # without Recommends, so that the memory phase runs without nats-server
 if sb "apt-get install -y -q --no-install-recommends /root/$debname" \
     >"$work/install.log" 2>&1; then
-	ok "apt-get install ./$debname"
+	tap_pass "apt-get install ./$debname"
 else
 	sed 's/^/#   /' "$work/install.log"
-	not_ok "apt-get install ./$debname"
+	tap_fail "apt-get install ./$debname"
 	bail "package did not install"
 fi
 
-check "the system user diplom exists" sb 'getent passwd diplom >/dev/null'
-check "/etc/default/diplom is a conffile setting RESULTS_DB" \
+tap_ok "the system user diplom exists" sb 'getent passwd diplom >/dev/null'
+tap_ok "/etc/default/diplom is a conffile setting RESULTS_DB" \
 	sb 'grep -qx /etc/default/diplom /var/lib/dpkg/info/diplom.conffiles &&
 	    grep -qx RESULTS_DB=/var/lib/diplom/results.db /etc/default/diplom'
-check "systemctl start diplom.target" sb 'systemctl start diplom.target'
+tap_ok "systemctl start diplom.target" sb 'systemctl start diplom.target'
 
-# wait_health PORT... : every role answers /health 200 within 10 s
-wait_health() {
-	local port i
-	for port in "$@"; do
-		for i in $(seq 100); do
-			[ "$(curl -s -o /dev/null -w '%{http_code}' --max-time 1 \
-			    "http://127.0.0.1:$port/health")" = 200 ] && break
-			[ "$i" = 100 ] && return 1
-			sleep 0.1
-		done
-	done
-	return 0
+# roles_healthy : every role answers /health 200 within 10 s
+roles_healthy() {
+	wait_health "$GW" && wait_health http://127.0.0.1:8081 &&
+		wait_health http://127.0.0.1:8082
 }
 
 roles_active() {
 	sb 'systemctl is-active --quiet diplomd@gateway diplomd@ingest \
 	    diplomd@processor'
 }
-check "the three diplomd@ units are active" roles_active
-check "every role answers /health from outside" wait_health 8080 8081 8082
+tap_ok "the three diplomd@ units are active" roles_active
+tap_ok "every role answers /health from outside" roles_healthy
 
 # verify_units UNIT... : systemd-analyze verify prints nothing for units
 # without problems (the sandbox has no man-db to resolve Documentation=:
@@ -204,38 +168,36 @@ verify_units() {
 	echo "$out" | sed 's/^/#   /'
 	! echo "$out" | grep -q diplom
 }
-check "systemd-analyze verify is clean for diplom.target and diplomd@" \
+tap_ok "systemd-analyze verify is clean for diplom.target and diplomd@" \
 	verify_units diplom.target diplomd@gateway.service \
 	diplomd@ingest.service diplomd@processor.service
 # diplom-loadgen comes with the package once src/loadgen/local.mk builds it
 if sb 'test -x /usr/bin/diplom-loadgen'; then
-	check "/usr/bin/diplom-loadgen runs" \
+	tap_ok "/usr/bin/diplom-loadgen runs" \
 		sb '/usr/bin/diplom-loadgen --version >/dev/null'
 else
-	ok "/usr/bin/diplom-loadgen runs # SKIP not in this package yet"
+	tap_pass "/usr/bin/diplom-loadgen runs # SKIP not in this package yet"
 fi
-check "Documentation=man:diplomd(8) is installed, with diplom-loadgen(1)" \
+tap_ok "Documentation=man:diplomd(8) is installed, with diplom-loadgen(1)" \
 	sb 'test -e /usr/share/man/man8/diplomd.8.gz &&
 	    test -e /usr/share/man/man1/diplom-loadgen.1.gz'
 
-# post_one FILE : one post through the gateway; appends the message id to
-# FILE when it was accepted (200).  A 503 while a role restarts is allowed:
-# only an accepted message must never be lost.
-post_one() {
-	local body
-	body=$(curl -s --max-time 10 -w '\n%{http_code}' \
-	    -H 'Content-Type: application/json' \
-	    -d "{\"source\":\"pkgtest\",\"data\":\"m$RANDOM$RANDOM\"}" \
-	    "$gw/api/v1/ingest") || return 0
-	[ "${body##*$'\n'}" = 200 ] || return 0
-	echo "${body%$'\n'*}" | jq -r .message_id >>"$1"
+# post_accepted FILE : one post through the gateway; appends the message id
+# to FILE when it was accepted (200).  A 503 while a role restarts is
+# allowed: only an accepted message must never be lost.
+post_accepted() {
+	local code id
+	read -r code id <<<"$(ingest_one "m$RANDOM$RANDOM")"
+	if [ "$code" = 200 ] && [ "$id" != - ]; then
+		echo "$id" >>"$1"
+	fi
 }
 
 # post_messages COUNT FILE : COUNT sequential posts
 post_messages() {
 	local i
 	for i in $(seq "$1"); do
-		post_one "$2"
+		post_accepted "$2"
 	done
 }
 
@@ -243,25 +205,25 @@ post_messages() {
 post_for() {
 	local end=$(($(date +%s) + $1))
 	while [ "$(date +%s)" -lt "$end" ]; do
-		post_one "$2"
+		post_accepted "$2"
 	done
 }
 
-# all_processed FILE [SECONDS] : every id in FILE has a stored result; the
-# processor may still be working through a backlog, so poll
-all_processed() {
+# ids_have_results FILE [SECONDS] : every id in FILE has a stored result;
+# the processor may still be working through a backlog, so poll
+ids_have_results() {
 	local file=$1 secs=${2:-30} id missing i
-	[ -s "$file" ] || { note "no accepted message to look for"; return 1; }
+	[ -s "$file" ] || { tap_note "no accepted message to look for"; return 1; }
 	for i in $(seq "$secs"); do
 		missing=0
 		while read -r id; do
-			[ "$(curl -s -o /dev/null -w '%{http_code}' --max-time 5 \
-			    "$gw/api/v1/messages/$id")" = 200 ] || missing=$((missing + 1))
+			[ "$(http_code "$GW/api/v1/messages/$id")" = 200 ] ||
+				missing=$((missing + 1))
 		done <"$file"
 		[ "$missing" = 0 ] && return 0
 		sleep 1
 	done
-	note "$missing of $(wc -l <"$file") accepted messages have no result"
+	tap_note "$missing of $(wc -l <"$file") accepted messages have no result"
 	return 1
 }
 
@@ -271,7 +233,7 @@ results_ok() {
 	local id
 	[ -s "$1" ] || return 1
 	for id in $(head -n 10 "$1"); do
-		curl -s "$gw/api/v1/messages/$id" |
+		curl -s "$GW/api/v1/messages/$id" |
 		    jq -e '.success == true and (.result | startswith("PROCESSED_"))' \
 		    >/dev/null || return 1
 	done
@@ -279,21 +241,21 @@ results_ok() {
 
 # restart_under_load FILE : four posting loops while the processor restarts
 restart_under_load() {
-	local file=$1 w rc=0
-	load_pids=""
+	local file=$1 w rc=0 pids=""
 	for w in 1 2 3 4; do
 		post_for 4 "$file.$w" &
-		load_pids="$load_pids $!"
+		pids="$pids $!"
+		track "$!"
 	done
 	sleep 1
 	sb 'systemctl restart diplomd@processor' || rc=1
-	for w in $load_pids; do
+	for w in $pids; do
 		wait "$w" || true
+		untrack "$w"
 	done
-	load_pids=""
 	cat "$file".? >>"$file" 2>/dev/null || true
 	rm -f "$file".?
-	note "$(wc -l <"$file") messages accepted during the restart"
+	tap_note "$(wc -l <"$file") messages accepted during the restart"
 	return $rc
 }
 
@@ -302,56 +264,57 @@ journal_has_daemon_lines() {
 	sb "journalctl --no-pager -q -u $1 _COMM=diplomd | grep -q ."
 }
 
+# through_gateway NAME [WHERE] : 100 messages through the gateway, every
+# one accepted, found by id and processed (WHERE ends the first check's name)
+through_gateway() {
+	local ids=$work/$1.ids
+	: >"$ids"
+	post_messages 100 "$ids"
+	tap_ok "100 messages posted through the gateway are accepted${2:-}" \
+		test "$(wc -l <"$ids")" = 100
+	tap_ok "GET /api/v1/messages/{id} returns each of them" \
+		ids_have_results "$ids"
+	tap_ok "the stored results are processed payloads" results_ok "$ids"
+}
+
 # --- memory backend -----------------------------------------------------------
 
-ids=$work/memory.ids
-: >"$ids"
-post_messages 100 "$ids"
-check "100 messages posted through the gateway are accepted" \
-	test "$(wc -l <"$ids")" = 100
-check "GET /api/v1/messages/{id} returns each of them" all_processed "$ids"
-check "the stored results are processed payloads" results_ok "$ids"
+through_gateway memory
 
 ids=$work/memory-restart.ids
 : >"$ids"
-check "systemctl restart diplomd@processor under load" \
+tap_ok "systemctl restart diplomd@processor under load" \
 	restart_under_load "$ids"
-check "no message accepted during the processor restart is lost" \
-	all_processed "$ids"
-check "the processor is active again" \
+tap_ok "no message accepted during the processor restart is lost" \
+	ids_have_results "$ids"
+tap_ok "the processor is active again" \
 	sb 'systemctl is-active --quiet diplomd@processor'
-check "journalctl -u diplomd@processor shows the daemon's lines" \
+tap_ok "journalctl -u diplomd@processor shows the daemon's lines" \
 	journal_has_daemon_lines diplomd@processor
-check "the memory stack runs no broker" \
+tap_ok "the memory stack runs no broker" \
 	sb '! systemctl is-active --quiet diplom-nats.service'
 
 # --- NATS backend -------------------------------------------------------------
 
 if sb 'apt-get install -y -q nats-server' >"$work/nats.log" 2>&1; then
-	ok "apt-get install nats-server"
+	tap_pass "apt-get install nats-server"
 else
 	sed 's/^/#   /' "$work/nats.log"
-	not_ok "apt-get install nats-server"
+	tap_fail "apt-get install nats-server"
 	bail "no nats-server"
 fi
 sb 'sed -i "s/^#\?QUEUE_TYPE=.*/QUEUE_TYPE=nats/" /etc/default/diplom'
-check "systemctl restart diplom.target with QUEUE_TYPE=nats" \
+tap_ok "systemctl restart diplom.target with QUEUE_TYPE=nats" \
 	sb 'systemctl restart diplom.target'
-check "diplom-nats.service replaced Debian's nats-server.service" \
+tap_ok "diplom-nats.service replaced Debian's nats-server.service" \
 	sb 'systemctl is-active --quiet diplom-nats.service &&
 	    ! systemctl is-active --quiet nats-server.service'
-check "every role is healthy on NATS" wait_health 8080 8081 8082
+tap_ok "every role is healthy on NATS" roles_healthy
 # only now: verify checks that ExecStart's nats-server exists
-check "systemd-analyze verify is clean for diplom-nats.service" \
+tap_ok "systemd-analyze verify is clean for diplom-nats.service" \
 	verify_units diplom-nats.service
 
-ids=$work/nats.ids
-: >"$ids"
-post_messages 100 "$ids"
-check "100 messages posted through the gateway are accepted on NATS" \
-	test "$(wc -l <"$ids")" = 100
-check "GET /api/v1/messages/{id} returns each of them" all_processed "$ids"
-check "the stored results are processed payloads" results_ok "$ids"
+through_gateway nats " on NATS"
 
 # NATS decouples ingest from the processor: accepting goes on while it is
 # stopped, and the backlog is processed when it returns
@@ -359,18 +322,18 @@ ids=$work/nats-stopped.ids
 : >"$ids"
 sb 'systemctl stop diplomd@processor'
 post_messages 50 "$ids"
-check "ingest accepts all 50 messages while the processor is stopped" \
+tap_ok "ingest accepts all 50 messages while the processor is stopped" \
 	test "$(wc -l <"$ids")" = 50
 sb 'systemctl start diplomd@processor'
-check "the processor works through that backlog after its start" \
-	all_processed "$ids"
+tap_ok "the processor works through that backlog after its start" \
+	ids_have_results "$ids"
 
 ids=$work/nats-restart.ids
 : >"$ids"
-check "systemctl restart diplomd@processor under load on NATS" \
+tap_ok "systemctl restart diplomd@processor under load on NATS" \
 	restart_under_load "$ids"
-check "no message accepted during the restart is lost on NATS" \
-	all_processed "$ids"
+tap_ok "no message accepted during the restart is lost on NATS" \
+	ids_have_results "$ids"
 
 # --- hardening ----------------------------------------------------------------
 
@@ -380,8 +343,8 @@ exposure() {
 }
 for unit in diplomd@.service diplom-nats.service; do
 	level=$(exposure "$unit")
-	note "systemd-analyze security --offline=true $unit: $level"
-	check "$unit exposure is below 2.0" \
+	tap_note "systemd-analyze security --offline=true $unit: $level"
+	tap_ok "$unit exposure is below 2.0" \
 		awk -v l="$level" 'BEGIN { split(l, a, ": "); exit !(a[2] + 0 < 2.0) }'
 done
 
@@ -392,10 +355,10 @@ no_diplomd_running() {
 	        [ "$(cat "$c" 2>/dev/null)" = diplomd ] && exit 1
 	    done; exit 0'
 }
-check "apt-get purge diplom" sb 'apt-get purge -y -q diplom >/dev/null'
-check "no diplom unit is active after the purge" \
+tap_ok "apt-get purge diplom" sb 'apt-get purge -y -q diplom >/dev/null'
+tap_ok "no diplom unit is active after the purge" \
 	sb '! systemctl is-active --quiet diplomd@gateway diplomd@ingest \
 	    diplomd@processor diplom-nats diplom.target'
-check "no diplomd process is left" no_diplomd_running
-check "the purge removed /var/lib/diplom and /etc/default/diplom" \
+tap_ok "no diplomd process is left" no_diplomd_running
+tap_ok "the purge removed /var/lib/diplom and /etc/default/diplom" \
 	sb '[ ! -e /var/lib/diplom ] && [ ! -e /etc/default/diplom ]'

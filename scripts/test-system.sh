@@ -2,7 +2,9 @@
 # A quick look at a running stack, as the Go project's script did: health of
 # each role, one message through the gateway, its result, the stats.
 # GATEWAY_URL, INGEST_URL and PROCESSOR_URL point at the roles.
-set -eu
+set -e
+# shellcheck source=tests/lib.sh
+. "$(dirname "$0")/../tests/lib.sh"
 GW=${GATEWAY_URL:-http://127.0.0.1:${API_PORT:-8080}}
 ING=${INGEST_URL:-http://127.0.0.1:${INGEST_PORT:-8081}}
 PROC=${PROCESSOR_URL:-http://127.0.0.1:${PROCESSOR_PORT:-8082}}
@@ -26,14 +28,12 @@ if [ -z "$id" ]; then
 	echo "FAIL: the message was not accepted"
 	exit 1
 fi
-for _ in $(seq 50); do
-	if res=$(curl -sf --max-time 3 "$GW/api/v1/messages/$id"); then
-		echo "result: $res"
-		break
-	fi
-	sleep 0.1
-done
-if [ -z "${res:-}" ]; then
+# result_found : the gateway has a result for $id (in $res)
+# shellcheck disable=SC2317 # run by wait_until
+result_found() { res=$(curl -sf --max-time 3 "$GW/api/v1/messages/$id"); }
+if wait_until 5 result_found; then
+	echo "result: $res"
+else
 	echo "FAIL: no result for $id"
 	fail=1
 fi

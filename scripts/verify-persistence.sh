@@ -15,18 +15,17 @@
 #   broker   nats-server SIGKILL, restarted on the same store and port
 #            (the daemons recover by themselves; n/a with --backend memory)
 #   switch   BACKEND -> the other -> BACKEND, with scripts/switch-queue.sh's
-#            logic (scripts/switch-lib.sh)
+#            logic (run_switch in tests/lib.sh)
 # Prints one table; exit status 1 when an accepted message was lost (or a
 # message got a second result row), 2 on a usage error or when a stack
 # could not be run, 0 otherwise. The memory backend is not durable across
 # SIGKILL, so `--backend memory --scenario crash` reports a loss and exits 1.
 # Binaries: $DIPLOMD and $DIPLOM_LOADGEN, else src/diplomd and
-# src/loadgen/diplom-loadgen under $top_builddir, else in the build next to
-# this script (..). VERIFY_KEEP=1 keeps the work directory.
-set -u
-here=$(cd "$(dirname "$0")" && pwd)
-# shellcheck source=scripts/switch-lib.sh
-. "$here/switch-lib.sh"
+# src/loadgen/diplom-loadgen under $top_builddir (default:
+# the build next to this script). VERIFY_KEEP=1 keeps the work
+# directory.
+# shellcheck source=tests/lib.sh
+. "$(dirname "$0")/../tests/lib.sh"
 
 MESSAGES=2000
 SCENARIO=all
@@ -35,7 +34,7 @@ LOAD_SECONDS=${VERIFY_LOAD_SECONDS:-5}
 
 # usage [STATUS] : the header above is the help text
 usage() {
-	sed -n '2,25s/^# \{0,1\}//p' "$0"
+	script_help 25
 	exit "${1:-2}"
 }
 
@@ -75,17 +74,9 @@ case $LOAD_SECONDS in
 '' | *[!0-9]* | 0) echo "verify-persistence: VERIFY_LOAD_SECONDS must be a positive number" >&2; exit 2 ;;
 esac
 
-# find_binary PATH : the built PATH (src/...), in the build tree or next to us
-find_binary() {
-	local d
-	for d in "${top_builddir:-}" "$here/.."; do
-		[ -n "$d" ] && [ -x "$d/$1" ] && { echo "$d/$1"; return 0; }
-	done
-	return 1
-}
-DIPLOMD=${DIPLOMD:-$(find_binary src/diplomd)} ||
+[ -x "$DIPLOMD" ] ||
 	{ echo "verify-persistence: diplomd not found; build it or set DIPLOMD" >&2; exit 2; }
-DIPLOM_LOADGEN=${DIPLOM_LOADGEN:-$(find_binary src/loadgen/diplom-loadgen)} ||
+[ -x "$DIPLOM_LOADGEN" ] ||
 	{ echo "verify-persistence: diplom-loadgen not found; build it or set DIPLOM_LOADGEN" >&2; exit 2; }
 export DIPLOMD
 needs="curl jq sqlite3"
@@ -95,125 +86,54 @@ for tool in $needs; do
 		{ echo "verify-persistence: $tool is required" >&2; exit 2; }
 done
 
-WORK=$(mktemp -d "${TMPDIR:-/tmp}/diplom-verify.XXXXXX") || exit 2
-SENT_DB=$WORK/sent.db
+# the work directory is the harness's $T_TMP: one run directory per scenario
+SENT_DB=$T_TMP/sent.db
 LG_PID=""
-NATS_PID=""
-NATS_PORT=""
 STACK_DIRS=""
+T_KEEP_DIR=${VERIFY_KEEP:-}
 
-# cleanup : on every exit, end what this script started (by pid: the
-# loadgen, each stack's roles, the broker) and remove the work directory
-cleanup() {
-	local pids="" p d role
-	trap - EXIT INT TERM
-	[ -n "$LG_PID" ] && pids="$pids $LG_PID"
+# stop_stacks : on every exit, stop each scenario's roles by their pid files
+# (the harness ends the loadgen and the broker it tracks)
+# shellcheck disable=SC2317 # run at exit through T_AT_EXIT
+stop_stacks() {
+	local d
 	for d in $STACK_DIRS; do
-		for role in gateway ingest processor; do
-			p=$(sw_pid "$d" "$role")
-			[ -n "$p" ] && pids="$pids $p"
-		done
-	done
-	[ -n "$NATS_PID" ] && pids="$pids $NATS_PID"
-	for p in $pids; do kill -TERM "$p" 2>/dev/null; done
-	for p in $pids; do
-		sw_pid_wait "$p" 10 ||
-			{ kill -KILL "$p" 2>/dev/null; { wait "$p"; } 2>/dev/null; }
-	done
-	if [ -n "${VERIFY_KEEP:-}" ]; then
-		echo "verify-persistence: work directory kept: $WORK" >&2
-	else
-		rm -rf "$WORK"
-	fi
-}
-trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
-
-# say TEXT... : progress on stderr, timestamped, the table alone on stdout
-say() { echo "[$(date +%T)] $*" >&2; }
-
-# say_switch TEXT : switch-lib's progress, indented under its scenario
-say_switch() { say "    $*"; }
-
-# free_port : a TCP port on 127.0.0.1 that nothing listens on (20000-59999,
-# away from the stack's fixed defaults that others use)
-free_port() {
-	local p
-	while :; do
-		p=$(( (RANDOM << 15 | RANDOM) % 40000 + 20000 ))
-		(exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null && continue
-		grep -q ":$(printf '%04X' "$p") " /proc/net/tcp 2>/dev/null && continue
-		echo "$p"
-		return
+		run_stack_stop "$d"
 	done
 }
+T_AT_EXIT=stop_stacks
 
-# broker_start DIR : nats-server with JetStream on NATS_PORT (picked on the
-# first start, kept across restarts) and the store DIR/nats
-broker_start() {
-	local dir=$1
-	NATS_PORT=${NATS_PORT:-$(free_port)}
-	nats-server -js -a 127.0.0.1 -p "$NATS_PORT" -sd "$dir/nats" \
-		>>"$dir/nats-server.log" 2>&1 &
-	NATS_PID=$!
-	for _ in $(seq 100); do
-		(exec 3<>"/dev/tcp/127.0.0.1/$NATS_PORT") 2>/dev/null && return 0
-		kill -0 "$NATS_PID" 2>/dev/null || break
-		sleep 0.05
-	done
-	say "nats-server did not start on port $NATS_PORT (log: $dir/nats-server.log)"
-	return 1
-}
+# stamp TEXT : progress on stderr, timestamped, the table alone on stdout
+# shellcheck disable=SC2317 # run by say, through SAY_WITH
+stamp() { echo "[$(date +%T)] $*" >&2; }
+SAY_WITH=stamp
 
-# broker_stop [SIGNAL] : end our nats-server and reap it
-broker_stop() {
-	[ -n "$NATS_PID" ] || return 0
-	kill "-${1:-TERM}" "$NATS_PID" 2>/dev/null
-	{ wait "$NATS_PID"; } 2>/dev/null
-	NATS_PID=""
-}
+# stamp_switch TEXT : run_switch's progress, indented under its scenario
+# shellcheck disable=SC2317 # run by say, through SAY_WITH
+stamp_switch() { stamp "    $*"; }
 
 # stack_start DIR QUEUE_TYPE : the three roles on fresh free ports, settings
-# recorded in DIR/env (the run-directory layout switch-lib.sh works on)
+# recorded in DIR/env (the run-directory layout run_switch works on)
 stack_start() {
 	local dir=$1 qt=$2 role
-	export LISTEN_ADDRESS=127.0.0.1
-	export API_PORT INGEST_PORT PROCESSOR_PORT
-	API_PORT=$(free_port); INGEST_PORT=$(free_port); PROCESSOR_PORT=$(free_port)
-	export INGEST_URL=http://127.0.0.1:$INGEST_PORT
-	export PROCESSOR_URL=http://127.0.0.1:$PROCESSOR_PORT
-	export RESULTS_DB=$dir/results.db
+	RESULTS=$dir/results.db
+	stack_ports
 	export QUEUE_TYPE=$qt
 	export NATS_URL=nats://127.0.0.1:${NATS_PORT:-1}	# port 1: no broker
 	STACK_DIRS="$STACK_DIRS $dir"
-	sw_env_save "$dir"
-	GW=$(sw_url "$dir" gateway)
-	ING=$(sw_url "$dir" ingest)
-	PROC=$(sw_url "$dir" processor)
-	sw_role_start "$dir" processor
-	sw_wait_health "$PROC" 15 || { say "the processor did not become healthy"; return 1; }
-	sw_role_start "$dir" ingest
-	sw_role_start "$dir" gateway
+	run_env_save "$dir"
+	run_role_start "$dir" processor
+	wait_health "$PROC" 15 || { say "the processor did not become healthy"; return 1; }
+	run_role_start "$dir" ingest
+	run_role_start "$dir" gateway
 	for role in ingest gateway; do
-		sw_wait_health "$(sw_url "$dir" "$role")" 15 ||
+		wait_health "$(run_url "$dir" "$role")" 15 ||
 			{ say "$role did not become healthy"; return 1; }
 	done
 }
 
-# stack_stop DIR : gateway and ingest first, then the processor (drains)
-stack_stop() {
-	local role
-	for role in gateway ingest processor; do
-		sw_role_stop "$1" "$role" TERM 60 || sw_role_stop "$1" "$role" KILL 5
-	done
-}
-
 # accepted_so_far LABEL : rows the loadgen has committed to sent.db so far
-accepted_so_far() {
-	sqlite3 -batch -noheader -cmd '.timeout 2000' "$SENT_DB" \
-		"SELECT count(*) FROM sent WHERE label = '$1'" 2>/dev/null || echo 0
-}
+accepted_so_far() { sent_count "$SENT_DB" "$1"; }
 
 # wait_accepted LABEL COUNT : wait (bounded) until COUNT messages of the
 # run were accepted, so the disruption lands while load is flowing
@@ -232,7 +152,7 @@ wait_accepted() {
 wait_backlog() {
 	local size=0
 	for _ in $(seq 30); do
-		size=$(sw_backlog "$1")
+		size=$(proc_backlog "$1")
 		[ "${size:-0}" -gt 0 ] && break
 		sleep 0.1
 	done
@@ -245,9 +165,9 @@ processor_bounce() {
 	local dir=$1 sig=$2 backlog
 	backlog=$(wait_backlog "$PROC")
 	say "  processor SIG$sig with a backlog of $backlog"
-	sw_role_stop "$dir" processor "$sig" 60 || return 1
-	sw_role_start "$dir" processor
-	sw_wait_health "$PROC" 15 || { say "  the restarted processor is not healthy"; return 1; }
+	run_role_stop "$dir" processor "$sig" 60 || return 1
+	run_role_start "$dir" processor
+	wait_health "$PROC" 15 || { say "  the restarted processor is not healthy"; return 1; }
 	say "  processor back"
 }
 
@@ -257,10 +177,10 @@ broker_bounce() {
 	local dir=$1 backlog
 	backlog=$(wait_backlog "$PROC")
 	say "  nats-server SIGKILL with a backlog of $backlog"
-	broker_stop KILL
+	stop_nats KILL
 	sleep 1
-	broker_start "$dir" || return 1
-	if ! sw_wait_health "$ING" 20 || ! sw_wait_health "$PROC" 20; then
+	start_nats "$dir" || return 1
+	if ! wait_health "$ING" 20 || ! wait_health "$PROC" 20; then
 		say "  the daemons did not recover after the broker restart"
 		return 1
 	fi
@@ -271,7 +191,7 @@ broker_bounce() {
 # loadgen keeps sending (it retries the 503s of the ingest restart)
 queue_switch() {
 	say "  switch to $2"
-	SW_SAY=say_switch sw_switch "$1" "$2" || return 1
+	SAY_WITH=stamp_switch run_switch "$1" "$2" || return 1
 	say "  now on $2"
 }
 
@@ -332,7 +252,7 @@ add_row() { ROWS="$ROWS$(printf '%-9s %-20s %6s %9s %10s %6s %15s %12s' "$@")"$'
 
 # run_scenario NAME : one scenario on a fresh stack; adds its table row
 run_scenario() {
-	local name=$1 dir=$WORK/$1 backend=$BACKEND start=$BACKEND rate delay
+	local name=$1 dir=$T_TMP/$1 backend=$BACKEND start=$BACKEND rate delay
 	local lg_rc counts accepted processed lost dup redel lg_acc ok=1
 	if [ "$name" = broker ] && [ "$BACKEND" = memory ]; then
 		add_row "$name" memory n/a n/a n/a n/a n/a n/a
@@ -351,31 +271,33 @@ run_scenario() {
 	NATS_PORT=""
 	say "$name ($backend): $MESSAGES messages at $rate/s, processing ${delay} ms x 4 workers"
 	if [ "$BACKEND" = nats ] || [ "$name" = switch ]; then
-		broker_start "$dir" || { add_row "$name" "$backend" - - - - - -; HARNESS_ERR=1; return; }
+		start_nats "$dir" || { add_row "$name" "$backend" - - - - - -; HARNESS_ERR=1; return; }
 	fi
 	if ! stack_start "$dir" "$start"; then
 		add_row "$name" "$backend" - - - - - -
 		HARNESS_ERR=1
-		stack_stop "$dir"; broker_stop
+		run_stack_stop "$dir"; stop_nats
 		return
 	fi
 	"$DIPLOM_LOADGEN" --url "$GW/api/v1/ingest" -n "$MESSAGES" -c 8 \
 		--rate "$rate" --retry 20 --record "$SENT_DB" --label "$name" \
 		--json >"$dir/loadgen.json" 2>"$dir/loadgen.log" &
 	LG_PID=$!
+	track "$LG_PID"
 	disrupt "$name" "$dir" || { say "  the disruption failed"; ok=0; }
 	wait "$LG_PID"
 	lg_rc=$?
+	untrack "$LG_PID"
 	LG_PID=""
 	[ "$lg_rc" -eq 0 ] || { say "  diplom-loadgen exited $lg_rc: $(tail -n 3 "$dir/loadgen.log")"; ok=0; }
 	say "  load done: $(jq -c '{accepted, rejected, errors, retries, elapsed_s}' "$dir/loadgen.json" 2>/dev/null)"
-	if sw_wait_drained "$PROC" 90; then
-		say "  processor drained: $(sw_processed "$PROC") processed by the last processor"
+	if wait_drained "$PROC" 90; then
+		say "  processor drained: $(proc_processed "$PROC") processed by the last processor"
 	else
-		say "  the processor did not drain within 90 s (backlog $(sw_backlog "$PROC"))"
+		say "  the processor did not drain within 90 s (backlog $(proc_backlog "$PROC"))"
 	fi
-	stack_stop "$dir"
-	broker_stop
+	run_stack_stop "$dir"
+	stop_nats
 	if ! counts=$(count_sql "$name" "$dir/results.db"); then
 		add_row "$name" "$backend" - - - - - -
 		HARNESS_ERR=1
@@ -395,7 +317,7 @@ run_scenario() {
 }
 
 t0=$(date +%s)
-say "verify-persistence: backend $BACKEND, scenarios: $SCENARIOS; work dir $WORK"
+say "verify-persistence: backend $BACKEND, scenarios: $SCENARIOS; work dir $T_TMP"
 for s in $SCENARIOS; do
 	run_scenario "$s"
 done

@@ -7,16 +7,16 @@ tap_plan 5
 QUEUE_SIZE=5 PROCESSOR_WORKERS=1 PROCESSING_DELAY_MS=50 start_stack \
 	|| bail "the stack did not start"
 
-# post_one N : one message, status to stdout, body and headers kept
-post_one() {
+# post_numbered N : one message, status to stdout, body and headers kept
+post_numbered() {
 	curl -s -o "$T_TMP/r.$1" -D "$T_TMP/h.$1" -w '%{http_code}\n' \
 		-H 'Content-Type: application/json' \
 		-d "{\"source\":\"bp\",\"data\":\"m$1\"}" "$GW/api/v1/ingest"
 }
 send_burst() {
-	export -f post_one
+	export -f post_numbered
 	export T_TMP GW
-	seq 60 | xargs -P 30 -I{} bash -c 'post_one {}' >"$T_TMP/codes"
+	seq 60 | xargs -P 30 -I{} bash -c 'post_numbered {}' >"$T_TMP/codes"
 }
 send_burst
 accepted=$(grep -c '^200$' "$T_TMP/codes")
@@ -37,10 +37,10 @@ refusals_explain() {
 }
 tap_ok "503s say the queue is full and carry Retry-After" refusals_explain
 
-all_processed() {
+all_stored() {
 	[ "$(sql "$RESULTS" 'SELECT count(*) FROM results')" = "$accepted" ]
 }
-tap_ok "every accepted message is processed" wait_until 30 all_processed
+tap_ok "every accepted message is processed" wait_until 30 all_stored
 
 ids_match() {
 	local f id

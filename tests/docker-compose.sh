@@ -1,18 +1,16 @@
-#!/bin/sh
+#!/bin/bash
 # docker-compose.sh - docker/docker-compose.yml has the services, settings,
 # healthchecks and start order that SPEC section 7 and the README promise.
 # No Docker engine is needed: the file is parsed with python3-yaml.
-set -eu
+. "$(dirname "$0")/lib.sh"
 
-: "${top_srcdir:=$(cd "$(dirname "$0")/.." && pwd)}"
 compose=$top_srcdir/docker/docker-compose.yml
 
-if ! python3 -c 'import yaml' 2>/dev/null; then
-	echo "1..0 # SKIP python3 with the yaml module (python3-yaml) not found"
-	exit 0
-fi
+python3 -c 'import yaml' 2>/dev/null ||
+	tap_skip_all "python3 with the yaml module (python3-yaml) not found"
 
-exec python3 - "$compose" <<'PY'
+# not exec: the harness's trap removes its temporary directory at exit
+python3 - "$compose" <<'PY'
 import sys
 import yaml
 

@@ -1,6 +1,20 @@
-# tests/lib.sh - common helpers for the shell integration tests.
-# Source it; it sets a cleanup trap that ends every process the test started.
-# Tests print TAP: plan with tap_plan N, then ok/not ok lines via tap_ok.
+# shellcheck shell=bash
+# tests/lib.sh - the one shell harness of this tree, sourced (bash) by every
+# tests/*.sh and scripts/*.sh. Both directories sit one level below the top,
+# so `$(dirname "$0")/..` is the top of the tree for either; make passes
+# top_srcdir and top_builddir for a VPATH build.
+#
+# Sourcing it makes a temporary directory $T_TMP and sets a cleanup trap:
+# at exit it runs $T_AT_EXIT (when set) with the exit status, ends every
+# process this shell tracked (track), by PID, and removes $T_TMP. Tests
+# print TAP: tap_plan N, then ok/not ok lines via tap_ok.
+#
+# Roles run in one of two ways:
+#   start_role / start_stack   children of this shell, pid in NAME_PID,
+#                              log in $T_TMP/NAME.log, tracked
+#   run_role_start / run_*     a run directory (pid files and the recorded
+#                              settings) that outlives this shell, as
+#                              scripts/run-local.sh and switch-queue.sh use
 
 set -u
 
@@ -9,23 +23,31 @@ set -u
 DIPLOMD=${DIPLOMD:-$top_builddir/src/diplomd}
 DIPLOM_LOADGEN=${DIPLOM_LOADGEN:-$top_builddir/src/loadgen/diplom-loadgen}
 
-T_TMP=$(mktemp -d "${TMPDIR:-/tmp}/diplom-test.XXXXXX")
+T_TMP=$(mktemp -d "${TMPDIR:-/tmp}/diplom-$(basename "$0" .sh).XXXXXX") ||
+	exit 1
 T_PIDS=""
 T_N=0
 T_FAILED=0
+T_PLAN_AT_EXIT=""
+# T_AT_EXIT: a command the cleanup runs first, with the exit status
+T_AT_EXIT=""
+# T_KEEP_DIR: non-empty keeps $T_TMP at exit
+T_KEEP_DIR=""
 
+# t_cleanup : the EXIT trap (see the top of this file)
 t_cleanup() {
-	local p
+	local rc=$? p f
+	set +e
+	trap - EXIT
+	if [ -n "$T_AT_EXIT" ]; then
+		"$T_AT_EXIT" "$rc"
+	fi
 	for p in $T_PIDS; do
 		kill -TERM "$p" 2>/dev/null
 	done
 	for p in $T_PIDS; do
-		for _ in $(seq 50); do
-			kill -0 "$p" 2>/dev/null || break
-			sleep 0.1
-		done
-		kill -KILL "$p" 2>/dev/null
-		wait "$p" 2>/dev/null
+		pid_wait "$p" 5 || kill -KILL "$p" 2>/dev/null
+		{ wait "$p"; } 2>/dev/null
 	done
 	# a sanitizer build reports in the daemons' logs: that is a failure
 	if grep -l -E 'AddressSanitizer|LeakSanitizer|runtime error:' \
@@ -42,25 +64,57 @@ t_cleanup() {
 			tail -n 20 "$f" | sed 's/^/# /'
 		done
 	fi
-	rm -rf "$T_TMP"
+	if [ -n "$T_PLAN_AT_EXIT" ]; then
+		tap_plan "$T_N"
+	fi
+	if [ -n "$T_KEEP_DIR" ]; then
+		say "$(basename "$0" .sh): work directory kept: $T_TMP"
+	else
+		rm -rf "$T_TMP"
+	fi
+	[ "$T_FAILED" -eq 0 ] || exit 1
 }
 trap t_cleanup EXIT
-trap 'exit 1' INT TERM
+trap 'exit 130' INT
+trap 'exit 143' TERM
 
-tap_plan() { echo "1..$1"; }
+# --- TAP ---------------------------------------------------------------------
+
+# tap_plan [N] : the plan; without N it is printed at exit, from the count
+tap_plan() {
+	if [ $# -eq 0 ]; then
+		T_PLAN_AT_EXIT=1
+	else
+		echo "1..$1"
+	fi
+}
+
+# tap_pass DESCRIPTION : an ok line
+tap_pass() {
+	T_N=$((T_N + 1))
+	echo "ok $T_N - $1"
+}
+
+# tap_fail DESCRIPTION : a not ok line; the run fails
+tap_fail() {
+	T_N=$((T_N + 1))
+	T_FAILED=1
+	echo "not ok $T_N - $1"
+}
 
 # tap_ok DESCRIPTION CMD... : runs CMD, prints ok/not ok
 tap_ok() {
 	local desc=$1
 	shift
-	T_N=$((T_N + 1))
 	if "$@"; then
-		echo "ok $T_N - $desc"
+		tap_pass "$desc"
 	else
-		echo "not ok $T_N - $desc"
-		T_FAILED=1
+		tap_fail "$desc"
 	fi
 }
+
+# tap_note TEXT... : a TAP comment
+tap_note() { echo "# $*"; }
 
 # tap_skip_all REASON : whole test skipped (TAP)
 tap_skip_all() {
@@ -68,13 +122,89 @@ tap_skip_all() {
 	exit 0
 }
 
+# bail REASON : later checks make no sense; the trap still cleans up
 bail() {
 	echo "Bail out! $*"
 	T_FAILED=1
 	exit 1
 }
 
+tap_done() { [ "$T_FAILED" -eq 0 ]; }
+
+# need_tools TOOL... : skip the whole test when one is not installed
+need_tools() {
+	local tool
+	for tool in "$@"; do
+		command -v "$tool" >/dev/null 2>&1 ||
+			tap_skip_all "$tool not installed"
+	done
+}
+
+# need_loadgen : diplom-loadgen is built, else the test cannot run
+need_loadgen() {
+	[ -x "$DIPLOM_LOADGEN" ] || bail "$DIPLOM_LOADGEN not built"
+}
+
+# say TEXT... : progress on stderr, so stdout stays for results; a caller
+# may name its own printing function in SAY_WITH
+say() {
+	if [ -n "${SAY_WITH:-}" ]; then
+		"$SAY_WITH" "$*"
+	else
+		echo "$*" >&2
+	fi
+}
+
+# script_help LAST : lines 2 to LAST of the running script's header comment
+script_help() { sed -n "2,${1}s/^# \{0,1\}//p" "$0"; }
+
+# --- processes ---------------------------------------------------------------
+
+# track PID : end PID at exit
+track() { T_PIDS="$T_PIDS $1"; }
+
+# untrack PID
+untrack() { T_PIDS=$(echo "$T_PIDS" | tr ' ' '\n' | grep -vx "$1" | tr '\n' ' '); }
+
+# pid_running PID : PID exists and is not a zombie (an orphan's zombie
+# may linger until its new parent reaps it, yet it has ended)
+pid_running() {
+	kill -0 "$1" 2>/dev/null &&
+		[ "$(ps -o stat= -p "$1" 2>/dev/null | cut -c1)" != Z ]
+}
+
+# pid_wait PID SECONDS : wait for PID to end; a child of this shell is
+# reaped with wait (so it is no zombie), anyone else's is polled; returns 1
+# when it still runs after SECONDS
+pid_wait() {
+	local pid=$1 secs=$2
+	for _ in $(seq $((secs * 10))); do
+		pid_running "$pid" || break
+		sleep 0.1
+	done
+	pid_running "$pid" && return 1
+	# a child of ours that ended: reap it (no job notice)
+	if [ "$(ps -o ppid= -p "$pid" 2>/dev/null | tr -d ' ')" = "$BASHPID" ]; then
+		{ wait "$pid"; } 2>/dev/null
+	fi
+	return 0
+}
+
+# stop_pid PID [SIGNAL] : signal and wait for PID; its exit status in STOP_RC
+# (not printed: a command substitution's subshell cannot wait for it)
+stop_pid() {
+	local pid=$1 sig=${2:-TERM}
+	kill "-$sig" "$pid" 2>/dev/null
+	wait "$pid" 2>/dev/null
+	# shellcheck disable=SC2034 # for the caller
+	STOP_RC=$?
+	untrack "$pid"
+}
+
+# --- ports and HTTP ------------------------------------------------------------
+
 # free_port : prints a TCP port on 127.0.0.1 that nothing listens on
+# (20000-59999, away from the stack's fixed defaults that others use)
 free_port() {
 	local p
 	while :; do
@@ -88,23 +218,93 @@ free_port() {
 	done
 }
 
-# track PID : end PID at exit
-track() { T_PIDS="$T_PIDS $1"; }
-
-# untrack PID
-untrack() { T_PIDS=$(echo "$T_PIDS" | tr ' ' '\n' | grep -vx "$1" | tr '\n' ' '); }
+# http_code URL [MAX_SECONDS] : the status GET URL answers (000: no answer)
+http_code() {
+	curl -s -o /dev/null -w '%{http_code}' --max-time "${2:-5}" "$1"
+}
 
 # wait_http URL [SECONDS] [STATUS] : wait until URL answers STATUS (200)
 wait_http() {
-	local url=$1 secs=${2:-10} want=${3:-200} i code
-	for i in $(seq $((secs * 20))); do
-		code=$(curl -s -o /dev/null -w '%{http_code}' --max-time 1 "$url")
+	local url=$1 secs=${2:-10} want=${3:-200} code=''
+	for _ in $(seq $((secs * 20))); do
+		code=$(http_code "$url" 1)
 		[ "$code" = "$want" ] && return 0
 		sleep 0.05
 	done
 	echo "# $url did not answer $want within ${secs}s (last: $code)" >&2
 	return 1
 }
+
+# wait_health BASE_URL [SECONDS] : wait until BASE_URL/health answers 200
+wait_health() { wait_http "$1/health" "${2:-10}"; }
+
+# wait_until SECONDS CMD... : poll CMD until it succeeds
+wait_until() {
+	local secs=$1
+	shift
+	for _ in $(seq $((secs * 10))); do
+		"$@" && return 0
+		sleep 0.1
+	done
+	return 1
+}
+
+# post_json URL BODY : POST JSON, prints "STATUS BODY"
+post_json() {
+	curl -s --max-time 10 -o "$T_TMP/resp" -w '%{http_code}' \
+		-H 'Content-Type: application/json' -d "$2" "$1"
+	echo " $(cat "$T_TMP/resp" 2>/dev/null)"
+}
+
+# json_get JSON KEY : top-level (or dotted) key from JSON via jq
+json_get() { printf '%s' "$1" | jq -r ".$2"; }
+
+# stat_of URL JQPATH : a number from a JSON stats document, empty when
+# nothing answers
+stat_of() { curl -s --max-time 3 "$1" 2>/dev/null | jq -r "$2" 2>/dev/null; }
+
+# proc_backlog PROC_URL : the processor's backlog (.queue.CurrentSize)
+proc_backlog() { stat_of "$1/stats" '.queue.CurrentSize // empty'; }
+
+# proc_processed PROC_URL : the processor's .pool.ProcessedCount
+proc_processed() { stat_of "$1/stats" '.pool.ProcessedCount // empty'; }
+
+# backlog_empty [PROC_URL] : the processor ($PROC) has nothing queued
+backlog_empty() { [ "$(proc_backlog "${1:-$PROC}")" = 0 ]; }
+
+# wait_drained PROC_URL SECONDS : wait until the backlog is 0 and the
+# processed count has not moved for a second (the nats figure is a cache a
+# few hundred ms old, so one zero is not enough); 1 on timeout
+wait_drained() {
+	local url=$1 secs=$2 size count last='' calm=0
+	for _ in $(seq $((secs * 5))); do
+		size=$(proc_backlog "$url")
+		count=$(proc_processed "$url")
+		if [ "$size" = 0 ] && [ -n "$count" ] && [ "$count" = "$last" ]; then
+			calm=$((calm + 1))
+			[ "$calm" -ge 5 ] && return 0
+		else
+			calm=0
+		fi
+		last=$count
+		sleep 0.2
+	done
+	return 1
+}
+
+# sql DB QUERY
+sql() { sqlite3 -batch -noheader "$1" "$2"; }
+
+# sent_count DB [LABEL] : rows diplom-loadgen --record has committed to DB
+# so far (of LABEL), 0 while there is none
+sent_count() {
+	local where=''
+	[ -n "${2:-}" ] && where=" WHERE label = '$2'"
+	sqlite3 -batch -noheader -cmd '.timeout 2000' "$1" \
+		"SELECT count(*) FROM sent$where" 2>/dev/null || echo 0
+}
+
+# --- roles, children of this shell ---------------------------------------------
 
 # start_role NAME ROLE [ARGS...] : start diplomd in the background, log to
 # $T_TMP/NAME.log, pid into variable NAME_PID; environment passes through.
@@ -115,16 +315,6 @@ start_role() {
 	local pid=$!
 	track "$pid"
 	eval "${name}_PID=$pid"
-}
-
-# stop_pid PID [SIGNAL] : signal and wait for PID; its exit status in STOP_RC
-# (not printed: a command substitution's subshell cannot wait for it)
-stop_pid() {
-	local pid=$1 sig=${2:-TERM}
-	kill "-$sig" "$pid" 2>/dev/null
-	wait "$pid" 2>/dev/null
-	STOP_RC=$?
-	untrack "$pid"
 }
 
 # stack_ports : pick free ports and export the roles' environment for them.
@@ -140,15 +330,22 @@ stack_ports() {
 		RESULTS_DB=$RESULTS
 }
 
-# start_stack [EXTRA ARGS...] : gateway, ingest and processor on free ports
-# (see stack_ports).
-start_stack() {
-	stack_ports
+# stack_roles [EXTRA ARGS...] : the processor and, once it answers, ingest
+# and the gateway, on the ports stack_ports picked
+stack_roles() {
 	start_role processor processor "$@"
-	wait_http "$PROC/health" 10 || return 1
+	wait_health "$PROC" 10 || return 1
 	start_role ingest ingest "$@"
 	start_role gateway gateway "$@"
-	wait_http "$ING/health" 10 && wait_http "$GW/health" 10
+	wait_health "$ING" 10 && wait_health "$GW" 10
+}
+
+# start_stack [EXTRA ARGS...] : gateway, ingest and processor on free ports
+# (see stack_ports).
+# shellcheck disable=SC2120
+start_stack() {
+	stack_ports
+	stack_roles "$@"
 }
 
 # stop_stack : end, and wait for, the roles start_stack started (gateway first)
@@ -160,7 +357,17 @@ stop_stack() {
 	done
 }
 
-# have_nats : nats-server is available; when DIPLOM_REQUIRE_NATS=1 its
+# stack_env : pick ports and export the roles' environment like start_stack,
+# with QUEUE_TYPE=nats, without starting anything (stack_roles, or
+# start_role each role).
+stack_env() {
+	stack_ports
+	export QUEUE_TYPE=nats
+}
+
+# --- NATS --------------------------------------------------------------------
+
+# need_nats : nats-server is available; when DIPLOM_REQUIRE_NATS=1 its
 # absence is a failure, never a skip.
 need_nats() {
 	if command -v nats-server >/dev/null 2>&1; then
@@ -173,73 +380,84 @@ need_nats() {
 	tap_skip_all "nats-server not installed"
 }
 
-# start_nats : nats-server -js on a free loopback port with a store under
-# $T_TMP/nats; sets NATS_PORT, NATS_URL (exported) and NATS_PID.
-# Call again after stop to restart on the same port and store.
+# start_nats [DIR] : nats-server -js on a free loopback port with a store
+# under DIR/nats (DIR: $T_TMP), log DIR/nats-server.log; sets NATS_PORT,
+# NATS_URL (exported) and NATS_PID. Call again after stop to restart on the
+# same port and store; empty NATS_PORT first for a new port.
+# shellcheck disable=SC2120
 start_nats() {
+	local dir=${1:-$T_TMP}
 	NATS_PORT=${NATS_PORT:-$(free_port)}
 	export NATS_URL=nats://127.0.0.1:$NATS_PORT
-	mkdir -p "$T_TMP/nats"
-	nats-server -js -a 127.0.0.1 -p "$NATS_PORT" -sd "$T_TMP/nats" \
-		>>"$T_TMP/nats-server.log" 2>&1 &
+	mkdir -p "$dir/nats"
+	nats-server -js -a 127.0.0.1 -p "$NATS_PORT" -sd "$dir/nats" \
+		>>"$dir/nats-server.log" 2>&1 &
 	NATS_PID=$!
 	track "$NATS_PID"
-	local i
-	for i in $(seq 100); do
+	for _ in $(seq 100); do
 		(exec 3<>"/dev/tcp/127.0.0.1/$NATS_PORT") 2>/dev/null && return 0
+		kill -0 "$NATS_PID" 2>/dev/null || break
 		sleep 0.05
 	done
-	echo "# nats-server did not start" >&2
+	echo "# nats-server did not start on port $NATS_PORT" \
+		"(log: $dir/nats-server.log)" >&2
 	return 1
 }
 
-# post_ingest URL BODY : POST JSON, prints "STATUS BODY"
-post_json() {
-	curl -s --max-time 10 -o "$T_TMP/resp" -w '%{http_code}' \
-		-H 'Content-Type: application/json' -d "$2" "$1"
-	echo " $(cat "$T_TMP/resp" 2>/dev/null)"
+# stop_nats [SIGNAL] : end the nats-server start_nats started, and reap it
+stop_nats() {
+	[ -n "${NATS_PID:-}" ] || return 0
+	stop_pid "$NATS_PID" "${1:-TERM}"
+	NATS_PID=""
 }
 
-# json_get JSON KEY : top-level (or dotted) key from JSON via jq
-json_get() { printf '%s' "$1" | jq -r ".$2"; }
+# nats_reachable NATS_URL : something listens at the first server of
+# the (comma-separated) list, so a switch to nats can succeed
+nats_reachable() {
+	local hp=${1%%,*}
+	hp=${hp#*://}
+	hp=${hp##*@}
+	hp=${hp%%/*}
+	case $hp in *:*) ;; *) hp=$hp:4222 ;; esac
+	timeout 2 bash -c "exec 3<>/dev/tcp/${hp%:*}/${hp##*:}" 2>/dev/null
+}
 
-# sql DB QUERY
-sql() { sqlite3 -batch -noheader "$1" "$2"; }
-
-# wait_until SECONDS CMD... : poll CMD until it succeeds
-wait_until() {
-	local secs=$1 i
-	shift
-	for i in $(seq $((secs * 10))); do
-		"$@" && return 0
-		sleep 0.1
+# nats_pub_raw SUBJECT MSGID PAYLOAD : publish raw bytes with a Nats-Msg-Id
+# header straight to the broker on $NATS_PORT (NATS text protocol over bash
+# /dev/tcp); returns once the server answered the PING that follows.
+nats_pub_raw() {
+	local subj=$1 id=$2 payload=$3 hdr line
+	local LC_ALL=C
+	hdr=$'NATS/1.0\r\nNats-Msg-Id: '"$id"$'\r\n\r\n'
+	exec 7<>"/dev/tcp/127.0.0.1/$NATS_PORT" || return 1
+	read -r -t 5 line <&7		# INFO
+	printf 'CONNECT {"verbose":false,"pedantic":false,"headers":true}\r\n' >&7
+	printf 'HPUB %s %d %d\r\n%s%s\r\nPING\r\n' "$subj" "${#hdr}" \
+		$((${#hdr} + ${#payload})) "$hdr" "$payload" >&7
+	while read -r -t 5 line <&7; do
+		case $line in
+		PONG*) exec 7<&-; return 0 ;;
+		-ERR*) echo "# nats: $line" >&2; exec 7<&-; return 1 ;;
+		esac
 	done
+	exec 7<&-
 	return 1
 }
 
-tap_done() { [ "$T_FAILED" -eq 0 ]; }
+# --- messages through a stack ------------------------------------------------
 
-# --- NATS helpers (tests/nats-*.sh) ---
-
-# stack_env : pick ports and export the roles' environment like start_stack,
-# with QUEUE_TYPE=nats, without starting anything (start_role each role).
-stack_env() {
-	stack_ports
-	export QUEUE_TYPE=nats
-}
-
-# ingest_one DATA : POST one message through the gateway; prints "CODE ID"
-# (ID is - when none came back).
+# ingest_one DATA : POST one message through the gateway ($GW); prints
+# "CODE ID" (ID is - when none came back, CODE 000 when nothing answered).
 ingest_one() {
 	local out code id
 	out=$(curl -s --max-time 10 -w '\n%{http_code}' \
 		-H 'Content-Type: application/json' \
 		-d "{\"source\":\"t\",\"data\":\"$1\",\"metadata\":{}}" \
-		"$GW/api/v1/ingest")
+		"$GW/api/v1/ingest") || true
 	code=${out##*$'\n'}
 	id=$(printf '%s' "${out%$'\n'*}" |
 		sed -n 's/.*"message_id": *"\([^"]*\)".*/\1/p')
-	echo "$code ${id:--}"
+	echo "${code:-000} ${id:--}"
 }
 
 # send_n N PREFIX FILE : ingest_one N times, appending "CODE ID" lines to FILE
@@ -271,30 +489,174 @@ all_processed() {
 	[ "$(processed_of "$1" "${2:-$RESULTS}")" -eq "$(accepted_in "$1")" ]
 }
 
-# stat_of URL JQPATH : a number from a JSON stats document
-stat_of() { curl -s --max-time 2 "$1" | jq -r "$2"; }
+# --- run directories: roles that outlive this shell ---------------------------
+#
+# A run directory holds, per role (gateway, ingest, processor):
+#   ROLE.pid   the diplomd process of that role
+#   ROLE.log   its log, for roles started through run_role_start
+# and one file `env`: `export NAME=value` lines for diplomd's variables and
+# DIPLOMD, so a role can be restarted exactly as it was, with another
+# QUEUE_TYPE.
 
-# http_code URL : the status GET URL answers
-http_code() { curl -s -o /dev/null -w '%{http_code}' --max-time 5 "$1"; }
+# diplomd's variables (SPEC §3) that a restarted role must get back.
+RUN_VARS="LISTEN_ADDRESS API_PORT INGEST_PORT PROCESSOR_PORT INGEST_URL
+PROCESSOR_URL QUEUE_TYPE QUEUE_SIZE PROCESSOR_WORKERS PROCESSING_DELAY_MS
+RESULTS_DB NATS_URL NATS_STREAM NATS_SUBJECT_PREFIX NATS_MAX_MSGS
+NATS_MAX_BYTES NATS_MAX_AGE NATS_REPLICAS NATS_ACK_WAIT NATS_MAX_DELIVER
+NATS_FETCH_BATCH MAX_BODY_BYTES DRAIN_TIMEOUT LOG_LEVEL DIPLOMD"
 
-# nats_pub_raw SUBJECT MSGID PAYLOAD : publish raw bytes with a Nats-Msg-Id
-# header straight to the broker on $NATS_PORT (NATS text protocol over bash
-# /dev/tcp); returns once the server answered the PING that follows.
-nats_pub_raw() {
-	local subj=$1 id=$2 payload=$3 hdr line
-	local LC_ALL=C
-	hdr=$'NATS/1.0\r\nNats-Msg-Id: '"$id"$'\r\n\r\n'
-	exec 7<>"/dev/tcp/127.0.0.1/$NATS_PORT" || return 1
-	read -r -t 5 line <&7		# INFO
-	printf 'CONNECT {"verbose":false,"pedantic":false,"headers":true}\r\n' >&7
-	printf 'HPUB %s %d %d\r\n%s%s\r\nPING\r\n' "$subj" "${#hdr}" \
-		$((${#hdr} + ${#payload})) "$hdr" "$payload" >&7
-	while read -r -t 5 line <&7; do
-		case $line in
-		PONG*) exec 7<&-; return 0 ;;
-		-ERR*) echo "# nats: $line" >&2; exec 7<&-; return 1 ;;
-		esac
+# run_env_save DIR : record the current environment's diplomd settings so
+# the roles can be restarted later with the same configuration
+run_env_save() {
+	local dir=$1 v
+	{
+		for v in $RUN_VARS; do
+			if [ -n "${!v+set}" ]; then
+				printf 'export %s=%q\n' "$v" "${!v}"
+			fi
+		done
+	} >"$dir/env.new" && mv -f "$dir/env.new" "$dir/env"
+}
+
+# run_env_set DIR NAME VALUE : change one recorded setting (e.g. QUEUE_TYPE)
+# so later restarts and the next switch see it
+run_env_set() {
+	local dir=$1 name=$2 value=$3
+	{
+		grep -v "^export $name=" "$dir/env" 2>/dev/null || :
+		printf 'export %s=%q\n' "$name" "$value"
+	} >"$dir/env.new" && mv -f "$dir/env.new" "$dir/env"
+}
+
+# run_env_get DIR NAME [DEFAULT] : a recorded setting, in a subshell so the
+# caller's environment is untouched
+run_env_get() {
+	local dir=$1 name=$2 def=${3-}
+	(
+		unset "$name"
+		# shellcheck disable=SC1091
+		. "$dir/env" 2>/dev/null
+		printf '%s\n' "${!name:-$def}"
+	)
+}
+
+# run_url DIR ROLE : the base URL a role of that run directory answers on
+run_url() {
+	local dir=$1 role=$2 addr port
+	addr=$(run_env_get "$dir" LISTEN_ADDRESS 127.0.0.1)
+	case $addr in 0.0.0.0 | '' | '*') addr=127.0.0.1 ;; ::) addr='[::1]' ;; esac
+	case $role in
+	gateway) port=$(run_env_get "$dir" API_PORT 8080) ;;
+	ingest) port=$(run_env_get "$dir" INGEST_PORT 8081) ;;
+	processor) port=$(run_env_get "$dir" PROCESSOR_PORT 8082) ;;
+	esac
+	echo "http://$addr:$port"
+}
+
+# run_pid DIR ROLE : the recorded pid of a role, empty when none
+run_pid() { cat "$1/$2.pid" 2>/dev/null; }
+
+# run_role_start DIR ROLE [QUEUE_TYPE] : start one role in the background
+# with the recorded settings (QUEUE_TYPE overriding), log appended to
+# DIR/ROLE.log, pid to DIR/ROLE.pid; $! is diplomd itself (exec). Disowned,
+# so bash prints no "Killed" notice when a scenario SIGKILLs it; not
+# tracked, since it is meant to outlive a script such as switch-queue.sh.
+run_role_start() {
+	local dir=$1 role=$2 qt=${3-}
+	(
+		# shellcheck disable=SC1091
+		. "$dir/env"
+		exec env ${qt:+"QUEUE_TYPE=$qt"} "${DIPLOMD:-diplomd}" \
+			--role="$role"
+	) >>"$dir/$role.log" 2>&1 &
+	echo $! >"$dir/$role.pid"
+	disown $!
+}
+
+# run_role_stop DIR ROLE [SIGNAL] [SECONDS] : signal a role and wait for it
+# to end (SIGTERM lets it drain, so the bound is generous); 1 if it did not
+run_role_stop() {
+	local dir=$1 role=$2 sig=${3:-TERM} secs=${4:-60} pid
+	pid=$(run_pid "$dir" "$role")
+	[ -n "$pid" ] || return 0
+	kill "-$sig" "$pid" 2>/dev/null
+	if ! pid_wait "$pid" "$secs"; then
+		say "$role (pid $pid) did not stop within ${secs}s"
+		return 1
+	fi
+	rm -f "$dir/$role.pid"
+}
+
+# run_stack_stop DIR : stop the roles of DIR, gateway and ingest first so
+# nothing new enters while the processor drains; SIGKILL for a role that
+# does not end within 60 s of its SIGTERM
+run_stack_stop() {
+	local role
+	for role in gateway ingest processor; do
+		run_role_stop "$1" "$role" TERM 60 ||
+			run_role_stop "$1" "$role" KILL 5
 	done
-	exec 7<&-
-	return 1
+}
+
+# run_print_health DIR : one line per role: role, status, /health body
+run_print_health() {
+	local dir=$1 role url body code
+	for role in gateway ingest processor; do
+		url=$(run_url "$dir" "$role")
+		body=$(curl -s --max-time 2 -w '\n%{http_code}' "$url/health")
+		code=${body##*$'\n'}
+		body=${body%$'\n'*}
+		printf '%-10s %s %s\n' "$role" "$code" "${body:-(no answer)}"
+	done
+}
+
+# run_switch DIR QUEUE_TYPE : switch the stack of DIR to another backend
+# without losing a message: stop ingest (clients get 503 from the gateway
+# and retry), wait for the processor's backlog to reach 0, restart the
+# processor and then ingest with the new QUEUE_TYPE; the gateway stays.
+# SWITCH_DRAIN_SECONDS (120) bounds the wait for the backlog.
+run_switch() {
+	local dir=$1 qt=$2 proc ing old nats_url
+	proc=$(run_url "$dir" processor)
+	ing=$(run_url "$dir" ingest)
+	old=$(run_env_get "$dir" QUEUE_TYPE memory)
+	case $qt in
+	memory) ;;
+	nats)
+		nats_url=$(run_env_get "$dir" NATS_URL nats://localhost:4222)
+		if ! nats_reachable "$nats_url"; then
+			say "switch: no NATS server at $nats_url;" \
+				"start one (nats-server -js) and set NATS_URL"
+			return 1
+		fi
+		;;
+	*) say "switch: unknown queue type '$qt' (memory or nats)"; return 2 ;;
+	esac
+	say "switch: $old -> $qt"
+	say "switch: stopping ingest"
+	run_role_stop "$dir" ingest TERM 60 || return 1
+	say "switch: waiting for the processor's backlog to reach 0"
+	if ! wait_drained "$proc" "${SWITCH_DRAIN_SECONDS:-120}"; then
+		say "switch: backlog still $(proc_backlog "$proc") after" \
+			"${SWITCH_DRAIN_SECONDS:-120}s; restarting ingest on $old," \
+			"nothing switched"
+		run_role_start "$dir" ingest
+		return 1
+	fi
+	say "switch: restarting the processor with QUEUE_TYPE=$qt"
+	run_role_stop "$dir" processor TERM 60 || return 1
+	run_env_set "$dir" QUEUE_TYPE "$qt"
+	run_role_start "$dir" processor
+	if ! wait_health "$proc" 15; then
+		say "switch: the processor is not healthy on $qt" \
+			"(log: $dir/processor.log)"
+		return 1
+	fi
+	say "switch: restarting ingest with QUEUE_TYPE=$qt"
+	run_role_start "$dir" ingest
+	if ! wait_health "$ing" 15; then
+		say "switch: ingest is not healthy on $qt (log: $dir/ingest.log)"
+		return 1
+	fi
+	return 0
 }

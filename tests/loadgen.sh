@@ -4,9 +4,8 @@
 # and --retry rides out a queue that keeps turning messages away.
 . "$(dirname "$0")/lib.sh"
 
-command -v jq >/dev/null 2>&1 || tap_skip_all "jq not installed"
-command -v sqlite3 >/dev/null 2>&1 || tap_skip_all "sqlite3 not installed"
-[ -x "$DIPLOM_LOADGEN" ] || bail "$DIPLOM_LOADGEN not built"
+need_tools jq sqlite3
+need_loadgen
 
 tap_plan 14
 
@@ -70,13 +69,7 @@ json_has_keys() {
 }
 tap_ok "--json prints one object with the documented keys" json_has_keys
 
-stop_all() {
-	local p
-	for p in $gateway_PID $ingest_PID $processor_PID; do
-		stop_pid "$p"
-	done
-}
-stop_all
+stop_stack
 unset RESULTS
 
 # --- a queue of 5 turns messages away with 503 ---

@@ -8,11 +8,7 @@ need_nats
 tap_plan 8
 start_nats || bail "nats-server did not start"
 stack_env
-start_role processor processor
-start_role ingest ingest
-start_role gateway gateway
-wait_http "$PROC/health" 10 && wait_http "$ING/health" 10 &&
-	wait_http "$GW/health" 10 || bail "the stack did not start"
+stack_roles || bail "the stack did not start"
 
 send_n 20 before "$T_TMP/sent"
 tap_ok "20 accepted before the crash" \

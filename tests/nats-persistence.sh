@@ -22,6 +22,5 @@ tap_ok "the processor starts healthy" wait_http "$PROC/health" 10
 tap_ok "every accepted message is processed" \
 	wait_until 20 all_processed "$T_TMP/sent"
 
-backlog_empty() { [ "$(stat_of "$PROC/stats" .queue.CurrentSize)" = 0 ]; }
 tap_ok "the backlog drains to zero" wait_until 10 backlog_empty
 tap_done

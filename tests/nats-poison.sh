@@ -7,11 +7,7 @@ need_nats
 tap_plan 5
 start_nats || bail "nats-server did not start"
 stack_env
-start_role processor processor
-start_role ingest ingest
-start_role gateway gateway
-wait_http "$PROC/health" 10 && wait_http "$ING/health" 10 &&
-	wait_http "$GW/health" 10 || bail "the stack did not start"
+stack_roles || bail "the stack did not start"
 
 tap_ok "a raw poison message is published" \
 	nats_pub_raw "${NATS_SUBJECT_PREFIX:-diplom}.messages" poison-1 \
@@ -28,7 +24,6 @@ tap_ok "it counts as an error" wait_until 5 errors
 send_n 5 after "$T_TMP/sent"
 tap_ok "the processor goes on processing" \
 	wait_until 10 all_processed "$T_TMP/sent"
-backlog_empty() { [ "$(stat_of "$PROC/stats" .queue.CurrentSize)" = 0 ]; }
 tap_ok "the poison message is not redelivered forever" \
 	wait_until 10 backlog_empty
 tap_done

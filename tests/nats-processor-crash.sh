@@ -8,11 +8,7 @@ tap_plan 6
 start_nats || bail "nats-server did not start"
 stack_env
 export NATS_ACK_WAIT=2s PROCESSING_DELAY_MS=2 PROCESSOR_WORKERS=4
-start_role processor processor
-start_role ingest ingest
-start_role gateway gateway
-wait_http "$PROC/health" 10 && wait_http "$ING/health" 10 &&
-	wait_http "$GW/health" 10 || bail "the stack did not start"
+stack_roles || bail "the stack did not start"
 
 : >"$T_TMP/sent"
 send_n 300 crash "$T_TMP/sent" &

@@ -6,10 +6,8 @@
 # run-local.sh still stops the roles the switch started.
 . "$(dirname "$0")/lib.sh"
 need_nats
-for tool in jq sqlite3; do
-	command -v "$tool" >/dev/null 2>&1 || tap_skip_all "$tool not installed"
-done
-[ -x "$DIPLOM_LOADGEN" ] || bail "$DIPLOM_LOADGEN not built"
+need_tools jq sqlite3
+need_loadgen
 
 SWITCH=$top_srcdir/scripts/switch-queue.sh
 RUN=$T_TMP/run
@@ -30,13 +28,9 @@ usage_error() {
 tap_ok "an unknown backend is a usage error (exit 2)" usage_error
 
 start_nats || bail "nats-server did not start"
-GW_PORT=$(free_port); ING_PORT=$(free_port); PROC_PORT=$(free_port)
-GW=http://127.0.0.1:$GW_PORT
-ING=http://127.0.0.1:$ING_PORT
-PROC=http://127.0.0.1:$PROC_PORT
-export LISTEN_ADDRESS=127.0.0.1 API_PORT=$GW_PORT INGEST_PORT=$ING_PORT \
-	PROCESSOR_PORT=$PROC_PORT INGEST_URL=$ING PROCESSOR_URL=$PROC \
-	QUEUE_TYPE=memory QUEUE_SIZE=5000 PROCESSING_DELAY_MS=10 \
+RESULTS=$RUN/results.db		# where run-local.sh keeps them
+stack_ports
+export QUEUE_TYPE=memory QUEUE_SIZE=5000 PROCESSING_DELAY_MS=10 \
 	DIPLOM_RUN_DIR=$RUN DIPLOMD
 # DIPLOMD set: run-local.sh uses that build and does not build or install
 bash "$top_srcdir/scripts/run-local.sh" >"$T_TMP/run-local.log" 2>&1 &
@@ -48,12 +42,8 @@ if ! wait_http "$PROC/health" 15 || ! wait_http "$ING/health" 15 ||
 fi
 gw_pid=$(cat "$RUN/gateway.pid")
 
-# accepted_so_far : ids diplom-loadgen has recorded up to now
-accepted_so_far() {
-	sql "$SENT" "SELECT count(*) FROM sent" 2>/dev/null || echo 0
-}
-# accepted_at_least N
-accepted_at_least() { [ "$(accepted_so_far)" -ge "$1" ]; }
+# accepted_at_least N : diplom-loadgen has recorded N ids or more
+accepted_at_least() { [ "$(sent_count "$SENT")" -ge "$1" ]; }
 # runs_on ROLE TYPE : the role's current process has QUEUE_TYPE=TYPE
 runs_on() {
 	tr '\0' '\n' <"/proc/$(cat "$RUN/$1.pid")/environ" 2>/dev/null |
@@ -91,7 +81,7 @@ tap_ok "refused without a reachable broker, nothing stopped" \
 tap_ok "switch to nats under load: exit 0, every role healthy" switch_to nats
 both_on() { runs_on ingest "$1" && runs_on processor "$1"; }
 tap_ok "ingest and processor now run with QUEUE_TYPE=nats" both_on nats
-at_nats=$(accepted_so_far)
+at_nats=$(sent_count "$SENT")
 wait_until 20 accepted_at_least $((at_nats + 200))
 tap_ok "switch back to memory under load: exit 0, every role healthy" \
 	switch_to memory
@@ -108,9 +98,9 @@ tap_ok "diplom-loadgen ran through both switches (exit 0)" test "$lg_rc" -eq 0
 tap_ok "the load was still running when the second switch ended" \
 	test "$still_loading" -eq 0
 tap_ok "all $N messages accepted (retried through the ingest restarts)" \
-	test "$(accepted_so_far)" -eq "$N"
+	test "$(sent_count "$SENT")" -eq "$N"
 none_missing() {
-	[ "$(sql "$SENT" "ATTACH '$RUN/results.db' AS r;
+	[ "$(sql "$SENT" "ATTACH '$RESULTS' AS r;
 		SELECT count(*) FROM sent
 		WHERE message_id NOT IN (SELECT message_id FROM r.results)" \
 		2>/dev/null)" = 0 ]

@@ -5,10 +5,8 @@
 # backend loses its backlog, which it must report (lost > 0, exit 1).
 . "$(dirname "$0")/lib.sh"
 need_nats
-for tool in jq sqlite3; do
-	command -v "$tool" >/dev/null 2>&1 || tap_skip_all "$tool not installed"
-done
-[ -x "$DIPLOM_LOADGEN" ] || bail "$DIPLOM_LOADGEN not built"
+need_tools jq sqlite3
+need_loadgen
 
 VERIFY=$top_srcdir/scripts/verify-persistence.sh
 # short runs: 300 messages over 2 s per scenario
@@ -47,7 +45,7 @@ reports_loss() {
 }
 tap_ok "memory, crash: the loss is reported (lost > 0)" reports_loss
 left_nothing() {
-	! ls -d "$T_TMP"/diplom-verify.* >/dev/null 2>&1
+	! ls -d "$T_TMP"/diplom-verify-persistence.* >/dev/null 2>&1
 }
 tap_ok "the verifier removed its work directories" left_nothing
 tap_done

@@ -1,0 +1,36 @@
+# scripts/local.mk - operator and developer scripts; they source the shell
+# harness tests/lib.sh (in EXTRA_DIST through tests/local.mk)
+
+dist_noinst_SCRIPTS += \
+	%D%/install-deps.sh \
+	%D%/build.sh \
+	%D%/check.sh \
+	%D%/run-local.sh \
+	%D%/test-system.sh \
+	%D%/integration-test.sh \
+	%D%/bench.sh \
+	%D%/bench-drain.sh \
+	%D%/test-package.sh
+EXTRA_DIST += .ci/run doc/benchmarks.md
+
+# Figures for doc/benchmarks.md; asserts nothing.
+bench: all
+	top_builddir='$(abs_top_builddir)' $(SHELL) $(srcdir)/%D%/bench.sh
+.PHONY: bench
+
+# Persistence harness, backend switch, integration and load runs
+# against stacks the scripts start themselves (free loopback ports).
+dist_noinst_SCRIPTS += \
+	%D%/switch-queue.sh \
+	%D%/verify-persistence.sh \
+	%D%/integration-stack.sh \
+	%D%/load-test.sh
+SCRIPT_ENV = top_builddir='$(abs_top_builddir)' top_srcdir='$(abs_top_srcdir)'
+
+integration-test: all
+	$(SCRIPT_ENV) bash $(srcdir)/%D%/integration-stack.sh
+load-test: all
+	$(SCRIPT_ENV) bash $(srcdir)/%D%/load-test.sh
+verify-persistence: all
+	$(SCRIPT_ENV) bash $(srcdir)/%D%/verify-persistence.sh
+.PHONY: integration-test load-test verify-persistence

@@ -19,7 +19,8 @@ CHECK_SUITES = \
 	%D%/check_message \
 	%D%/check_queue_memory \
 	%D%/check_queue_nats \
-	%D%/check_result_store
+	%D%/check_result_store \
+	%D%/check_worker_pool
 if HAVE_CHECK
 check_PROGRAMS += $(CHECK_SUITES)
 TESTS += $(CHECK_SUITES)
@@ -37,6 +38,7 @@ TEST_CFLAGS = $(AM_CFLAGS) $(DIPLOM_CFLAGS) $(CHECK_CFLAGS)
 %C%_check_queue_memory_CFLAGS = $(TEST_CFLAGS)
 %C%_check_queue_nats_CFLAGS = $(TEST_CFLAGS)
 %C%_check_result_store_CFLAGS = $(TEST_CFLAGS)
+%C%_check_worker_pool_CFLAGS = $(TEST_CFLAGS)
 
 SHELL_TESTS = \
 	%D%/seed-flow.sh \

@@ -15,6 +15,7 @@ AM_TESTS_ENVIRONMENT = \
 CHECK_SUITES = \
 	%D%/check_config \
 	%D%/check_event_loop \
+	%D%/check_http_client \
 	%D%/check_http_server \
 	%D%/check_loadgen \
 	%D%/check_message \
@@ -34,6 +35,7 @@ LDADD = src/libdiplom.a $(DIPLOM_LIBS) $(CHECK_LIBS)
 TEST_CFLAGS = $(AM_CFLAGS) $(DIPLOM_CFLAGS) $(CHECK_CFLAGS)
 %C%_check_config_CFLAGS = $(TEST_CFLAGS)
 %C%_check_event_loop_CFLAGS = $(TEST_CFLAGS)
+%C%_check_http_client_CFLAGS = $(TEST_CFLAGS)
 %C%_check_http_server_CFLAGS = $(TEST_CFLAGS)
 %C%_check_loadgen_CFLAGS = $(TEST_CFLAGS)
 %C%_check_message_CFLAGS = $(TEST_CFLAGS)

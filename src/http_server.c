@@ -263,9 +263,11 @@ dispatch(struct http_request *req)
 		    req->path[n] == '\0' : strcmp(req->path, rt->path) != 0)
 			continue;
 		if (strcmp(req->method, rt->method) != 0) {
-			if (!path_known)
-				snprintf(req->allow, sizeof(req->allow), "%s",
-				    rt->method);
+			size_t used = strlen(req->allow);
+
+			/* a 405 lists every method the path has (RFC 9110) */
+			snprintf(req->allow + used, sizeof(req->allow) - used,
+			    "%s%s", used > 0 ? ", " : "", rt->method);
 			path_known = true;
 			continue;
 		}

@@ -10,87 +10,63 @@
 
 #include "config.h"
 #include "duration.h"
-
-enum opt_kind {
-	OPT_STRING,
-	OPT_ROLE,
-	OPT_PORT,
-	OPT_INT,
-	OPT_DURATION,
-	OPT_QUEUE_TYPE,
-	OPT_LOG_LEVEL,
-	OPT_URL,
-};
-
-struct opt_def {
-	const char *name;	/* long option */
-	const char *env;	/* environment variable, NULL: none */
-	enum opt_kind kind;
-	const char *def;	/* built-in default, as text */
-	int64_t min, max;	/* OPT_INT bounds */
-	size_t offset;		/* field in struct config */
-	const char *metavar;
-	const char *help;
-};
+#include "queue.h"
 
 #define F(field) offsetof(struct config, field)
 
-static const struct opt_def opt_defs[] = {
-	{ "role", NULL, OPT_ROLE, NULL, 0, 0, F(role), "ROLE",
+static const struct config_option general_options[] = {
+	{ "role", NULL, CONFIG_ROLE, NULL, 0, 0, F(role), "ROLE",
 	  "gateway, ingest or processor (required)" },
-	{ "listen-address", "LISTEN_ADDRESS", OPT_STRING, "127.0.0.1", 0, 0,
+	{ "listen-address", "LISTEN_ADDRESS", CONFIG_STRING, "127.0.0.1", 0, 0,
 	  F(listen_address), "ADDR", "address every role binds" },
-	{ "port", NULL, OPT_PORT, NULL, 0, 0, F(port), "PORT",
+	{ "port", NULL, CONFIG_PORT, NULL, 0, 0, F(port), "PORT",
 	  "port of this role (overrides the role's own variable)" },
-	{ "api-port", "API_PORT", OPT_PORT, "8080", 0, 0, F(api_port), "PORT",
+	{ "api-port", "API_PORT", CONFIG_PORT, "8080", 0, 0, F(api_port), "PORT",
 	  "gateway port" },
-	{ "ingest-port", "INGEST_PORT", OPT_PORT, "8081", 0, 0,
+	{ "ingest-port", "INGEST_PORT", CONFIG_PORT, "8081", 0, 0,
 	  F(ingest_port), "PORT", "ingest port" },
-	{ "processor-port", "PROCESSOR_PORT", OPT_PORT, "8082", 0, 0,
+	{ "processor-port", "PROCESSOR_PORT", CONFIG_PORT, "8082", 0, 0,
 	  F(processor_port), "PORT", "processor port" },
-	{ "ingest-url", "INGEST_URL", OPT_URL, "http://localhost:8081", 0, 0,
+	{ "ingest-url", "INGEST_URL", CONFIG_URL, "http://localhost:8081", 0, 0,
 	  F(ingest_url), "URL", "where the gateway finds ingest" },
-	{ "processor-url", "PROCESSOR_URL", OPT_URL, "http://localhost:8082",
+	{ "processor-url", "PROCESSOR_URL", CONFIG_URL, "http://localhost:8082",
 	  0, 0, F(processor_url), "URL", "where ingest and gateway find the processor" },
-	{ "queue-type", "QUEUE_TYPE", OPT_QUEUE_TYPE, "memory", 0, 0,
-	  F(queue_type), "TYPE", "queue backend: memory or nats" },
-	{ "queue-size", "QUEUE_SIZE", OPT_INT, "1000", 1, INT32_MAX,
-	  F(queue_size), "N", "memory backend capacity" },
-	{ "workers", "PROCESSOR_WORKERS", OPT_INT, "4", 1, 1024, F(workers),
+	{ "queue-type", "QUEUE_TYPE", CONFIG_QUEUE_TYPE, "memory", 0, 0,
+	  F(queue_type), "TYPE", "queue backend:" },
+	{ "workers", "PROCESSOR_WORKERS", CONFIG_INT, "4", 1, 1024, F(workers),
 	  "N", "processor worker threads" },
-	{ "processing-delay-ms", "PROCESSING_DELAY_MS", OPT_INT, "0", 0,
+	{ "processing-delay-ms", "PROCESSING_DELAY_MS", CONFIG_INT, "0", 0,
 	  3600000, F(processing_delay_ms), "MS", "simulated work per message" },
-	{ "results-db", "RESULTS_DB", OPT_STRING, "diplom-results.db", 0, 0,
+	{ "results-db", "RESULTS_DB", CONFIG_STRING, "diplom-results.db", 0, 0,
 	  F(results_db), "PATH", "processor's SQLite result store" },
-	{ "nats-url", "NATS_URL", OPT_STRING, "nats://localhost:4222", 0, 0,
-	  F(nats_url), "URLS", "NATS servers, comma-separated" },
-	{ "nats-stream", "NATS_STREAM", OPT_STRING, "DIPLOM_STREAM", 0, 0,
-	  F(nats_stream), "NAME", "JetStream stream name" },
-	{ "nats-subject-prefix", "NATS_SUBJECT_PREFIX", OPT_STRING, "diplom",
-	  0, 0, F(nats_subject_prefix), "PREFIX", "stream subjects are PREFIX.>" },
-	{ "nats-max-msgs", "NATS_MAX_MSGS", OPT_INT, "1000000", -1, INT64_MAX,
-	  F(nats_max_msgs), "N", "stream message limit (-1: none)" },
-	{ "nats-max-bytes", "NATS_MAX_BYTES", OPT_INT, "-1", -1, INT64_MAX,
-	  F(nats_max_bytes), "N", "stream byte limit (-1: none)" },
-	{ "nats-max-age", "NATS_MAX_AGE", OPT_DURATION, "0", 0, 0,
-	  F(nats_max_age_ms), "DURATION", "stream age limit (0: none)" },
-	{ "nats-replicas", "NATS_REPLICAS", OPT_INT, "1", 1, 5,
-	  F(nats_replicas), "N", "stream replicas" },
-	{ "nats-ack-wait", "NATS_ACK_WAIT", OPT_DURATION, "30s", 0, 0,
-	  F(nats_ack_wait_ms), "DURATION", "consumer ack wait" },
-	{ "nats-max-deliver", "NATS_MAX_DELIVER", OPT_INT, "3", 1, 1000,
-	  F(nats_max_deliver), "N", "deliveries before a message is given up" },
-	{ "nats-fetch-batch", "NATS_FETCH_BATCH", OPT_INT, "10", 1, 1000,
-	  F(nats_fetch_batch), "N", "messages a worker takes at a time" },
-	{ "max-body-bytes", "MAX_BODY_BYTES", OPT_INT, "1048576", 1,
+	{ "max-body-bytes", "MAX_BODY_BYTES", CONFIG_INT, "1048576", 1,
 	  INT32_MAX, F(max_body_bytes), "N", "larger request bodies get 413" },
-	{ "drain-timeout", "DRAIN_TIMEOUT", OPT_DURATION, "30s", 0, 0,
+	{ "max-client-connections", "MAX_CLIENT_CONNECTIONS", CONFIG_INT,
+	  "1024", 0, 1000000, F(max_client_conns), "N",
+	  "connections one client address may hold (0: no limit)" },
+	{ "request-timeout", "REQUEST_TIMEOUT", CONFIG_DURATION, "30s", 0, 0,
+	  F(request_timeout_ms), "DURATION",
+	  "time to send a whole request (0: none)" },
+	{ "idle-timeout", "IDLE_TIMEOUT", CONFIG_DURATION, "120s", 1, 0,
+	  F(idle_timeout_ms), "DURATION",
+	  "how long a kept-alive connection may sit idle" },
+	{ "body-memory", "BODY_MEMORY", CONFIG_INT, "67108864", 0,
+	  INT64_MAX, F(body_memory), "N",
+	  "bytes all request bodies being received may take (0: no limit)" },
+	{ "max-metadata-keys", "MAX_METADATA_KEYS", CONFIG_INT, "64", 0,
+	  INT32_MAX, F(max_metadata_keys), "N",
+	  "metadata keys one message may have (0: no limit)" },
+	{ "max-metadata-key-bytes", "MAX_METADATA_KEY_BYTES", CONFIG_INT,
+	  "256", 0, INT32_MAX, F(max_metadata_key_bytes), "N",
+	  "bytes of one metadata key (0: no limit)" },
+	{ "max-metadata-value-bytes", "MAX_METADATA_VALUE_BYTES", CONFIG_INT,
+	  "4096", 0, INT32_MAX, F(max_metadata_value_bytes), "N",
+	  "bytes of one metadata value (0: no limit)" },
+	{ "drain-timeout", "DRAIN_TIMEOUT", CONFIG_DURATION, "30s", 0, 0,
 	  F(drain_timeout_ms), "DURATION", "bound on a graceful stop" },
-	{ "log-level", "LOG_LEVEL", OPT_LOG_LEVEL, "info", 0, 0,
+	{ "log-level", "LOG_LEVEL", CONFIG_LOG_LEVEL, "info", 0, 0,
 	  F(log_level), "LEVEL", "error, warn, info or debug" },
 };
-
-#define N_OPTS (sizeof(opt_defs) / sizeof(*opt_defs))
 
 static const char *const role_names[] = {
 	[ROLE_GATEWAY] = "gateway",
@@ -143,140 +119,210 @@ valid_url(const char *s)
 	return strncmp(s, "http://", 7) == 0 || strncmp(s, "https://", 8) == 0;
 }
 
-/* Set one setting from text; on failure *why says what a good value is. */
+/* "invalid value 'val' for what: why" */
 static int
-opt_set(struct config *cfg, const struct opt_def *d, const char *val,
-    const char **why)
+bad_value(char **cause, const char *what, const char *val, const char *why)
 {
-	char *base = (char *)cfg;
-	void *field = base + d->offset;
+	if (asprintf(cause, "invalid value '%s' for %s: %s", val, what,
+	    why) < 0)
+		*cause = NULL;
+	return -EINVAL;
+}
+
+static int
+set_string(char **field, const char *val, char **cause)
+{
+	char *copy = strdup(val);
+
+	if (copy == NULL) {
+		*cause = strdup("out of memory");
+		return -ENOMEM;
+	}
+	free(*field);
+	*field = copy;
+	return 0;
+}
+
+/*
+ * Set the setting o, stored in base, from text; what names it in the
+ * reason for a bad value (the option or the variable).
+ */
+static int
+opt_set(void *base, const struct config_option *o, const char *what,
+    const char *val, char **cause)
+{
+	void *field = (char *)base + o->offset;
 	int64_t n;
 
-	switch (d->kind) {
-	case OPT_URL:
-		if (!valid_url(val)) {
-			*why = "expected an http:// or https:// URL";
-			return -1;
-		}
+	switch (o->kind) {
+	case CONFIG_URL:
+		if (!valid_url(val))
+			return bad_value(cause, what, val,
+			    "expected an http:// or https:// URL");
 		/* FALLTHROUGH */
-	case OPT_STRING:
-		if (*val == '\0') {
-			*why = "must not be empty";
-			return -1;
-		}
-		free(*(char **)field);
-		*(char **)field = strdup(val);
-		return 0;
-	case OPT_ROLE:
+	case CONFIG_STRING:
+		if (*val == '\0')
+			return bad_value(cause, what, val, "must not be empty");
+		return set_string(field, val, cause);
+	case CONFIG_ROLE:
 		for (int r = ROLE_GATEWAY; r <= ROLE_PROCESSOR; r++) {
 			if (strcmp(val, role_names[r]) == 0) {
 				*(enum role *)field = (enum role)r;
 				return 0;
 			}
 		}
-		*why = "expected gateway, ingest or processor";
-		return -1;
-	case OPT_PORT:
-		if (parse_int(val, &n) != 0 || n < 1 || n > 65535) {
-			*why = "expected a port number 1-65535";
-			return -1;
-		}
+		return bad_value(cause, what, val,
+		    "expected gateway, ingest or processor");
+	case CONFIG_PORT:
+		if (parse_int(val, &n) != 0 || n < 1 || n > 65535)
+			return bad_value(cause, what, val,
+			    "expected a port number 1-65535");
 		*(int *)field = (int)n;
 		return 0;
-	case OPT_INT:
-		if (parse_int(val, &n) != 0) {
-			*why = "expected a whole number";
-			return -1;
-		}
-		if (n < d->min || n > d->max) {
-			*why = "out of range";
-			return -1;
-		}
+	case CONFIG_INT:
+		if (parse_int(val, &n) != 0)
+			return bad_value(cause, what, val,
+			    "expected a whole number");
+		if (n < o->min || n > o->max)
+			return bad_value(cause, what, val, "out of range");
 		*(int64_t *)field = n;
 		return 0;
-	case OPT_DURATION:
-		if (duration_parse_ms(val, &n) != 0) {
-			*why = "expected a duration such as 30s, 500ms, 2m, 24h";
-			return -1;
-		}
+	case CONFIG_DURATION:
+		if (duration_parse_ms(val, &n) != 0)
+			return bad_value(cause, what, val,
+			    "expected a duration such as 30s, 500ms, 2m, 24h, "
+			    "of at most 100 years");
 		*(int64_t *)field = n;
 		return 0;
-	case OPT_QUEUE_TYPE:
-		if (strcmp(val, "memory") != 0 && strcmp(val, "nats") != 0) {
-			*why = "expected memory or nats";
-			return -1;
+	case CONFIG_QUEUE_TYPE:
+		if (queue_lookup(val, NULL, cause) != 0) {
+			char *why = *cause;
+			int rc = bad_value(cause, what, val, why != NULL ?
+			    why : "unknown queue backend");
+
+			free(why);
+			return rc;
 		}
-		free(*(char **)field);
-		*(char **)field = strdup(val);
-		return 0;
-	case OPT_LOG_LEVEL:
-		if (log_level_parse(val, (enum log_level *)field) != 0) {
-			*why = "expected error, warn, info or debug";
-			return -1;
-		}
+		return set_string(field, val, cause);
+	case CONFIG_LOG_LEVEL:
+		if (log_level_parse(val, (enum log_level *)field) != 0)
+			return bad_value(cause, what, val,
+			    "expected error, warn, info or debug");
 		return 0;
 	}
-	return -1;
+	return bad_value(cause, what, val, "unknown kind of setting");
 }
 
-static char *
-bad_value(const char *what, const char *val, const char *why)
-{
-	char *s;
+/* The general settings, then each backend's: one table for the parser. */
+struct opt_ref {
+	const struct config_option *o;
+	int group;		/* index into cfg->group, -1: cfg itself */
+};
 
-	if (asprintf(&s, "invalid value '%s' for %s: %s", val, what, why) < 0)
+static const struct config_group general_group = {
+	"general", general_options,
+	sizeof(general_options) / sizeof(*general_options), 0,
+};
+
+static const struct config_group no_settings = { "none", NULL, 0, 0 };
+
+/* Group i, one per backend; NULL past the last. */
+static const struct config_group *
+group_at(size_t i)
+{
+	const struct queue_ops *ops = queue_backend_at(i);
+
+	if (ops == NULL)
 		return NULL;
-	return s;
+	return ops->settings != NULL ? ops->settings : &no_settings;
+}
+
+#define MAX_OPTS 64
+
+/* Every option in help order; returns how many. */
+static size_t
+all_options(struct opt_ref *refs)
+{
+	const struct config_group *g;
+	size_t n = 0;
+
+	for (size_t i = 0; i < general_group.n_options; i++)
+		refs[n++] = (struct opt_ref){ &general_options[i], -1 };
+	for (size_t gi = 0; (g = group_at(gi)) != NULL; gi++) {
+		for (size_t i = 0; i < g->n_options && n < MAX_OPTS; i++)
+			refs[n++] = (struct opt_ref){ &g->options[i], (int)gi };
+	}
+	return n;
+}
+
+static void *
+ref_base(struct config *cfg, const struct opt_ref *r)
+{
+	return r->group < 0 ? (void *)cfg : cfg->group[r->group];
+}
+
+/* Make room for each group's settings. */
+static int
+groups_alloc(struct config *cfg, char **cause)
+{
+	const struct config_group *g;
+
+	for (size_t gi = 0; (g = group_at(gi)) != NULL; gi++) {
+		if (gi == CONFIG_MAX_GROUPS) {
+			*cause = strdup("too many settings groups");
+			return -E2BIG;
+		}
+		if ((cfg->group[gi] = calloc(1, g->size ? g->size : 1)) ==
+		    NULL) {
+			*cause = strdup("out of memory");
+			return -ENOMEM;
+		}
+	}
+	return 0;
 }
 
 /* Apply the default, then the environment, for every setting. */
 static int
-config_from_env(struct config *cfg, config_getenv_fn getenv_fn, char **cause)
+config_from_env(struct config *cfg, const struct opt_ref *refs, size_t n,
+    config_getenv_fn getenv_fn, char **cause)
 {
-	const char *why = NULL, *v;
+	const char *v;
+	int rc;
 
-	for (size_t i = 0; i < N_OPTS; i++) {
-		const struct opt_def *d = &opt_defs[i];
+	for (size_t i = 0; i < n; i++) {
+		const struct config_option *o = refs[i].o;
+		void *base = ref_base(cfg, &refs[i]);
 
-		if (d->def != NULL && opt_set(cfg, d, d->def, &why) != 0) {
-			*cause = bad_value(d->name, d->def, why);
-			return -1;
-		}
-		if (d->env == NULL || getenv_fn == NULL ||
-		    (v = getenv_fn(d->env)) == NULL || *v == '\0')
+		if (o->def != NULL &&
+		    (rc = opt_set(base, o, o->name, o->def, cause)) != 0)
+			return rc;
+		if (o->env == NULL || getenv_fn == NULL ||
+		    (v = getenv_fn(o->env)) == NULL || *v == '\0')
 			continue;
-		if (opt_set(cfg, d, v, &why) != 0) {
-			*cause = bad_value(d->env, v, why);
-			return -1;
-		}
+		if ((rc = opt_set(base, o, o->env, v, cause)) != 0)
+			return rc;
 	}
 	return 0;
 }
 
 enum { OPT_HELP = 1000, OPT_VERSION };
 
-enum config_result
-config_parse(struct config *cfg, int argc, char **argv,
-    config_getenv_fn getenv_fn, char **cause)
+/* The command line over what config_from_env set. */
+static enum config_result
+config_from_args(struct config *cfg, const struct opt_ref *refs, size_t n,
+    int argc, char **argv, char **cause)
 {
-	struct option longopts[N_OPTS + 3];
-	const char *why = NULL;
+	struct option longopts[MAX_OPTS + 3];
 	char what[64];
 	int c, idx;
 
-	memset(cfg, 0, sizeof(*cfg));
-	*cause = NULL;
-	if (config_from_env(cfg, getenv_fn, cause) != 0)
-		return CONFIG_EXIT_USAGE;
-
-	for (size_t i = 0; i < N_OPTS; i++)
-		longopts[i] = (struct option){ opt_defs[i].name,
+	for (size_t i = 0; i < n; i++)
+		longopts[i] = (struct option){ refs[i].o->name,
 			required_argument, NULL, (int)i };
-	longopts[N_OPTS] = (struct option){ "help", no_argument, NULL,
-		OPT_HELP };
-	longopts[N_OPTS + 1] = (struct option){ "version", no_argument, NULL,
+	longopts[n] = (struct option){ "help", no_argument, NULL, OPT_HELP };
+	longopts[n + 1] = (struct option){ "version", no_argument, NULL,
 		OPT_VERSION };
-	longopts[N_OPTS + 2] = (struct option){ NULL, 0, NULL, 0 };
+	longopts[n + 2] = (struct option){ NULL, 0, NULL, 0 };
 
 	optind = 0;	/* reset getopt, so tests may parse twice */
 	opterr = 0;
@@ -289,17 +335,16 @@ config_parse(struct config *cfg, int argc, char **argv,
 			printf("diplomd %s\n", PACKAGE_VERSION);
 			return CONFIG_EXIT_OK;
 		}
-		if (c == '?' || c == ':' || c < 0 || (size_t)c >= N_OPTS) {
+		if (c == '?' || c == ':' || c < 0 || (size_t)c >= n) {
 			if (asprintf(cause, "unrecognized or incomplete option "
 			    "'%s'", argv[optind - 1]) < 0)
 				*cause = NULL;
 			return CONFIG_EXIT_USAGE;
 		}
-		if (opt_set(cfg, &opt_defs[c], optarg, &why) != 0) {
-			snprintf(what, sizeof(what), "--%s", opt_defs[c].name);
-			*cause = bad_value(what, optarg, why);
+		snprintf(what, sizeof(what), "--%s", refs[c].o->name);
+		if (opt_set(ref_base(cfg, &refs[c]), refs[c].o, what, optarg,
+		    cause) != 0)
 			return CONFIG_EXIT_USAGE;
-		}
 	}
 	if (optind < argc) {
 		if (asprintf(cause, "unexpected argument '%s'",
@@ -307,49 +352,149 @@ config_parse(struct config *cfg, int argc, char **argv,
 			*cause = NULL;
 		return CONFIG_EXIT_USAGE;
 	}
-	if (cfg->role == ROLE_NONE) {
+	return CONFIG_RUN;
+}
+
+enum config_result
+config_parse(struct config *cfg, int argc, char **argv,
+    config_getenv_fn getenv_fn, char **cause)
+{
+	struct opt_ref refs[MAX_OPTS];
+	size_t n = all_options(refs);
+	enum config_result res;
+
+	memset(cfg, 0, sizeof(*cfg));
+	*cause = NULL;
+	if (groups_alloc(cfg, cause) != 0 ||
+	    config_from_env(cfg, refs, n, getenv_fn, cause) != 0)
+		return CONFIG_EXIT_USAGE;
+	res = config_from_args(cfg, refs, n, argc, argv, cause);
+	if (res == CONFIG_RUN && cfg->role == ROLE_NONE) {
 		*cause = strdup("missing --role (gateway, ingest or processor)");
 		return CONFIG_EXIT_USAGE;
 	}
-	return CONFIG_RUN;
+	return res;
 }
 
 void
 config_free(struct config *cfg)
 {
-	for (size_t i = 0; i < N_OPTS; i++) {
-		enum opt_kind k = opt_defs[i].kind;
+	struct opt_ref refs[MAX_OPTS];
+	size_t n = all_options(refs);
 
-		if (k == OPT_STRING || k == OPT_URL || k == OPT_QUEUE_TYPE) {
-			char **p = (char **)((char *)cfg + opt_defs[i].offset);
+	for (size_t i = 0; i < n; i++) {
+		enum config_kind k = refs[i].o->kind;
+		void *base = ref_base(cfg, &refs[i]);
+
+		if (base != NULL && (k == CONFIG_STRING || k == CONFIG_URL ||
+		    k == CONFIG_QUEUE_TYPE)) {
+			char **p = (char **)((char *)base + refs[i].o->offset);
 
 			free(*p);
 			*p = NULL;
 		}
 	}
+	for (size_t gi = 0; gi < CONFIG_MAX_GROUPS; gi++) {
+		free(cfg->group[gi]);
+		cfg->group[gi] = NULL;
+	}
+}
+
+/* The setting called name, and where its value is. */
+static const struct config_option *
+find_option(const struct config *cfg, const char *name, const void **field)
+{
+	struct opt_ref refs[MAX_OPTS];
+	size_t n = all_options(refs);
+
+	for (size_t i = 0; i < n; i++) {
+		if (strcmp(refs[i].o->name, name) == 0) {
+			*field = (const char *)ref_base((struct config *)cfg,
+			    &refs[i]) + refs[i].o->offset;
+			return refs[i].o;
+		}
+	}
+	return NULL;
+}
+
+int
+config_get_int(const struct config *cfg, const char *name, int64_t *v)
+{
+	const void *field;
+	const struct config_option *o = find_option(cfg, name, &field);
+
+	if (o == NULL)
+		return -ENOENT;
+	switch (o->kind) {
+	case CONFIG_INT:
+	case CONFIG_DURATION:
+		*v = *(const int64_t *)field;
+		return 0;
+	case CONFIG_PORT:
+		*v = *(const int *)field;
+		return 0;
+	default:
+		return -ENOENT;
+	}
+}
+
+int
+config_get_string(const struct config *cfg, const char *name,
+    const char **v)
+{
+	const void *field;
+	const struct config_option *o = find_option(cfg, name, &field);
+
+	if (o == NULL || (o->kind != CONFIG_STRING && o->kind != CONFIG_URL &&
+	    o->kind != CONFIG_QUEUE_TYPE))
+		return -ENOENT;
+	*v = *(char *const *)field;
+	return 0;
+}
+
+const void *
+config_settings(const struct config *cfg, const struct config_group *g)
+{
+	const struct config_group *have;
+
+	for (size_t gi = 0; (have = group_at(gi)) != NULL; gi++) {
+		if (have == g)
+			return cfg->group[gi];
+	}
+	return NULL;
+}
+
+/* "--name=METAVAR  help [ENV] (default X)" */
+static void
+print_option(const struct config_option *o)
+{
+	const struct queue_ops *ops;
+	char left[64];
+
+	snprintf(left, sizeof(left), "--%s=%s", o->name, o->metavar);
+	printf("  %-30s %s", left, o->help);
+	if (o->kind == CONFIG_QUEUE_TYPE) {
+		for (size_t i = 0; (ops = queue_backend_at(i)) != NULL; i++)
+			printf("%s %s", i > 0 ? "," : "", ops->name);
+	}
+	if (o->env != NULL)
+		printf(" [%s] (default %s)", o->env, o->def);
+	printf("\n");
 }
 
 void
 config_print_help(const char *prog)
 {
-	char left[64];
+	struct opt_ref refs[MAX_OPTS];
+	size_t n = all_options(refs);
 
 	printf("Usage: %s [OPTION]... --role=gateway|ingest|processor\n"
 	    "Run one role of the diplom message-ingestion pipeline.\n\n"
 	    "Every option may also be set by the environment variable named "
 	    "after it;\nthe command line wins over the environment.\n\n",
 	    prog);
-	for (size_t i = 0; i < N_OPTS; i++) {
-		const struct opt_def *d = &opt_defs[i];
-
-		snprintf(left, sizeof(left), "--%s=%s", d->name, d->metavar);
-		printf("  %-30s %s", left, d->help);
-		if (d->env != NULL)
-			printf(" [%s]", d->env);
-		if (d->env != NULL)
-			printf(" (default %s)", d->def);
-		printf("\n");
-	}
+	for (size_t i = 0; i < n; i++)
+		print_option(refs[i].o);
 	printf("  %-30s %s\n  %-30s %s\n", "-h, --help",
 	    "show this help and exit", "-V, --version",
 	    "show the version and exit");

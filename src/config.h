@@ -2,6 +2,7 @@
 #ifndef DIPLOM_CONFIG_H
 #define DIPLOM_CONFIG_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 #include "log.h"
@@ -13,6 +14,46 @@ enum role {
 	ROLE_PROCESSOR,
 };
 
+/* What a setting holds, and so how its text is checked. */
+enum config_kind {
+	CONFIG_STRING,
+	CONFIG_URL,		/* http:// or https:// */
+	CONFIG_PORT,		/* int, 1-65535 */
+	CONFIG_INT,		/* int64_t within min..max */
+	CONFIG_DURATION,	/* int64_t milliseconds */
+	CONFIG_ROLE,
+	CONFIG_QUEUE_TYPE,	/* a backend's name, checked by queue.c */
+	CONFIG_LOG_LEVEL,
+};
+
+/* One setting: its long option, its environment variable, its field. */
+struct config_option {
+	const char *name;	/* long option */
+	const char *env;	/* environment variable, NULL: none */
+	enum config_kind kind;
+	const char *def;	/* built-in default, as text */
+	int64_t min, max;	/* CONFIG_INT bounds */
+	size_t offset;		/* of the field in the group's settings */
+	const char *metavar;
+	const char *help;
+};
+
+/*
+ * Settings that one module owns (a queue backend): their options, and the
+ * size of the struct their offsets point into. config_parse fills one such
+ * struct per group, whichever backend runs, so that a bad value is a usage
+ * error at start.
+ */
+struct config_group {
+	const char *name;
+	const struct config_option *options;
+	size_t n_options;
+	size_t size;
+};
+
+/* The most groups config_parse keeps. */
+#define CONFIG_MAX_GROUPS 4
+
 struct config {
 	enum role role;
 	char *listen_address;
@@ -23,23 +64,21 @@ struct config {
 	char *ingest_url;
 	char *processor_url;
 	char *queue_type;
-	int64_t queue_size;
 	int64_t workers;
 	int64_t processing_delay_ms;
 	char *results_db;
-	char *nats_url;
-	char *nats_stream;
-	char *nats_subject_prefix;
-	int64_t nats_max_msgs;
-	int64_t nats_max_bytes;
-	int64_t nats_max_age_ms;	/* 0: no age limit */
-	int64_t nats_replicas;
-	int64_t nats_ack_wait_ms;
-	int64_t nats_max_deliver;
-	int64_t nats_fetch_batch;
 	int64_t max_body_bytes;
+	int64_t max_client_conns;	/* 0: no limit */
+	int64_t request_timeout_ms;	/* 0: none */
+	int64_t idle_timeout_ms;
+	int64_t body_memory;		/* 0: no limit */
+	int64_t max_metadata_keys;	/* 0: no limit, and the two below */
+	int64_t max_metadata_key_bytes;
+	int64_t max_metadata_value_bytes;
 	int64_t drain_timeout_ms;
 	enum log_level log_level;
+	/* each group's settings, in the order of config_groups() */
+	void *group[CONFIG_MAX_GROUPS];
 };
 
 /* What config_parse asks the caller to do next. */
@@ -60,5 +99,16 @@ void config_free(struct config *cfg);
 int config_role_port(const struct config *cfg);
 const char *config_role_name(enum role role);
 void config_print_help(const char *prog);
+/*
+ * The value of a setting named by its long option, for tools and tests:
+ * CONFIG_INT, CONFIG_DURATION (ms) and CONFIG_PORT through int, the text
+ * kinds through string; -ENOENT for an unknown name or another kind.
+ */
+int config_get_int(const struct config *cfg, const char *name, int64_t *v);
+int config_get_string(const struct config *cfg, const char *name,
+    const char **v);
+/* The settings config_parse filled for group g. */
+const void *config_settings(const struct config *cfg,
+    const struct config_group *g);
 
 #endif

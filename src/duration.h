@@ -7,7 +7,16 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* A number with an optional unit ms, s, m or h (bare: s) into *ms. */
+/*
+ * The longest duration, 100 years: callers turn durations into nanoseconds
+ * and add them to a clock, which must not overflow int64_t.
+ */
+#define DURATION_MAX_MS INT64_C(3155760000000)
+
+/*
+ * A number with an optional unit ms, s, m or h (bare: s) into *ms, at most
+ * DURATION_MAX_MS.
+ */
 static inline int
 duration_parse_ms(const char *s, int64_t *ms)
 {
@@ -21,11 +30,14 @@ duration_parse_ms(const char *s, int64_t *ms)
 
 	errno = 0;
 	v = strtod(s, &end);
-	if (errno != 0 || end == s || !(v >= 0 && v <= 1e12))	/* NaN too */
+	if (errno != 0 || end == s || !(v >= 0))	/* NaN too */
 		return -1;
 	for (size_t i = 0; i < sizeof(units) / sizeof(*units); i++) {
 		if (strcmp(end, units[i].unit) == 0) {
-			*ms = (int64_t)(v * (double)units[i].ms + 0.5);
+			v = v * (double)units[i].ms + 0.5;
+			if (v >= (double)DURATION_MAX_MS + 1)
+				return -1;
+			*ms = (int64_t)v;
 			return 0;
 		}
 	}

@@ -14,6 +14,7 @@
 
 #include "clock.h"
 #include "event_loop.h"
+#include "xmalloc.h"
 
 #define MAX_TIMERS 4
 #define MAX_EVENTS 64
@@ -83,11 +84,9 @@ on_wake(void *arg, uint32_t events)
 int
 event_loop_new(struct event_loop **out, int index, char **cause)
 {
-	struct event_loop *loop = calloc(1, sizeof(*loop));
+	struct event_loop *loop = xcalloc(1, sizeof(*loop));
 
 	*out = NULL;
-	if (loop == NULL)
-		return -ENOMEM;
 	loop->index = index;
 	loop->wake = (struct loop_watch){ .cb = on_wake, .arg = loop, .fd = -1 };
 	loop->epfd = epoll_create1(EPOLL_CLOEXEC);

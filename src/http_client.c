@@ -12,9 +12,12 @@
 #include "clock.h"
 #include "event_loop.h"
 #include "http_client.h"
+#include "xmalloc.h"
 
 /* Bound on an answer we keep; larger ones are cut (ours are small). */
 #define MAX_REPLY (4 * 1024 * 1024)
+/* Connections one loop keeps to one next hop. */
+#define HOP_CONNECTIONS 64
 
 struct call {
 	struct call *next;
@@ -261,6 +264,13 @@ part_for(struct http_client *hc, struct event_loop *loop)
 		return NULL;
 	}
 	curl_multi_setopt(cp->multi, CURLMOPT_MAXCONNECTS, 512L);
+	/*
+	 * The next hop limits the connections one client address may hold
+	 * (MAX_CLIENT_CONNECTIONS): past a few dozen per loop, transfers wait
+	 * for a connection rather than open more.
+	 */
+	curl_multi_setopt(cp->multi, CURLMOPT_MAX_HOST_CONNECTIONS,
+	    (long)HOP_CONNECTIONS);
 	curl_multi_setopt(cp->multi, CURLMOPT_SOCKETFUNCTION, on_socket);
 	curl_multi_setopt(cp->multi, CURLMOPT_SOCKETDATA, cp);
 	curl_multi_setopt(cp->multi, CURLMOPT_TIMERFUNCTION, on_timer);
@@ -272,13 +282,10 @@ part_for(struct http_client *hc, struct event_loop *loop)
 int
 http_client_start(struct http_client **out, long timeout_ms, char **cause)
 {
-	struct http_client *hc = calloc(1, sizeof(*hc));
+	struct http_client *hc = xcalloc(1, sizeof(*hc));
 
+	(void)cause;	/* nothing here can fail but memory: see xmalloc.h */
 	*out = NULL;
-	if (hc == NULL) {
-		*cause = strdup("out of memory");
-		return -ENOMEM;
-	}
 	hc->timeout_ms = timeout_ms;
 	hc->headers = curl_slist_append(NULL,
 	    "Content-Type: application/json");

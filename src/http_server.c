@@ -9,12 +9,15 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <time.h>
 #include <unistd.h>
 
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
 #include <sys/socket.h>
+
+#include <netinet/in.h>
 
 #include <microhttpd.h>
 
@@ -23,6 +26,7 @@
 #include "http_server.h"
 #include "log.h"
 #include "message.h"
+#include "xmalloc.h"
 
 /* How long a client may wait on 503 before trying again, in seconds. */
 #define RETRY_AFTER "1"
@@ -41,6 +45,32 @@ struct http_metrics {
 	atomic_uint_fast64_t by_code[N_CODES];
 	atomic_uint_fast64_t bucket[N_BUCKETS + 1];	/* last: +Inf only */
 	atomic_uint_fast64_t sum_us;
+	atomic_uint_fast64_t conns_refused;	/* over the per-client limit */
+	atomic_uint_fast64_t request_timeouts;	/* cut off mid-request */
+	atomic_uint_fast64_t bodies_refused;	/* over the body memory */
+};
+
+#define DEFAULT_IDLE_MS 120000
+/* Bodies up to this size do not count against the body memory. */
+#define SMALL_BODY (16 * 1024)
+#define CLIENT_BUCKETS 1024
+
+/* Connections from one client address. */
+struct client_count {
+	struct client_count *next;
+	unsigned char addr[16];
+	unsigned char len;
+	int n;
+};
+
+/* What the server keeps per connection, as libmicrohttpd's socket context. */
+struct conn_state {
+	struct conn_state *next, *prev;	/* the loop's connections */
+	struct MHD_Connection *conn;
+	int fd;
+	int64_t deadline_ms;		/* whole request in by then; <0: none */
+	unsigned char addr[16];
+	unsigned char len;		/* 0: not counted per client */
 };
 
 /*
@@ -60,6 +90,9 @@ struct server_loop {
 	 * only when run again: an answer from another thread writes here.
 	 */
 	struct loop_watch kick;		/* eventfd */
+	/* the loop's connections, for their request deadlines */
+	struct conn_state conns;	/* list head */
+	struct loop_timer sweep;	/* the earliest deadline */
 };
 
 struct http_server {
@@ -73,6 +106,10 @@ struct http_server {
 	pthread_mutex_t lock;
 	pthread_cond_t idle;
 	int in_flight;
+	/* clients_lock guards clients: connections per client address */
+	pthread_mutex_t clients_lock;
+	struct client_count *clients[CLIENT_BUCKETS];
+	atomic_size_t body_bytes;	/* held by request bodies */
 };
 
 struct http_request {
@@ -85,6 +122,10 @@ struct http_request {
 	char *body;
 	size_t len, cap;
 	bool too_large;
+	bool over_budget;		/* body memory is at its limit */
+	size_t counted;			/* of cap, against body_memory */
+	bool bad_framing;		/* conflicting Content-Length, no Host */
+	const char *bad_why;
 	bool dispatched;
 	/* lock guards the fields below: handler thread vs. completing thread */
 	pthread_mutex_t lock;
@@ -166,6 +207,190 @@ http_write_metrics(const struct http_request *req, FILE *out)
 	fprintf(out, "diplom_http_request_duration_seconds_sum %.6f\n"
 	    "diplom_http_request_duration_seconds_count %ju\n",
 	    (double)atomic_load(&m->sum_us) / 1e6, (uintmax_t)cum);
+	fprintf(out, "# HELP diplom_http_connections_refused_total "
+	    "Connections refused: their client held its limit.\n"
+	    "# TYPE diplom_http_connections_refused_total counter\n"
+	    "diplom_http_connections_refused_total %ju\n"
+	    "# HELP diplom_http_request_timeouts_total Connections closed "
+	    "for not sending a whole request in time.\n"
+	    "# TYPE diplom_http_request_timeouts_total counter\n"
+	    "diplom_http_request_timeouts_total %ju\n"
+	    "# HELP diplom_http_bodies_refused_total Uploads answered 503: "
+	    "request bodies held all the memory they may.\n"
+	    "# TYPE diplom_http_bodies_refused_total counter\n"
+	    "diplom_http_bodies_refused_total %ju\n",
+	    (uintmax_t)atomic_load(&m->conns_refused),
+	    (uintmax_t)atomic_load(&m->request_timeouts),
+	    (uintmax_t)atomic_load(&m->bodies_refused));
+}
+
+/* --- what one client may hold ------------------------------------------ */
+
+/* The address bytes of sa as a key; 0 when it is neither v4 nor v6. */
+static unsigned char
+addr_key(const struct sockaddr *sa, unsigned char *key)
+{
+	if (sa == NULL)
+		return 0;
+	if (sa->sa_family == AF_INET) {
+		memcpy(key, &((const struct sockaddr_in *)(const void *)sa)->
+		    sin_addr, 4);
+		return 4;
+	}
+	if (sa->sa_family == AF_INET6) {
+		memcpy(key, &((const struct sockaddr_in6 *)(const void *)sa)->
+		    sin6_addr, 16);
+		return 16;
+	}
+	return 0;
+}
+
+static size_t
+addr_hash(const unsigned char *key, unsigned char len)
+{
+	size_t h = 2166136261u;
+
+	for (unsigned char i = 0; i < len; i++)
+		h = (h ^ key[i]) * 16777619u;
+	return h % CLIENT_BUCKETS;
+}
+
+/* The count for key, made when create; clients_lock held. */
+static struct client_count **
+client_slot(struct http_server *srv, const unsigned char *key,
+    unsigned char len)
+{
+	struct client_count **pp = &srv->clients[addr_hash(key, len)];
+
+	while (*pp != NULL && ((*pp)->len != len ||
+	    memcmp((*pp)->addr, key, len) != 0))
+		pp = &(*pp)->next;
+	return pp;
+}
+
+/* Refuse a connection whose client holds its limit already. */
+static enum MHD_Result
+on_accept_policy(void *cls, const struct sockaddr *addr, socklen_t addrlen)
+{
+	struct http_server *srv = cls;
+	unsigned char key[16], len = addr_key(addr, key);
+	struct client_count **pp;
+	bool full;
+
+	(void)addrlen;
+	if (srv->opts.max_client_conns <= 0 || len == 0)
+		return MHD_YES;
+	pthread_mutex_lock(&srv->clients_lock);
+	pp = client_slot(srv, key, len);
+	full = *pp != NULL && (*pp)->n >= srv->opts.max_client_conns;
+	pthread_mutex_unlock(&srv->clients_lock);
+	if (full)
+		atomic_fetch_add(&srv->metrics.conns_refused, 1);
+	return full ? MHD_NO : MHD_YES;
+}
+
+static void
+client_add(struct http_server *srv, struct conn_state *cs, int delta)
+{
+	struct client_count **pp, *c;
+
+	if (srv->opts.max_client_conns <= 0 || cs->len == 0)
+		return;
+	pthread_mutex_lock(&srv->clients_lock);
+	pp = client_slot(srv, cs->addr, cs->len);
+	if (*pp == NULL && delta > 0) {
+		c = xcalloc(1, sizeof(*c));
+		memcpy(c->addr, cs->addr, cs->len);
+		c->len = cs->len;
+		*pp = c;
+	}
+	if ((c = *pp) != NULL && (c->n += delta) <= 0) {
+		*pp = c->next;
+		free(c);
+	}
+	pthread_mutex_unlock(&srv->clients_lock);
+}
+
+/* Give cs until deadline (ms, <0: none) to send a whole request. */
+static void
+conn_deadline(struct server_loop *sl, struct conn_state *cs, int64_t at)
+{
+	cs->deadline_ms = at;
+	if (at >= 0 && (sl->sweep.at_ms < 0 || at < sl->sweep.at_ms))
+		sl->sweep.at_ms = at;
+}
+
+/*
+ * Close the connections past their deadline. Shutting the socket down makes
+ * libmicrohttpd see the end of the stream and close it as usual.
+ */
+static void
+on_sweep(void *arg)
+{
+	struct server_loop *sl = arg;
+	int64_t now = clock_now_ms(), next = -1;
+
+	for (struct conn_state *cs = sl->conns.next; cs != &sl->conns;
+	    cs = cs->next) {
+		if (cs->deadline_ms < 0)
+			continue;
+		if (cs->deadline_ms <= now) {
+			cs->deadline_ms = -1;
+			shutdown(cs->fd, SHUT_RDWR);
+			atomic_fetch_add(&sl->srv->metrics.request_timeouts, 1);
+			continue;
+		}
+		if (next < 0 || cs->deadline_ms < next)
+			next = cs->deadline_ms;
+	}
+	sl->sweep.at_ms = next;
+}
+
+static void
+on_connection(void *cls, struct MHD_Connection *conn, void **socket_context,
+    enum MHD_ConnectionNotificationCode toe)
+{
+	struct server_loop *sl = cls;
+	struct conn_state *cs = *socket_context;
+	const union MHD_ConnectionInfo *ci;
+	int64_t rt = sl->srv->opts.request_timeout_ms;
+
+	if (toe == MHD_CONNECTION_NOTIFY_STARTED) {
+		cs = xcalloc(1, sizeof(*cs));
+		cs->conn = conn;
+		ci = MHD_get_connection_info(conn,
+		    MHD_CONNECTION_INFO_CONNECTION_FD);
+		cs->fd = ci != NULL ? ci->connect_fd : -1;
+		ci = MHD_get_connection_info(conn,
+		    MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+		cs->len = addr_key(ci != NULL ? ci->client_addr : NULL,
+		    cs->addr);
+		cs->next = sl->conns.next;
+		cs->prev = &sl->conns;
+		cs->next->prev = cs;
+		sl->conns.next = cs;
+		conn_deadline(sl, cs, rt > 0 ? clock_now_ms() + rt : -1);
+		client_add(sl->srv, cs, 1);
+		*socket_context = cs;
+		return;
+	}
+	if (cs == NULL)
+		return;
+	client_add(sl->srv, cs, -1);
+	cs->prev->next = cs->next;
+	cs->next->prev = cs->prev;
+	free(cs);
+	*socket_context = NULL;
+}
+
+/* The connection's state, kept in its socket context. */
+static struct conn_state *
+conn_state_of(struct MHD_Connection *conn)
+{
+	const union MHD_ConnectionInfo *ci = MHD_get_connection_info(conn,
+	    MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+
+	return ci != NULL ? ci->socket_context : NULL;
 }
 
 /* Queue the stored answer; called on the connection's own thread. */
@@ -185,7 +410,7 @@ queue_ready(struct http_request *req)
 	    clock_now_ns() - req->start_ns);
 	MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE,
 	    req->ctype != NULL ? req->ctype : "application/json");
-	if (req->status == MHD_HTTP_SERVICE_UNAVAILABLE)
+	if (req->status == HTTP_UNAVAILABLE)
 		MHD_add_response_header(r, MHD_HTTP_HEADER_RETRY_AFTER,
 		    RETRY_AFTER);
 	if (req->allow[0] != '\0')
@@ -253,6 +478,9 @@ dispatch(struct http_request *req)
 {
 	const struct http_server_opts *o = &req->srv->opts;
 	bool path_known = false;
+	/* HEAD is GET without the body, which libmicrohttpd leaves out */
+	const char *method = strcmp(req->method, "HEAD") == 0 ? "GET" :
+	    req->method;
 
 	for (size_t i = 0; i < o->n_routes; i++) {
 		const struct http_route *rt = &o->routes[i];
@@ -262,12 +490,13 @@ dispatch(struct http_request *req)
 		if (prefix ? strncmp(req->path, rt->path, n) != 0 ||
 		    req->path[n] == '\0' : strcmp(req->path, rt->path) != 0)
 			continue;
-		if (strcmp(req->method, rt->method) != 0) {
+		if (strcmp(method, rt->method) != 0) {
 			size_t used = strlen(req->allow);
 
 			/* a 405 lists every method the path has (RFC 9110) */
 			snprintf(req->allow + used, sizeof(req->allow) - used,
-			    "%s%s", used > 0 ? ", " : "", rt->method);
+			    "%s%s%s", used > 0 ? ", " : "", rt->method,
+			    strcmp(rt->method, "GET") == 0 ? ", HEAD" : "");
 			path_known = true;
 			continue;
 		}
@@ -277,10 +506,10 @@ dispatch(struct http_request *req)
 		return;
 	}
 	if (path_known)
-		http_respond_error(req, MHD_HTTP_METHOD_NOT_ALLOWED,
+		http_respond_error(req, HTTP_METHOD_NOT_ALLOWED,
 		    "method not allowed");
 	else
-		http_respond_error(req, MHD_HTTP_NOT_FOUND, "not found");
+		http_respond_error(req, HTTP_NOT_FOUND, "not found");
 }
 
 /* Run the handler; suspend the connection if it did not answer yet. */
@@ -289,14 +518,27 @@ run_request(struct http_request *req)
 {
 	struct http_server *srv = req->srv;
 
+	struct conn_state *cs = conn_state_of(req->conn);
+
 	req->dispatched = true;
-	if (req->too_large) {
-		http_respond_error(req, MHD_HTTP_CONTENT_TOO_LARGE,
-		    "request body too large");
+	/* the request is in: its deadline is over */
+	if (cs != NULL)
+		cs->deadline_ms = -1;
+	if (req->bad_framing) {
+		http_respond_error(req, HTTP_BAD_REQUEST, req->bad_why);
+	} else if (req->too_large) {
+		char why[80];
+
+		snprintf(why, sizeof(why), "request body too large: the limit "
+		    "is %zu bytes", srv->opts.max_body);
+		http_respond_error(req, HTTP_PAYLOAD_TOO_LARGE, why);
+	} else if (req->over_budget) {
+		atomic_fetch_add(&srv->metrics.bodies_refused, 1);
+		http_respond_error(req, HTTP_UNAVAILABLE,
+		    "too many uploads in progress");
 	} else if (atomic_load(&srv->draining) &&
 	    strcmp(req->path, "/health") != 0) {
-		http_respond_error(req, MHD_HTTP_SERVICE_UNAVAILABLE,
-		    "shutting down");
+		http_respond_error(req, HTTP_UNAVAILABLE, "shutting down");
 	} else {
 		dispatch(req);
 	}
@@ -333,32 +575,127 @@ request_new(struct server_loop *sl, struct MHD_Connection *conn,
 	return req;
 }
 
+/*
+ * Grow req's body buffer to cap bytes. A body past SMALL_BODY counts, whole,
+ * against the memory all bodies may take together: false when it is over
+ * that, or out of memory. Small bodies, the common case, never wait on
+ * large ones: what they take is bounded by the connection limits.
+ */
+static bool
+body_reserve(struct http_request *req, size_t cap)
+{
+	struct http_server *srv = req->srv;
+	size_t budget = srv->opts.body_memory;
+	size_t count = cap > SMALL_BODY ? cap : 0, more = count - req->counted;
+	char *b;
+
+	if (more > 0 && budget > 0 &&
+	    atomic_fetch_add(&srv->body_bytes, more) + more > budget) {
+		atomic_fetch_sub(&srv->body_bytes, more);
+		return false;
+	}
+	if (more > 0 && budget == 0)
+		atomic_fetch_add(&srv->body_bytes, more);
+	req->counted = count;
+	if ((b = realloc(req->body, cap)) == NULL)
+		return false;	/* released when the request ends */
+	req->body = b;
+	req->cap = cap;
+	return true;
+}
+
 /* Keep the body, up to max_body; past that only remember it was too big. */
 static void
 append_body(struct http_request *req, const char *data, size_t n)
 {
 	size_t max = req->srv->opts.max_body;
 
-	if (req->too_large || req->len + n > max) {
+	if (req->too_large || req->over_budget || req->bad_framing)
+		return;
+	if (req->len + n > max) {
 		req->too_large = true;
 		return;
 	}
 	if (req->len + n + 1 > req->cap) {
 		size_t cap = req->cap ? req->cap : 1024;
-		char *b;
 
 		while (cap < req->len + n + 1)
 			cap *= 2;
-		if ((b = realloc(req->body, cap)) == NULL) {
-			req->too_large = true;
+		if (cap > max + 1)
+			cap = max + 1;
+		if (!body_reserve(req, cap)) {
+			req->over_budget = true;
 			return;
 		}
-		req->body = b;
-		req->cap = cap;
 	}
 	memcpy(req->body + req->len, data, n);
 	req->len += n;
 	req->body[req->len] = '\0';
+}
+
+/* Count the Content-Length headers and whether their values differ. */
+struct length_count {
+	const char *first;
+	int n;
+	bool differ;
+};
+
+static enum MHD_Result
+on_header(void *cls, enum MHD_ValueKind kind, const char *key,
+    const char *value)
+{
+	struct length_count *lc = cls;
+
+	(void)kind;
+	if (strcasecmp(key, MHD_HTTP_HEADER_CONTENT_LENGTH) != 0)
+		return MHD_YES;
+	if (lc->n++ == 0)
+		lc->first = value;
+	else if (value == NULL || lc->first == NULL ||
+	    strcmp(value, lc->first) != 0)
+		lc->differ = true;
+	return MHD_YES;
+}
+
+/*
+ * Look at a request's head before its body: framing a proxy could read
+ * otherwise (request smuggling), a body over the limit, and the memory its
+ * body will take. True when it is to be answered now.
+ */
+static bool
+request_check(struct http_request *req, const char *version)
+{
+	struct http_server *srv = req->srv;
+	struct length_count lc = { NULL, 0, false };
+	unsigned long long n;
+	const char *cl;
+
+	MHD_get_connection_values(req->conn, MHD_HEADER_KIND, on_header, &lc);
+	if (lc.differ) {
+		req->bad_framing = true;
+		req->bad_why = "conflicting Content-Length headers";
+		return true;
+	}
+	if (strcmp(version, MHD_HTTP_VERSION_1_1) == 0 &&
+	    MHD_lookup_connection_value(req->conn, MHD_HEADER_KIND,
+	    MHD_HTTP_HEADER_HOST) == NULL) {
+		req->bad_framing = true;
+		req->bad_why = "an HTTP/1.1 request needs a Host header";
+		return true;
+	}
+	if ((cl = lc.first) == NULL)
+		return false;
+	n = strtoull(cl, NULL, 10);
+	if (n > srv->opts.max_body) {
+		req->too_large = true;
+		return true;
+	}
+	/* the whole body at once: no copies while it grows */
+	if (n > 0 && !body_reserve(req, (size_t)n + 1)) {
+		req->over_budget = true;
+		return true;
+	}
+	return false;
 }
 
 static enum MHD_Result
@@ -367,22 +704,15 @@ on_access(void *cls, struct MHD_Connection *conn, const char *url,
     size_t *upload_data_size, void **con_cls)
 {
 	struct server_loop *sl = cls;
-	struct http_server *srv = sl->srv;
 	struct http_request *req = *con_cls;
-	const char *cl;
 
-	(void)version;
 	if (req == NULL) {
 		if ((req = request_new(sl, conn, method, url)) == NULL)
 			return MHD_NO;
 		*con_cls = req;
-		cl = MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
-		    MHD_HTTP_HEADER_CONTENT_LENGTH);
-		/* refuse a declared oversize body before reading it */
-		if (cl != NULL && strtoull(cl, NULL, 10) > srv->opts.max_body) {
-			req->too_large = true;
+		/* refuse what is wrong before reading a body */
+		if (request_check(req, version))
 			return run_request(req);
-		}
 		return MHD_YES;
 	}
 	if (*upload_data_size != 0) {
@@ -400,18 +730,34 @@ on_access(void *cls, struct MHD_Connection *conn, const char *url,
 	return run_request(req);
 }
 
+static int64_t
+idle_ms(const struct http_server *srv)
+{
+	return srv->opts.idle_timeout_ms > 0 ? srv->opts.idle_timeout_ms :
+	    DEFAULT_IDLE_MS;
+}
+
 static void
 on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
     enum MHD_RequestTerminationCode toe)
 {
-	struct http_server *srv = ((struct server_loop *)cls)->srv;
+	struct server_loop *sl = cls;
+	struct http_server *srv = sl->srv;
 	struct http_request *req = *con_cls;
+	struct conn_state *cs = conn_state_of(conn);
+	int64_t rt = srv->opts.request_timeout_ms;
 
-	(void)conn;
-	(void)toe;
+	/*
+	 * Kept alive: the next request may wait for the idle timeout, and must
+	 * then be in within the request timeout.
+	 */
+	if (cs != NULL && toe == MHD_REQUEST_TERMINATED_COMPLETED_OK)
+		conn_deadline(sl, cs, rt > 0 ? clock_now_ms() + rt +
+		    idle_ms(srv) : -1);
 	if (req == NULL)
 		return;
 	*con_cls = NULL;
+	atomic_fetch_sub(&srv->body_bytes, req->counted);
 	pthread_mutex_destroy(&req->lock);
 	free(req->body);
 	free(req->resp);
@@ -511,21 +857,29 @@ loop_setup(struct http_server *srv, int i, bool v6, char **cause)
 	int fd, rc;
 
 	sl->srv = srv;
+	sl->conns.next = sl->conns.prev = &sl->conns;
 	sl->kick = (struct loop_watch){ .cb = on_kick, .arg = sl,
 		.fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK) };
-	if (sl->kick.fd < 0)
-		return -errno;
-	if ((rc = event_loop_new(&sl->loop, i, cause)) != 0)
+	if (sl->kick.fd < 0 || (fd = dup(srv->listen_fd)) < 0) {
+		rc = -errno;
+		xasprintf(cause, "cannot set up an HTTP loop: %s",
+		    strerror(errno));
 		return rc;
-	if ((fd = dup(srv->listen_fd)) < 0)
-		return -errno;
+	}
+	if ((rc = event_loop_new(&sl->loop, i, cause)) != 0) {
+		close(fd);
+		return rc;
+	}
 	/* each daemon closes its own copy of the listening socket */
-	sl->mhd = MHD_start_daemon(flags, 0, NULL, NULL, on_access, sl,
+	sl->mhd = MHD_start_daemon(flags, 0, on_accept_policy, srv,
+	    on_access, sl,
 	    MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, srv,
 	    MHD_OPTION_LISTEN_SOCKET, fd,
 	    MHD_OPTION_CONNECTION_LIMIT, 4096U,
-	    MHD_OPTION_CONNECTION_TIMEOUT, 120U,
+	    MHD_OPTION_CONNECTION_TIMEOUT,
+	    (unsigned int)((idle_ms(srv) + 999) / 1000),
 	    MHD_OPTION_NOTIFY_COMPLETED, on_completed, sl,
+	    MHD_OPTION_NOTIFY_CONNECTION, on_connection, sl,
 	    MHD_OPTION_END);
 	if (sl->mhd == NULL) {
 		close(fd);
@@ -536,9 +890,11 @@ loop_setup(struct http_server *srv, int i, bool v6, char **cause)
 	sl->watch = (struct loop_watch){ .cb = on_mhd_ready, .arg = sl,
 		.fd = info->epoll_fd };
 	sl->timer = (struct loop_timer){ 0, loop_run_mhd, sl };
+	sl->sweep = (struct loop_timer){ -1, on_sweep, sl };
 	if ((rc = event_loop_watch(sl->loop, &sl->watch, EPOLLIN)) != 0 ||
 	    (rc = event_loop_watch(sl->loop, &sl->kick, EPOLLIN)) != 0 ||
-	    (rc = event_loop_add_timer(sl->loop, &sl->timer)) != 0) {
+	    (rc = event_loop_add_timer(sl->loop, &sl->timer)) != 0 ||
+	    (rc = event_loop_add_timer(sl->loop, &sl->sweep)) != 0) {
 		*cause = strdup("cannot watch the HTTP daemon");
 		return rc;
 	}
@@ -555,11 +911,11 @@ http_server_start(struct http_server **out, const struct http_server_opts *o,
 	int rc = 0;
 
 	*out = NULL;
-	if ((srv = calloc(1, sizeof(*srv))) == NULL)
-		return -ENOMEM;
+	srv = xcalloc(1, sizeof(*srv));
 	srv->opts = *o;
 	srv->listen_fd = -1;
 	pthread_mutex_init(&srv->lock, NULL);
+	pthread_mutex_init(&srv->clients_lock, NULL);
 	clock_cond_init(&srv->idle);
 	srv->nloops = (int)(ncpu < 1 ? 1 : ncpu > EVENT_LOOP_MAX ?
 	    EVENT_LOOP_MAX : ncpu);
@@ -625,7 +981,16 @@ http_server_stop(struct http_server *srv)
 	}
 	if (srv->listen_fd >= 0)
 		close(srv->listen_fd);
+	for (size_t i = 0; i < CLIENT_BUCKETS; i++) {
+		while (srv->clients[i] != NULL) {
+			struct client_count *c = srv->clients[i];
+
+			srv->clients[i] = c->next;
+			free(c);
+		}
+	}
 	pthread_cond_destroy(&srv->idle);
 	pthread_mutex_destroy(&srv->lock);
+	pthread_mutex_destroy(&srv->clients_lock);
 	free(srv);
 }

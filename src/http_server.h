@@ -10,6 +10,19 @@
 struct http_server;
 struct http_request;
 
+/* The statuses the roles answer with. */
+enum http_status {
+	HTTP_OK = 200,
+	HTTP_ACCEPTED = 202,
+	HTTP_BAD_REQUEST = 400,
+	HTTP_NOT_FOUND = 404,
+	HTTP_METHOD_NOT_ALLOWED = 405,
+	HTTP_PAYLOAD_TOO_LARGE = 413,
+	HTTP_INTERNAL_ERROR = 500,
+	HTTP_BAD_GATEWAY = 502,
+	HTTP_UNAVAILABLE = 503,
+};
+
 /*
  * A handler answers with one http_respond* call, either before it returns
  * or later from any thread: the connection waits, suspended, meanwhile.
@@ -26,6 +39,18 @@ struct http_server_opts {
 	const char *address;
 	int port;
 	size_t max_body;
+	/*
+	 * What one client may hold: connections from one address (0: no
+	 * limit); the time to send a whole request, from the connection's
+	 * start or from the end of the keep-alive wait after the last answer
+	 * (0: none); the time a kept-alive connection may sit idle (0: 120 s);
+	 * the bytes all request bodies being received may take together, past
+	 * which a new upload is answered 503 (0: no limit).
+	 */
+	int max_client_conns;
+	int64_t request_timeout_ms;
+	int64_t idle_timeout_ms;
+	size_t body_memory;
 	const struct http_route *routes;
 	size_t n_routes;
 	void *ctx;			/* passed to every handler */

@@ -19,6 +19,7 @@ src_libdiplom_a_SOURCES = \
 	src/queue_nats_pull.c \
 	src/result_store.c src/result_store.h \
 	src/worker_pool.c src/worker_pool.h \
+	src/xmalloc.c src/xmalloc.h \
 	src/http_server.c src/http_server.h \
 	src/http_client.c src/http_client.h \
 	src/event_loop.c src/event_loop.h \

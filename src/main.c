@@ -1,4 +1,5 @@
 /* main.c - options, role dispatch and signals */
+#include <malloc.h>
 #include <signal.h>
 #include <sys/resource.h>
 #include <stdio.h>
@@ -31,7 +32,7 @@ main(int argc, char **argv)
 	char *cause = NULL;
 	void *state = NULL;
 	sigset_t sigs;
-	int sig, status;
+	int sig, status, rc;
 
 	switch (config_parse(&cfg, argc, argv, getenv, &cause)) {
 	case CONFIG_RUN:
@@ -48,10 +49,6 @@ main(int argc, char **argv)
 		return 2;
 	}
 	log_init(config_role_name(cfg.role), cfg.log_level);
-	if (cfg.nats_max_age_ms > 0 && strcmp(cfg.queue_type, "nats") == 0)
-		log_warn("NATS_MAX_AGE is set: messages older than %jd s are "
-		    "deleted from the stream, processed or not",
-		    (intmax_t)(cfg.nats_max_age_ms / 1000));
 
 	/* every thread inherits this mask; only sigwait below sees them */
 	sigemptyset(&sigs);
@@ -60,11 +57,19 @@ main(int argc, char **argv)
 	pthread_sigmask(SIG_BLOCK, &sigs, NULL);
 	signal(SIGPIPE, SIG_IGN);
 	raise_fd_limit();
+	/*
+	 * Request bodies of up to MAX_BODY_BYTES come and go: a fixed mmap
+	 * threshold serves the large ones from mappings of their own, so
+	 * their memory goes back to the system when they end instead of
+	 * staying in a heap arena.
+	 */
+	mallopt(M_MMAP_THRESHOLD, 128 * 1024);
 	curl_global_init(CURL_GLOBAL_DEFAULT);
 
 	role = role_ops_for(cfg.role);
-	if (role->start(&cfg, &state, &cause) != 0) {
-		log_error("cannot start: %s", cause != NULL ? cause : "error");
+	if ((rc = role->start(&cfg, &state, &cause)) != 0) {
+		log_error("cannot start: %s", cause != NULL ? cause :
+		    strerror(-rc));
 		free(cause);
 		config_free(&cfg);
 		return 1;

@@ -166,17 +166,59 @@ meta_cmp(const void *a, const void *b)
 	    ((const struct meta_pair *)b)->key);
 }
 
+/* Whether metadata obj keeps within lim; if not, why in *cause. */
+static int
+metadata_check(struct json_object *obj, const struct metadata_limits *lim,
+    char **cause)
+{
+	size_t keys = (size_t)json_object_object_length(obj);
+
+	if (lim == NULL)
+		return 0;
+	if (lim->max_keys > 0 && keys > lim->max_keys) {
+		if (asprintf(cause, "metadata has %zu keys: the limit is %zu "
+		    "(MAX_METADATA_KEYS)", keys, lim->max_keys) < 0)
+			*cause = NULL;
+		return -EINVAL;
+	}
+	json_object_object_foreach(obj, key, val) {
+		size_t kl = strlen(key);
+		size_t vl = json_object_is_type(val, json_type_string) ?
+		    (size_t)json_object_get_string_len(val) : 0;
+
+		if (lim->max_key_bytes > 0 && kl > lim->max_key_bytes) {
+			if (asprintf(cause, "a metadata key of %zu bytes: the "
+			    "limit is %zu (MAX_METADATA_KEY_BYTES)", kl,
+			    lim->max_key_bytes) < 0)
+				*cause = NULL;
+			return -EINVAL;
+		}
+		if (lim->max_value_bytes > 0 && vl > lim->max_value_bytes) {
+			if (asprintf(cause, "metadata value for a key has %zu "
+			    "bytes: the limit is %zu "
+			    "(MAX_METADATA_VALUE_BYTES)", vl,
+			    lim->max_value_bytes) < 0)
+				*cause = NULL;
+			return -EINVAL;
+		}
+	}
+	return 0;
+}
+
 /* Copy a JSON object of strings into msg->metadata, sorted by key. */
 static int
 metadata_from_json(struct data_message *msg, struct json_object *obj,
-    char **cause)
+    const struct metadata_limits *lim, char **cause)
 {
 	size_t n = 0;
+	int rc;
 
 	if (!json_object_is_type(obj, json_type_object)) {
 		*cause = strdup("field 'metadata' must be an object of strings");
 		return -EINVAL;
 	}
+	if ((rc = metadata_check(obj, lim, cause)) != 0)
+		return rc;
 	msg->metadata = calloc((size_t)json_object_object_length(obj) + 1,
 	    sizeof(*msg->metadata));
 	if (msg->metadata == NULL)
@@ -199,6 +241,35 @@ metadata_from_json(struct data_message *msg, struct json_object *obj,
 	return 0;
 }
 
+/*
+ * Whether a string literal in json holds a raw control character, which
+ * JSON forbids (Go refuses it) but json-c takes; json-c would then write
+ * it escaped, up to six times as long, past what message_encoded_max
+ * promises the next hop.
+ */
+static bool
+raw_control_in_string(const char *json, size_t len)
+{
+	bool in_string = false, escaped = false;
+
+	for (size_t i = 0; i < len; i++) {
+		unsigned char c = (unsigned char)json[i];
+
+		if (!in_string) {
+			in_string = c == '"';
+		} else if (escaped) {
+			escaped = false;
+		} else if (c == '\\') {
+			escaped = true;
+		} else if (c == '"') {
+			in_string = false;
+		} else if (c < 0x20) {
+			return true;
+		}
+	}
+	return false;
+}
+
 static struct json_object *
 parse_object(const char *json, size_t len, char **cause)
 {
@@ -219,6 +290,12 @@ parse_object(const char *json, size_t len, char **cause)
 		}
 	}
 	json_tokener_free(tok);
+	if (obj != NULL && raw_control_in_string(json, len)) {
+		json_object_put(obj);
+		obj = NULL;
+		*cause = strdup("malformed JSON: a control character in a "
+		    "string");
+	}
 	if (obj != NULL && !json_object_is_type(obj, json_type_object)) {
 		json_object_put(obj);
 		obj = NULL;
@@ -255,6 +332,49 @@ dup_or_null(const char *s)
 	return s != NULL && *s != '\0' ? strdup(s) : NULL;
 }
 
+/*
+ * Parse json into *obj and start a message with what both kinds of body
+ * share, its "source"; on failure nothing is left to free.
+ */
+static int
+message_begin(const char *json, size_t len, struct json_object **obj,
+    struct data_message **msg, char **cause)
+{
+	const char *s;
+
+	*cause = NULL;
+	*msg = NULL;
+	if ((*obj = parse_object(json, len, cause)) == NULL)
+		return -EINVAL;
+	if (get_string(*obj, "source", &s, NULL, cause) != 0) {
+		json_object_put(*obj);
+		return -EINVAL;
+	}
+	if ((*msg = calloc(1, sizeof(**msg))) == NULL ||
+	    (s != NULL && *s != '\0' && ((*msg)->source = strdup(s)) == NULL)) {
+		free(*msg);
+		*msg = NULL;
+		json_object_put(*obj);
+		*cause = strdup("out of memory");
+		return -ENOMEM;
+	}
+	return 0;
+}
+
+/* Hand over msg when rc is 0, or free it; free the parse either way. */
+static int
+message_end(struct json_object *obj, struct data_message *msg, int rc,
+    struct data_message **out)
+{
+	json_object_put(obj);
+	if (rc != 0) {
+		message_free(msg);
+		msg = NULL;
+	}
+	*out = msg;
+	return rc;
+}
+
 int
 message_decode(const char *json, size_t len, struct data_message **out,
     char **cause)
@@ -266,19 +386,12 @@ message_decode(const char *json, size_t len, struct data_message **out,
 	int rc = -EINVAL;
 
 	*out = NULL;
-	*cause = NULL;
-	if ((obj = parse_object(json, len, cause)) == NULL)
-		return -EINVAL;
-	if ((msg = calloc(1, sizeof(*msg))) == NULL) {
-		rc = -ENOMEM;
-		goto out;
-	}
+	if ((rc = message_begin(json, len, &obj, &msg, cause)) != 0)
+		return rc;
+	rc = -EINVAL;
 	if (get_string(obj, "id", &s, NULL, cause) != 0)
 		goto out;
 	msg->id = dup_or_null(s);
-	if (get_string(obj, "source", &s, NULL, cause) != 0)
-		goto out;
-	msg->source = dup_or_null(s);
 	if (json_object_object_get_ex(obj, "timestamp", &v) &&
 	    !json_object_is_type(v, json_type_null)) {
 		if (!json_object_is_type(v, json_type_int)) {
@@ -296,7 +409,7 @@ message_decode(const char *json, size_t len, struct data_message **out,
 	}
 	if (json_object_object_get_ex(obj, "metadata", &v) &&
 	    !json_object_is_type(v, json_type_null) &&
-	    (rc = metadata_from_json(msg, v, cause)) != 0)
+	    (rc = metadata_from_json(msg, v, NULL, cause)) != 0)
 		goto out;
 	if (msg->id == NULL) {
 		*cause = strdup("field 'id' is required");
@@ -305,18 +418,20 @@ message_decode(const char *json, size_t len, struct data_message **out,
 	}
 	rc = 0;
 out:
-	json_object_put(obj);
-	if (rc != 0) {
-		message_free(msg);
-		msg = NULL;
-	}
-	*out = msg;
-	return rc;
+	return message_end(obj, msg, rc, out);
+}
+
+size_t
+message_encoded_max(size_t n)
+{
+	/* id, timestamp and the names of the fields: well under 256 */
+	return (n + 2) / 3 * 4 + 256;
 }
 
 int
 message_from_ingest_request(const char *json, size_t len,
-    struct data_message **out, char **cause)
+    const struct metadata_limits *limits, struct data_message **out,
+    char **cause)
 {
 	struct json_object *obj, *v;
 	struct data_message *msg = NULL;
@@ -326,16 +441,9 @@ message_from_ingest_request(const char *json, size_t len,
 	int rc = -EINVAL;
 
 	*out = NULL;
-	*cause = NULL;
-	if ((obj = parse_object(json, len, cause)) == NULL)
-		return -EINVAL;
-	if ((msg = calloc(1, sizeof(*msg))) == NULL) {
-		rc = -ENOMEM;
-		goto out;
-	}
-	if (get_string(obj, "source", &s, NULL, cause) != 0)
-		goto out;
-	msg->source = dup_or_null(s);
+	if ((rc = message_begin(json, len, &obj, &msg, cause)) != 0)
+		return rc;
+	rc = -EINVAL;
 	if (get_string(obj, "data", &s, &slen, cause) != 0)
 		goto out;
 	if (s != NULL && slen > 0) {
@@ -348,7 +456,7 @@ message_from_ingest_request(const char *json, size_t len,
 	}
 	if (json_object_object_get_ex(obj, "metadata", &v) &&
 	    !json_object_is_type(v, json_type_null) &&
-	    (rc = metadata_from_json(msg, v, cause)) != 0)
+	    (rc = metadata_from_json(msg, v, limits, cause)) != 0)
 		goto out;
 	if ((msg->id = malloc(37)) == NULL) {
 		rc = -ENOMEM;
@@ -359,13 +467,7 @@ message_from_ingest_request(const char *json, size_t len,
 	msg->timestamp = (int64_t)time(NULL);
 	rc = 0;
 out:
-	json_object_put(obj);
-	if (rc != 0) {
-		message_free(msg);
-		msg = NULL;
-	}
-	*out = msg;
-	return rc;
+	return message_end(obj, msg, rc, out);
 }
 
 /* Serialise obj to a malloc'd string, without escaping '/' as Go does not. */

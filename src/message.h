@@ -45,12 +45,29 @@ int message_decode(const char *json, size_t len, struct data_message **out,
 char *message_encode(const struct data_message *msg, size_t *len);
 void message_free(struct data_message *msg);
 
+/* What a client's metadata may hold; 0 is no limit. */
+struct metadata_limits {
+	size_t max_keys;
+	size_t max_key_bytes;
+	size_t max_value_bytes;
+};
+
 /*
  * Decode a client's ingest request {"source", "data", "metadata"} into a new
- * message with a fresh UUID v4 id and the current time.
+ * message with a fresh UUID v4 id and the current time. Metadata over the
+ * limits (NULL: none) fails with a reason that names the limit.
  */
 int message_from_ingest_request(const char *json, size_t len,
-    struct data_message **out, char **cause);
+    const struct metadata_limits *limits, struct data_message **out,
+    char **cause);
+/*
+ * The most bytes message_encode makes of a message that came from an ingest
+ * request of n bytes: the data becomes base64, 4 bytes for 3; nothing else
+ * grows (json-c writes a string no longer than it was escaped in valid
+ * JSON); an id and a timestamp are added. A later hop sizes its limit by
+ * this, so that it never refuses what the first hop took.
+ */
+size_t message_encoded_max(size_t n);
 
 /* {"message_id", "processed_at", "success", "error", "result", "deliveries"} */
 char *result_to_json(const struct processing_result *res, size_t *len);

@@ -3,6 +3,7 @@
 #define DIPLOM_QUEUE_H
 
 #include <errno.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -23,6 +24,7 @@ struct delivery {
 	size_t len;
 	const char *id;			/* id known from outside the body, or NULL */
 	uint64_t num_delivered;		/* 1 the first time */
+	int state;			/* the front door's: held or settled */
 };
 
 enum reject_how {
@@ -44,9 +46,24 @@ struct queue;
 /* Reports a publish's outcome: 0 or a QUEUE_E* code, and a reason. */
 typedef void (*queue_publish_cb)(void *arg, int status, const char *reason);
 
+/*
+ * A backend. Callers never use these directly: every operation goes through
+ * the queue_* functions below, which trace it, count it for the metrics and
+ * check that each delivery is settled exactly once.
+ */
 struct queue_ops {
 	const char *name;
-	/* Open; a backend that needs a broker may return before reaching it. */
+	/*
+	 * The backend lives inside the processor: the other roles hand
+	 * messages to the processor's POST /enqueue instead of opening it.
+	 */
+	bool in_processor;
+	/* The backend's own settings, NULL: none; see config_settings(). */
+	const struct config_group *settings;
+	/*
+	 * Open; a backend that needs a broker may return before reaching it.
+	 * Sets (*q)->batch.
+	 */
 	int (*open)(struct queue **q, const struct config *cfg, char **cause);
 	/*
 	 * Take ownership of msg and store it. The outcome is reported through
@@ -68,7 +85,8 @@ struct queue_ops {
 	void (*stats)(struct queue *q, struct queue_stats *st);
 	/*
 	 * Stop taking new messages. Receive hands out what the backend must
-	 * still deliver (memory: all that is queued; nats: nothing new), then
+	 * still deliver (one inside the processor: all it holds; a broker:
+	 * nothing new, the broker keeps the rest), then
 	 * returns QUEUE_ECLOSED.
 	 */
 	void (*shutdown)(struct queue *q);
@@ -76,14 +94,53 @@ struct queue_ops {
 	void (*close)(struct queue *q);
 };
 
-extern const struct queue_ops queue_memory_ops;
-extern const struct queue_ops queue_nats_ops;
-
-/* NULL when the name is unknown. */
-const struct queue_ops *queue_ops_lookup(const char *name);
-
+/* The first member of every backend's queue. */
 struct queue {
 	const struct queue_ops *ops;
+	int batch;		/* deliveries a worker takes at a time */
+	/* kept by the front door, for the metrics and the settle check */
+	atomic_uint_fast64_t published, refused;	/* publish outcomes */
+	atomic_uint_fast64_t received, acked, retried, terminated;
 };
+
+/* What the front door counted. */
+struct queue_counters {
+	uint64_t published;	/* publishes the backend took */
+	uint64_t refused;	/* publishes it did not */
+	uint64_t received;	/* deliveries handed out */
+	uint64_t acked;
+	uint64_t retried;	/* rejected to be delivered again */
+	uint64_t terminated;	/* rejected for good */
+};
+
+/* The backend at index i in a fixed order, NULL past the last. */
+const struct queue_ops *queue_backend_at(size_t i);
+/*
+ * Find the backend called name; ops may be NULL to only check the name.
+ * An unknown name is -EINVAL, with a cause that lists the known ones
+ * (cause may be NULL).
+ */
+int queue_lookup(const char *name, const struct queue_ops **ops,
+    char **cause);
+/* Whether the backend called name lives inside the processor. */
+bool queue_in_processor(const char *name);
+
+int queue_open(const char *name, const struct config *cfg, struct queue **q,
+    char **cause);
+/* Take ownership of msg; cb reports the outcome exactly once. */
+void queue_publish(struct queue *q, struct data_message *msg,
+    queue_publish_cb cb, void *arg);
+/* Up to max deliveries, or QUEUE_ECLOSED: see struct queue_ops. */
+int queue_receive(struct queue *q, struct delivery **out, int max,
+    int timeout_ms);
+int queue_ack(struct queue *q, struct delivery *d);
+int queue_reject(struct queue *q, struct delivery *d, enum reject_how how);
+void queue_stats(struct queue *q, struct queue_stats *st);
+void queue_counters(struct queue *q, struct queue_counters *c);
+/* How many deliveries a worker should ask for at a time. */
+int queue_batch(const struct queue *q);
+void queue_shutdown(struct queue *q);
+/* Free the queue; NULL is fine. Logs deliveries never settled. */
+void queue_close(struct queue *q);
 
 #endif

@@ -1,5 +1,7 @@
 /* queue_memory.c - the bounded in-memory backend, embedded in the processor */
 #include <errno.h>
+#include <stddef.h>
+#include <stdint.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
@@ -7,6 +9,27 @@
 
 #include "clock.h"
 #include "queue.h"
+
+extern const struct queue_ops queue_memory_ops;
+
+/* Deliveries a worker takes at a time: a few per lock round. */
+#define MEM_BATCH 10
+
+/* The memory backend's settings. */
+struct mem_settings {
+	int64_t queue_size;
+};
+
+static const struct config_option mem_options[] = {
+	{ "queue-size", "QUEUE_SIZE", CONFIG_INT, "1000", 1, INT32_MAX,
+	  offsetof(struct mem_settings, queue_size), "N",
+	  "memory backend capacity" },
+};
+
+static const struct config_group mem_settings_group = {
+	"memory", mem_options, sizeof(mem_options) / sizeof(*mem_options),
+	sizeof(struct mem_settings),
+};
 
 struct mem_delivery {
 	struct delivery d;	/* first: a struct delivery * is one of these */
@@ -35,16 +58,19 @@ mq(struct queue *q)
 static int
 mem_open(struct queue **out, const struct config *cfg, char **cause)
 {
+	const struct mem_settings *ms = config_settings(cfg,
+	    &mem_settings_group);
 	struct mem_queue *m = calloc(1, sizeof(*m));
 
-	if (m == NULL || (m->ring = calloc((size_t)cfg->queue_size,
-	    sizeof(*m->ring))) == NULL) {
+	if (m == NULL || ms == NULL || (m->ring = calloc(
+	    (size_t)ms->queue_size, sizeof(*m->ring))) == NULL) {
 		free(m);
 		*cause = strdup("out of memory for the queue");
 		return -ENOMEM;
 	}
 	m->q.ops = &queue_memory_ops;
-	m->cap = m->limit = (size_t)cfg->queue_size;
+	m->q.batch = MEM_BATCH;
+	m->cap = m->limit = (size_t)ms->queue_size;
 	pthread_mutex_init(&m->lock, NULL);
 	clock_cond_init(&m->nonempty);
 	*out = &m->q;
@@ -213,6 +239,8 @@ mem_close(struct queue *q)
 
 const struct queue_ops queue_memory_ops = {
 	.name = "memory",
+	.in_processor = true,
+	.settings = &mem_settings_group,
 	.open = mem_open,
 	.publish = mem_publish,
 	.receive = mem_receive,

@@ -1,5 +1,6 @@
 /* queue_nats.c - the NATS JetStream backend (nats.c 3.4): life and publish */
 #include <errno.h>
+#include <stddef.h>
 #include <inttypes.h>
 #include <pthread.h>
 #include <stdarg.h>
@@ -93,6 +94,25 @@ nq_pub_put(struct nats_queue *nq, struct nq_pub *p)
 	pthread_mutex_unlock(&nq->plock);
 }
 
+/*
+ * Mark p reported (by) or its publish call returned (!by); true when the
+ * other side is done too, so that the caller frees p and its message.
+ */
+static bool
+nq_pub_last(struct nats_queue *nq, struct nq_pub *p, bool by_handler)
+{
+	bool last;
+
+	pthread_mutex_lock(&nq->plock);
+	if (by_handler)
+		p->reported = true;
+	else
+		p->in_publish = false;
+	last = p->reported && !p->in_publish;
+	pthread_mutex_unlock(&nq->plock);
+	return last;
+}
+
 /* Remove and return the publish of m; NULL when already reported. */
 static struct nq_pub *
 nq_pub_take(struct nats_queue *nq, const natsMsg *m)
@@ -141,15 +161,14 @@ nq_on_puback(jsCtx *js, natsMsg *m, jsPubAck *pa, jsPubAckErr *pae,
 	int rc;
 
 	(void)js;
-	p = nq_pub_take(nq, m);
-	natsMsg_Destroy(m);
-	if (p == NULL)
+	if ((p = nq_pub_take(nq, m)) == NULL) {
+		natsMsg_Destroy(m);
 		return;
+	}
 	if (pa != NULL) {
 		atomic_fetch_add(&nq->enqueued, 1);
 		p->cb(p->arg, 0, pa->Duplicate ? "duplicate" : "stored");
-		free(p);
-		return;
+		goto out;
 	}
 	if (pae != NULL && pae->Err == NATS_ERR &&
 	    (pae->ErrCode == NQ_ERR_STREAM_FULL ||
@@ -164,7 +183,11 @@ nq_on_puback(jsCtx *js, natsMsg *m, jsPubAck *pa, jsPubAckErr *pae,
 	}
 	log_debug("nats: publish failed: %s", why);
 	p->cb(p->arg, rc, why);
-	free(p);
+out:
+	if (nq_pub_last(nq, p, true)) {
+		natsMsg_Destroy(m);
+		free(p);
+	}
 }
 
 /*
@@ -208,6 +231,7 @@ nq_publish(struct queue *q, struct data_message *msg, queue_publish_cb cb,
 	p->m = m;
 	p->cb = cb;
 	p->arg = arg;
+	p->in_publish = true;
 	/* In the table before sending: the PubAck may beat our return. */
 	nq_pub_put(nq, p);
 
@@ -216,8 +240,11 @@ nq_publish(struct queue *q, struct data_message *msg, queue_publish_cb cb,
 	po.MaxWait = NQ_PUB_WAIT_MS;
 	s = js_PublishMsgAsync(nq->js, &m, &po);
 	if (s == NATS_OK) {
-		/* m is nats.c's now, and p may already be freed. */
-		p = NULL;
+		/* reported already? then the message is ours to free */
+		if (nq_pub_last(nq, p, false))
+			natsMsg_Destroy(p->m);
+		else
+			p = NULL;
 		goto out;
 	}
 	/* On failure nats.c never saw the message: p is still ours. */
@@ -234,6 +261,25 @@ out:
 }
 
 /* ---- connection state ---- */
+
+/*
+ * A publisher's messages must fit the server's max_payload: the largest
+ * request the first hop takes becomes this large here, and a later hop
+ * must not refuse it for its size. Only a setting can fix a mismatch.
+ */
+static void
+nq_check_payload(struct nats_queue *nq, natsConnection *nc)
+{
+	int64_t max = natsConnection_GetMaxPayload(nc);
+
+	if (nq->processor || max <= 0 || nq->largest_msg <= max)
+		return;
+	log_warn("nats: the server's max_payload is %jd bytes, but a request "
+	    "of MAX_BODY_BYTES becomes a message of up to %jd: raise "
+	    "max_payload on the server or lower MAX_BODY_BYTES, or such "
+	    "requests are answered 503", (intmax_t)max,
+	    (intmax_t)nq->largest_msg);
+}
 
 /* Connected for the first time, or again: re-check stream and consumer. */
 static void
@@ -253,6 +299,7 @@ nq_set_up(struct nats_queue *nq, natsConnection *nc, const char *how)
 	pthread_cond_broadcast(&nq->space_cv);
 	pthread_mutex_unlock(&nq->mu);
 	log_info("nats: %s to %s", how, url[0] != '\0' ? url : nq->url);
+	nq_check_payload(nq, nc);
 }
 
 /* The broker came up after open() returned. */
@@ -488,6 +535,50 @@ nq_sync_init(struct nats_queue *nq)
 	return 0;
 }
 
+/* The backend's settings, filled by config_parse. */
+struct nats_settings {
+	char *url;
+	char *stream;
+	char *subject_prefix;
+	int64_t max_msgs;
+	int64_t max_bytes;
+	int64_t max_age_ms;		/* 0: no age limit */
+	int64_t replicas;
+	int64_t ack_wait_ms;
+	int64_t max_deliver;
+	int64_t fetch_batch;
+};
+
+#define NS(field) offsetof(struct nats_settings, field)
+
+static const struct config_option nats_options[] = {
+	{ "nats-url", "NATS_URL", CONFIG_STRING, "nats://localhost:4222", 0, 0,
+	  NS(url), "URLS", "NATS servers, comma-separated" },
+	{ "nats-stream", "NATS_STREAM", CONFIG_STRING, "DIPLOM_STREAM", 0, 0,
+	  NS(stream), "NAME", "JetStream stream name" },
+	{ "nats-subject-prefix", "NATS_SUBJECT_PREFIX", CONFIG_STRING, "diplom",
+	  0, 0, NS(subject_prefix), "PREFIX", "stream subjects are PREFIX.>" },
+	{ "nats-max-msgs", "NATS_MAX_MSGS", CONFIG_INT, "1000000", -1,
+	  INT64_MAX, NS(max_msgs), "N", "stream message limit (-1: none)" },
+	{ "nats-max-bytes", "NATS_MAX_BYTES", CONFIG_INT, "-1", -1, INT64_MAX,
+	  NS(max_bytes), "N", "stream byte limit (-1: none)" },
+	{ "nats-max-age", "NATS_MAX_AGE", CONFIG_DURATION, "0", 0, 0,
+	  NS(max_age_ms), "DURATION", "stream age limit (0: none)" },
+	{ "nats-replicas", "NATS_REPLICAS", CONFIG_INT, "1", 1, 5,
+	  NS(replicas), "N", "stream replicas" },
+	{ "nats-ack-wait", "NATS_ACK_WAIT", CONFIG_DURATION, "30s", 0, 0,
+	  NS(ack_wait_ms), "DURATION", "consumer ack wait" },
+	{ "nats-max-deliver", "NATS_MAX_DELIVER", CONFIG_INT, "3", 1, 1000,
+	  NS(max_deliver), "N", "deliveries before a message is given up" },
+	{ "nats-fetch-batch", "NATS_FETCH_BATCH", CONFIG_INT, "10", 1, 1000,
+	  NS(fetch_batch), "N", "messages a worker takes at a time" },
+};
+
+static const struct config_group nats_settings_group = {
+	"nats", nats_options, sizeof(nats_options) / sizeof(*nats_options),
+	sizeof(struct nats_settings),
+};
+
 /*
  * Copy the settings we keep; cfg need not outlive the queue. The only
  * place the backend reads the configuration.
@@ -495,33 +586,38 @@ nq_sync_init(struct nats_queue *nq)
 static int
 nq_init(struct nats_queue *nq, const struct config *cfg)
 {
+	const struct nats_settings *ns = config_settings(cfg,
+	    &nats_settings_group);
 	int64_t cap;
 
 	nq->q.ops = &queue_nats_ops;
 	nq->inflight.next = nq->inflight.prev = &nq->inflight;
+	if (ns == NULL)
+		return -EINVAL;
 	nq->processor = cfg->role == ROLE_PROCESSOR;
-	nq->batch = cfg->nats_fetch_batch > 0 ?
-	    (int)(cfg->nats_fetch_batch > 4096 ? 4096 :
-	    cfg->nats_fetch_batch) : 1;
+	nq->largest_msg = (int64_t)message_encoded_max(
+	    (size_t)cfg->max_body_bytes);
+	nq->batch = ns->fetch_batch > 0 ?
+	    (int)(ns->fetch_batch > 4096 ? 4096 : ns->fetch_batch) : 1;
+	nq->q.batch = nq->batch;
 	cap = cfg->workers * nq->batch * 8;
 	nq->cap = (int)(cap < 64 ? 64 : cap > 1024 ? 1024 : cap);
 	if (nq->cap < nq->batch)
 		nq->cap = nq->batch;
-	nq->max_msgs = cfg->nats_max_msgs;
-	nq->max_bytes = cfg->nats_max_bytes;
-	nq->max_age_ms = cfg->nats_max_age_ms;
-	nq->replicas = cfg->nats_replicas;
-	nq->ack_wait_ms = cfg->nats_ack_wait_ms;
-	nq->max_deliver = cfg->nats_max_deliver;
-	if (nq_strf(&nq->subject, "%s.messages",
-	    cfg->nats_subject_prefix) != 0 ||
-	    nq_strf(&nq->filter, "%s.>", cfg->nats_subject_prefix) != 0 ||
+	nq->max_msgs = ns->max_msgs;
+	nq->max_bytes = ns->max_bytes;
+	nq->max_age_ms = ns->max_age_ms;
+	nq->replicas = ns->replicas;
+	nq->ack_wait_ms = ns->ack_wait_ms;
+	nq->max_deliver = ns->max_deliver;
+	if (nq_strf(&nq->subject, "%s.messages", ns->subject_prefix) != 0 ||
+	    nq_strf(&nq->filter, "%s.>", ns->subject_prefix) != 0 ||
 	    nq_strf(&nq->next_subj, "$JS.API.CONSUMER.MSG.NEXT.%s.%s",
-	    cfg->nats_stream, NQ_CONSUMER) != 0 ||
+	    ns->stream, NQ_CONSUMER) != 0 ||
 	    nq_strf(&nq->client_name, "diplom-%s",
 	    config_role_name(cfg->role)) != 0 ||
-	    nq_strf(&nq->stream, "%s", cfg->nats_stream) != 0 ||
-	    nq_strf(&nq->url, "%s", cfg->nats_url) != 0)
+	    nq_strf(&nq->stream, "%s", ns->stream) != 0 ||
+	    nq_strf(&nq->url, "%s", ns->url) != 0)
 		return -ENOMEM;
 	return 0;
 }
@@ -610,6 +706,7 @@ nq_connect(struct nats_queue *nq, char **cause)
 	pthread_mutex_unlock(&nq->mu);
 	if (s == NATS_OK) {
 		log_info("nats: connected to %s", nq->url);
+		nq_check_payload(nq, nq->nc);
 	} else {
 		log_warn("nats: %s not reachable yet, retrying in the "
 		    "background", nq->url);
@@ -813,6 +910,7 @@ out:
 
 const struct queue_ops queue_nats_ops = {
 	.name = "nats",
+	.settings = &nats_settings_group,
 	.open = nq_open,
 	.publish = nq_publish,
 	.receive = nq_receive,

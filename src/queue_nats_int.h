@@ -57,6 +57,14 @@ struct nq_pub {
 	queue_publish_cb cb;
 	void *arg;
 	struct nq_pub *next;
+	/*
+	 * plock guards the two below. nats.c may report a publish (its own
+	 * MaxWait timeout) while js_PublishMsgAsync is still reading the
+	 * message on the publishing thread: whichever of the two finishes
+	 * last frees the message and this record.
+	 */
+	bool in_publish;
+	bool reported;
 };
 
 /* A message the server delivered to us and we have not settled yet. */
@@ -70,6 +78,8 @@ struct nq_delivery {
 	struct nq_delivery *qnext;	/* ready FIFO */
 };
 
+extern const struct queue_ops queue_nats_ops;
+
 struct nats_queue {
 	struct queue q;			/* first: handed out as struct queue */
 
@@ -82,6 +92,7 @@ struct nats_queue {
 	char *client_name;		/* diplom-<role> */
 	bool processor;
 	int batch;			/* deliveries per receive */
+	int64_t largest_msg;		/* what MAX_BODY_BYTES can become */
 	int cap;			/* prefetch bound: ready + requested */
 	int64_t max_msgs, max_bytes, max_age_ms, replicas;
 	int64_t ack_wait_ms, max_deliver;
@@ -156,5 +167,11 @@ int	nq_ack(struct queue *q, struct delivery *d);
 int	nq_reject(struct queue *q, struct delivery *d, enum reject_how how);
 void	nq_shutdown(struct queue *q);
 void	nq_pull_free(struct nats_queue *nq);
+/*
+ * What a worker sees of a message the server delivered: its body, its
+ * Nats-Msg-Id and how often it was delivered, from whatever headers and
+ * reply subject it came with. d keeps pointers into m.
+ */
+void	nq_delivery_wrap(struct nq_delivery *d, natsMsg *m);
 
 #endif

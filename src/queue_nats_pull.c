@@ -65,23 +65,18 @@ nq_pull_status(struct nats_queue *nq, natsMsg *m, int code)
 	return true;
 }
 
-/* Wrap a delivered message and queue it for receive(). */
-static void
-nq_pull_deliver(struct nats_queue *nq, natsMsg *m)
+void
+nq_delivery_wrap(struct nq_delivery *d, natsMsg *m)
 {
-	struct nq_delivery *d;
 	jsMsgMetaData *meta = NULL;
 	const char *id = NULL;
 
-	if ((d = calloc(1, sizeof(*d))) == NULL) {
-		/* Unsettled: the server redelivers it after AckWait. */
-		natsMsg_Destroy(m);
-		return;
-	}
 	d->m = m;
 	d->d.msg = NULL;
 	d->d.data = natsMsg_GetData(m);
 	d->d.len = (size_t)natsMsg_GetDataLength(m);
+	if (d->d.data == NULL)
+		d->d.data = "";
 	if (natsMsgHeader_Get(m, NQ_MSGID_HDR, &id) == NATS_OK &&
 	    id != NULL && id[0] != '\0')
 		d->d.id = id;
@@ -90,6 +85,20 @@ nq_pull_deliver(struct nats_queue *nq, natsMsg *m)
 		d->d.num_delivered = meta->NumDelivered;
 		jsMsgMetaData_Destroy(meta);
 	}
+}
+
+/* Wrap a delivered message and queue it for receive(). */
+static void
+nq_pull_deliver(struct nats_queue *nq, natsMsg *m)
+{
+	struct nq_delivery *d;
+
+	if ((d = calloc(1, sizeof(*d))) == NULL) {
+		/* Unsettled: the server redelivers it after AckWait. */
+		natsMsg_Destroy(m);
+		return;
+	}
+	nq_delivery_wrap(d, m);
 	if (d->d.num_delivered > 1)
 		atomic_fetch_add(&nq->redelivered, 1);
 

@@ -1,13 +1,18 @@
 /* result_store.c - SQLite (WAL) result store: one writer, locked readers */
 #include <errno.h>
+#include <fcntl.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <sqlite3.h>
 
+#include <sys/stat.h>
+
 #include "result_store.h"
+#include "xmalloc.h"
 
 struct result_store {
 	sqlite3 *wdb;			/* the committer's own connection */
@@ -77,17 +82,43 @@ db_open(const char *path, sqlite3 **db, char **cause)
 	return 0;
 }
 
+/*
+ * Results are other people's data: the database is created 0640 whatever
+ * the umask (SQLite gives its -wal and -shm files the same mode), and an
+ * existing one loses any wider bits.
+ */
+static int
+db_file_mode(const char *path, char **cause)
+{
+	struct stat st;
+	int fd, rc = 0;
+
+	if (strcmp(path, ":memory:") == 0)
+		return 0;
+	if ((fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0640)) < 0) {
+		rc = -errno;
+		goto out;
+	}
+	if (fstat(fd, &st) != 0 || ((st.st_mode & 07777 & ~0640) != 0 &&
+	    fchmod(fd, st.st_mode & 0640) != 0))
+		rc = -errno;
+	close(fd);
+out:
+	if (rc != 0 && asprintf(cause, "%s: %s", path, strerror(-rc)) < 0)
+		*cause = NULL;
+	return rc;
+}
+
 int
 result_store_open(struct result_store **out, const char *path, char **cause)
 {
-	struct result_store *rs = calloc(1, sizeof(*rs));
+	struct result_store *rs = xcalloc(1, sizeof(*rs));
 	int rc = -EIO;
 
 	*cause = NULL;
-	if (rs == NULL)
-		return -ENOMEM;
 	pthread_mutex_init(&rs->rlock, NULL);
-	if ((rc = db_open(path, &rs->wdb, cause)) != 0 ||
+	if ((rc = db_file_mode(path, cause)) != 0 ||
+	    (rc = db_open(path, &rs->wdb, cause)) != 0 ||
 	    (rc = db_open(path, &rs->rdb, cause)) != 0)
 		goto out;
 	rc = -EIO;

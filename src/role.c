@@ -1,4 +1,5 @@
 /* role.c - what the roles share */
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -6,7 +7,9 @@
 
 #include <json-c/json.h>
 
+#include "log.h"
 #include "role.h"
+#include "xmalloc.h"
 
 const struct role_ops *
 role_ops_for(enum role role)
@@ -36,7 +39,8 @@ role_respond_health(struct http_request *req, bool healthy,
 		json_object_object_add(o, "reason",
 		    json_object_new_string(reason));
 	s = json_object_to_json_string_length(o, JSON_C_TO_STRING_PLAIN, &len);
-	http_respond(req, healthy ? 200 : 503, strndup(s, len), len);
+	http_respond(req, healthy ? HTTP_OK : HTTP_UNAVAILABLE,
+	    xstrndup(s, len), len);
 	json_object_put(o);
 }
 
@@ -48,19 +52,14 @@ role_respond_metrics(struct http_request *req,
 	size_t len = 0;
 	FILE *out = open_memstream(&buf, &len);
 
-	if (out == NULL) {
-		http_respond_error(req, 500, "out of memory");
-		return;
-	}
+	if (out == NULL)
+		xalloc_failed();
 	if (more != NULL)
 		more(out, ctx);
 	http_write_metrics(req, out);
-	if (fclose(out) != 0) {
-		free(buf);
-		http_respond_error(req, 500, "out of memory");
-		return;
-	}
-	http_respond_typed(req, 200, buf, len,
+	if (fclose(out) != 0)
+		xalloc_failed();
+	http_respond_typed(req, HTTP_OK, buf, len,
 	    "text/plain; version=0.0.4; charset=utf-8");
 }
 
@@ -80,7 +79,44 @@ role_join_url(const char *base, const char *path)
 
 	while (n > 0 && base[n - 1] == '/')
 		n--;
-	if (asprintf(&s, "%.*s%s", (int)n, base, path) < 0)
-		abort();
+	xasprintf(&s, "%.*s%s", (int)n, base, path);
 	return s;
+}
+
+int
+role_serve(const struct config *cfg, const struct http_route *routes,
+    size_t n_routes, void *ctx, size_t max_body, const char *what,
+    struct http_server **srv, char **cause)
+{
+	struct http_server_opts o = {
+		.address = cfg->listen_address,
+		.port = config_role_port(cfg),
+		.max_body = max_body,
+		.max_client_conns = (int)cfg->max_client_conns,
+		.request_timeout_ms = cfg->request_timeout_ms,
+		.idle_timeout_ms = cfg->idle_timeout_ms,
+		.body_memory = (size_t)cfg->body_memory,
+		.routes = routes,
+		.n_routes = n_routes,
+		.ctx = ctx,
+	};
+	int rc;
+
+	if ((rc = http_server_start(srv, &o, cause)) != 0)
+		return rc;
+	log_info("%s listening on %s:%d, %s", config_role_name(cfg->role),
+	    cfg->listen_address, o.port, what);
+	return 0;
+}
+
+int
+role_drain(struct http_server *srv, int64_t timeout_ms)
+{
+	http_server_drain(srv);
+	if (http_server_wait_idle(srv, timeout_ms) != 0) {
+		log_error("requests still in progress after the drain "
+		    "timeout");
+		return -ETIMEDOUT;
+	}
+	return 0;
 }

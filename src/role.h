@@ -7,6 +7,7 @@
 
 #include "config.h"
 #include "http_server.h"
+#include "queue.h"
 
 struct role_ops {
 	const char *name;
@@ -36,5 +37,22 @@ void role_metric(FILE *out, const char *name, const char *type,
     const char *help, double value);
 /* Build "base" + "path" with one '/' between them. */
 char *role_join_url(const char *base, const char *path);
+/*
+ * Serve routes on the role's address and port from cfg, with ctx for the
+ * handlers and bodies of up to max_body bytes; logs "<role> listening on
+ * ADDR:PORT, <what>".
+ */
+int role_serve(const struct config *cfg, const struct http_route *routes,
+    size_t n_routes, void *ctx, size_t max_body, const char *what,
+    struct http_server **srv, char **cause);
+/*
+ * Stop taking requests (503) and wait up to timeout_ms for those in
+ * progress. Returns 0, or -ETIMEDOUT after logging how it stands.
+ */
+int role_drain(struct http_server *srv, int64_t timeout_ms);
+
+/* The processor's work on one delivery; delay_ms simulates more. */
+void processor_process(const struct delivery *d,
+    struct processing_result *res, int64_t delay_ms);
 
 #endif

@@ -6,11 +6,11 @@
 #include <time.h>
 
 #include <json-c/json.h>
-#include <microhttpd.h>
 
 #include "http_client.h"
 #include "log.h"
 #include "role.h"
+#include "xmalloc.h"
 
 /* Bound on one hop to ingest or the processor. */
 #define HOP_TIMEOUT_MS 10000
@@ -32,15 +32,19 @@ static void
 relay_reply(void *arg, const struct http_reply *r)
 {
 	struct http_request *req = arg;
-	char why[160];
+	char why[160], *copy;
 
 	if (r->status == 0) {
 		snprintf(why, sizeof(why), "upstream unavailable: %s",
 		    r->error);
-		http_respond_error(req, MHD_HTTP_SERVICE_UNAVAILABLE, why);
+		http_respond_error(req, HTTP_UNAVAILABLE, why);
 		return;
 	}
-	http_respond(req, r->status, strndup(r->body, r->len), r->len);
+	/* a copy of all r->len bytes: the body may hold a NUL */
+	copy = xmalloc(r->len + 1);
+	memcpy(copy, r->body, r->len);
+	copy[r->len] = '\0';
+	http_respond(req, r->status, copy, r->len);
 }
 
 static void
@@ -49,12 +53,8 @@ gw_ingest(struct http_request *req, void *ctx)
 	struct gateway *gw = ctx;
 	size_t len;
 	const char *body = http_req_body(req, &len);
-	char *copy = malloc(len + 1);
+	char *copy = xmalloc(len + 1);
 
-	if (copy == NULL) {
-		http_respond_error(req, 500, "out of memory");
-		return;
-	}
 	memcpy(copy, body, len + 1);
 	http_client_request(gw->hc, gw->ingest_url, copy, len, relay_reply,
 	    req);
@@ -66,11 +66,9 @@ gw_message(struct http_request *req, void *ctx)
 	struct gateway *gw = ctx;
 	char *id = http_path_escape(http_req_tail(req)), *url = NULL;
 
-	if (id == NULL || asprintf(&url, "%s%s", gw->results_url, id) < 0) {
-		free(id);
-		http_respond_error(req, 500, "out of memory");
-		return;
-	}
+	if (id == NULL)
+		xalloc_failed();
+	xasprintf(&url, "%s%s", gw->results_url, id);
 	http_client_request(gw->hc, url, NULL, 0, relay_reply, req);
 	free(url);
 	free(id);
@@ -102,9 +100,10 @@ status_part_done(void *arg, const struct http_reply *r)
 	svc = json_object_object_get(sc->out, p->service);
 	if (p->health) {
 		json_object_object_add(svc, "healthy",
-		    json_object_new_boolean(r->status == 200));
+		    json_object_new_boolean(r->status == HTTP_OK));
 	} else {
-		stats = r->status == 200 ? json_tokener_parse(r->body) : NULL;
+		stats = r->status == HTTP_OK ? json_tokener_parse(r->body) :
+		    NULL;
 		json_object_object_add(svc, "stats", stats != NULL ? stats :
 		    json_object_new_object());
 	}
@@ -113,7 +112,7 @@ status_part_done(void *arg, const struct http_reply *r)
 		return;
 	s = json_object_to_json_string_length(sc->out,
 	    JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE, &len);
-	http_respond(sc->req, 200, strndup(s, len), len);
+	http_respond(sc->req, HTTP_OK, xstrndup(s, len), len);
 	json_object_put(sc->out);
 	free(sc);
 }
@@ -122,7 +121,7 @@ static void
 gw_status(struct http_request *req, void *ctx)
 {
 	struct gateway *gw = ctx;
-	struct status_call *sc = calloc(1, sizeof(*sc));
+	struct status_call *sc = xcalloc(1, sizeof(*sc));
 	const struct {
 		const char *service;
 		const char *url;
@@ -134,20 +133,14 @@ gw_status(struct http_request *req, void *ctx)
 		{ "processor", gw->proc_stats_url, false },
 	};
 
-	if (sc == NULL) {
-		http_respond_error(req, 500, "out of memory");
-		return;
-	}
 	sc->req = req;
 	sc->pending = 4;
 	sc->out = json_object_new_object();
 	json_object_object_add(sc->out, "ingest", json_object_new_object());
 	json_object_object_add(sc->out, "processor", json_object_new_object());
 	for (size_t i = 0; i < 4; i++) {
-		struct status_part *p = calloc(1, sizeof(*p));
+		struct status_part *p = xmalloc(sizeof(*p));
 
-		if (p == NULL)
-			abort();
 		*p = (struct status_part){ sc, parts[i].service,
 			parts[i].health };
 		http_client_request(gw->hc, parts[i].url, NULL, 0,
@@ -180,6 +173,7 @@ static const struct http_route gw_routes[] = {
 static void
 gw_free(struct gateway *gw)
 {
+	http_client_stop(gw->hc);
 	free(gw->ingest_url);
 	free(gw->ingest_stats_url);
 	free(gw->ingest_health_url);
@@ -192,18 +186,10 @@ gw_free(struct gateway *gw)
 static int
 gw_start(const struct config *cfg, void **state, char **cause)
 {
-	struct gateway *gw = calloc(1, sizeof(*gw));
-	struct http_server_opts o = {
-		.address = cfg->listen_address,
-		.port = config_role_port(cfg),
-		.max_body = (size_t)cfg->max_body_bytes,
-		.routes = gw_routes,
-		.n_routes = sizeof(gw_routes) / sizeof(*gw_routes),
-	};
+	struct gateway *gw = xcalloc(1, sizeof(*gw));
+	char *what = NULL;
 	int rc;
 
-	if (gw == NULL)
-		return -ENOMEM;
 	gw->cfg = cfg;
 	gw->ingest_url = role_join_url(cfg->ingest_url, "/ingest");
 	gw->ingest_stats_url = role_join_url(cfg->ingest_url, "/stats");
@@ -211,17 +197,16 @@ gw_start(const struct config *cfg, void **state, char **cause)
 	gw->proc_stats_url = role_join_url(cfg->processor_url, "/stats");
 	gw->proc_health_url = role_join_url(cfg->processor_url, "/health");
 	gw->results_url = role_join_url(cfg->processor_url, "/results/");
-	o.ctx = gw;
-	if ((rc = http_client_start(&gw->hc, HOP_TIMEOUT_MS, cause)) != 0)
+	xasprintf(&what, "ingest at %s, processor at %s", cfg->ingest_url,
+	    cfg->processor_url);
+	if ((rc = http_client_start(&gw->hc, HOP_TIMEOUT_MS, cause)) != 0 ||
+	    (rc = role_serve(cfg, gw_routes, sizeof(gw_routes) /
+	    sizeof(*gw_routes), gw, (size_t)cfg->max_body_bytes, what,
+	    &gw->srv, cause)) != 0)
 		goto out;
-	if ((rc = http_server_start(&gw->srv, &o, cause)) != 0) {
-		http_client_stop(gw->hc);
-		goto out;
-	}
-	log_info("gateway listening on %s:%d, ingest at %s, processor at %s",
-	    cfg->listen_address, o.port, cfg->ingest_url, cfg->processor_url);
 	*state = gw;
 out:
+	free(what);
 	if (rc != 0)
 		gw_free(gw);
 	return rc;
@@ -231,17 +216,12 @@ static int
 gw_stop(void *state, int64_t timeout_ms)
 {
 	struct gateway *gw = state;
-	int status = 0;
 
-	http_server_drain(gw->srv);
-	if (http_server_wait_idle(gw->srv, timeout_ms) != 0) {
-		log_error("requests still in progress after the drain timeout");
+	if (role_drain(gw->srv, timeout_ms) != 0)
 		return 1;
-	}
 	http_server_stop(gw->srv);
-	http_client_stop(gw->hc);
 	gw_free(gw);
-	return status;
+	return 0;
 }
 
 const struct role_ops role_gateway_ops = {

@@ -6,12 +6,12 @@
 #include <string.h>
 
 #include <json-c/json.h>
-#include <microhttpd.h>
 
 #include "http_client.h"
 #include "log.h"
 #include "queue.h"
 #include "role.h"
+#include "xmalloc.h"
 
 /* Bound on the hop to the processor's /enqueue. */
 #define ENQUEUE_TIMEOUT_MS 5000
@@ -22,6 +22,7 @@ struct ingest {
 	struct http_client *hc;		/* memory backend: via the processor */
 	struct queue *q;		/* other backends: straight to them */
 	char *enqueue_url;
+	struct metadata_limits limits;
 	atomic_uint_fast64_t received, sent, failed;
 };
 
@@ -39,12 +40,9 @@ accepted(struct ingest_call *c)
 	int n;
 
 	atomic_fetch_add(&c->in->sent, 1);
-	n = asprintf(&body, "{\"message_id\":\"%s\",\"status\":\"accepted\"}",
-	    c->id);
-	if (n < 0)
-		http_respond_error(c->req, 500, "out of memory");
-	else
-		http_respond(c->req, 200, body, (size_t)n);
+	n = xasprintf(&body,
+	    "{\"message_id\":\"%s\",\"status\":\"accepted\"}", c->id);
+	http_respond(c->req, HTTP_OK, body, (size_t)n);
 	free(c);
 }
 
@@ -62,26 +60,27 @@ on_enqueued(void *arg, const struct http_reply *r)
 {
 	struct ingest_call *c = arg;
 	struct json_object *o;
+	const char *err;
 	char why[200];
 
-	if (r->status == 202) {
+	if (r->status == HTTP_ACCEPTED) {
 		accepted(c);
 		return;
 	}
 	if (r->status == 0) {
 		snprintf(why, sizeof(why), "processor unavailable: %s",
 		    r->error);
-		refused(c, MHD_HTTP_SERVICE_UNAVAILABLE, why);
+		refused(c, HTTP_UNAVAILABLE, why);
 		return;
 	}
 	o = json_tokener_parse(r->body);
-	snprintf(why, sizeof(why), "%s", o != NULL &&
-	    json_object_get_string(json_object_object_get(o, "error")) ?
-	    json_object_get_string(json_object_object_get(o, "error")) :
+	err = json_object_get_string(json_object_object_get(o, "error"));
+	snprintf(why, sizeof(why), "%s", err != NULL ? err :
 	    "processor refused the message");
 	json_object_put(o);
 	/* full or draining is the client's 503; anything else is our fault */
-	refused(c, r->status == 503 ? 503 : MHD_HTTP_BAD_GATEWAY, why);
+	refused(c, r->status == HTTP_UNAVAILABLE ? HTTP_UNAVAILABLE :
+	    HTTP_BAD_GATEWAY, why);
 }
 
 /* The backend's answer to a publish. */
@@ -96,12 +95,12 @@ on_published(void *arg, int status, const char *reason)
 		return;
 	}
 	if (status == QUEUE_EFULL) {
-		refused(c, MHD_HTTP_SERVICE_UNAVAILABLE, "Queue is full");
+		refused(c, HTTP_UNAVAILABLE, "Queue is full");
 		return;
 	}
 	snprintf(why, sizeof(why), "queue backend unavailable: %s",
 	    reason != NULL ? reason : "error");
-	refused(c, MHD_HTTP_SERVICE_UNAVAILABLE, why);
+	refused(c, HTTP_UNAVAILABLE, why);
 }
 
 static void
@@ -114,29 +113,26 @@ in_ingest(struct http_request *req, void *ctx)
 	size_t len;
 	const char *raw = http_req_body(req, &len);
 
-	if (message_from_ingest_request(raw, len, &msg, &cause) != 0) {
-		http_respond_error(req, MHD_HTTP_BAD_REQUEST,
+	if (message_from_ingest_request(raw, len, &in->limits, &msg,
+	    &cause) != 0) {
+		http_respond_error(req, HTTP_BAD_REQUEST,
 		    cause != NULL ? cause : "invalid request");
 		free(cause);
 		return;
 	}
 	atomic_fetch_add(&in->received, 1);
-	if ((c = calloc(1, sizeof(*c))) == NULL) {
-		message_free(msg);
-		http_respond_error(req, 500, "out of memory");
-		return;
-	}
+	c = xcalloc(1, sizeof(*c));
 	c->in = in;
 	c->req = req;
 	snprintf(c->id, sizeof(c->id), "%s", msg->id);
 	if (in->q != NULL) {
-		in->q->ops->publish(in->q, msg, on_published, c);
+		queue_publish(in->q, msg, on_published, c);
 		return;
 	}
 	body = message_encode(msg, &len);
 	message_free(msg);
 	if (body == NULL) {
-		refused(c, 500, "out of memory");
+		refused(c, HTTP_INTERNAL_ERROR, "cannot encode the message");
 		return;
 	}
 	http_client_request(in->hc, in->enqueue_url, body, len, on_enqueued,
@@ -150,14 +146,11 @@ in_stats(struct http_request *req, void *ctx)
 	char *body;
 	int n;
 
-	n = asprintf(&body, "{\"TotalReceived\":%ju,\"TotalSent\":%ju,"
+	n = xasprintf(&body, "{\"TotalReceived\":%ju,\"TotalSent\":%ju,"
 	    "\"TotalFailed\":%ju}", (uintmax_t)atomic_load(&in->received),
 	    (uintmax_t)atomic_load(&in->sent),
 	    (uintmax_t)atomic_load(&in->failed));
-	if (n < 0)
-		http_respond_error(req, 500, "out of memory");
-	else
-		http_respond(req, 200, body, (size_t)n);
+	http_respond(req, HTTP_OK, body, (size_t)n);
 }
 
 static void
@@ -171,7 +164,7 @@ in_health(struct http_request *req, void *ctx)
 		return;
 	}
 	if (in->q != NULL)
-		in->q->ops->stats(in->q, &st);
+		queue_stats(in->q, &st);
 	role_respond_health(req, st.healthy, st.reason);
 }
 
@@ -191,7 +184,7 @@ in_write_metrics(FILE *out, void *ctx)
 	    (double)atomic_load(&in->failed));
 	if (in->q == NULL)
 		return;
-	in->q->ops->stats(in->q, &st);
+	queue_stats(in->q, &st);
 	role_metric(out, "diplom_backend_healthy", "gauge",
 	    "1 while the queue backend is reachable.", st.healthy);
 	role_metric(out, "diplom_queue_depth", "gauge",
@@ -215,6 +208,8 @@ static const struct http_route in_routes[] = {
 static void
 in_free(struct ingest *in)
 {
+	http_client_stop(in->hc);
+	queue_close(in->q);
 	free(in->enqueue_url);
 	free(in);
 }
@@ -222,44 +217,36 @@ in_free(struct ingest *in)
 static int
 in_start(const struct config *cfg, void **state, char **cause)
 {
-	struct ingest *in = calloc(1, sizeof(*in));
-	const struct queue_ops *ops = queue_ops_lookup(cfg->queue_type);
-	struct http_server_opts o = {
-		.address = cfg->listen_address,
-		.port = config_role_port(cfg),
-		.max_body = (size_t)cfg->max_body_bytes,
-		.routes = in_routes,
-		.n_routes = sizeof(in_routes) / sizeof(*in_routes),
-	};
+	struct ingest *in = xcalloc(1, sizeof(*in));
+	char *what = NULL;
 	int rc;
 
-	if (in == NULL)
-		return -ENOMEM;
 	in->cfg = cfg;
 	in->enqueue_url = role_join_url(cfg->processor_url, "/enqueue");
-	o.ctx = in;
+	in->limits = (struct metadata_limits){
+		.max_keys = (size_t)cfg->max_metadata_keys,
+		.max_key_bytes = (size_t)cfg->max_metadata_key_bytes,
+		.max_value_bytes = (size_t)cfg->max_metadata_value_bytes,
+	};
 	/*
-	 * The memory backend lives inside the processor: reach it over HTTP.
-	 * Any other backend is shared, so publish to it directly.
+	 * A backend inside the processor is reached over HTTP; any other is
+	 * shared, so publish to it directly.
 	 */
-	if (ops == &queue_memory_ops)
+	if (queue_in_processor(cfg->queue_type)) {
 		rc = http_client_start(&in->hc, ENQUEUE_TIMEOUT_MS, cause);
-	else
-		rc = ops->open(&in->q, cfg, cause);
-	if (rc != 0)
-		goto out;
-	if ((rc = http_server_start(&in->srv, &o, cause)) != 0) {
-		http_client_stop(in->hc);
-		if (in->q != NULL)
-			in->q->ops->close(in->q);
-		goto out;
+		xasprintf(&what, "queue %s via %s", cfg->queue_type,
+		    in->enqueue_url);
+	} else {
+		rc = queue_open(cfg->queue_type, cfg, &in->q, cause);
+		xasprintf(&what, "queue %s", cfg->queue_type);
 	}
-	log_info("ingest listening on %s:%d, queue %s%s%s",
-	    cfg->listen_address, o.port, cfg->queue_type,
-	    in->hc != NULL ? " via " : "", in->hc != NULL ?
-	    in->enqueue_url : "");
+	if (rc != 0 || (rc = role_serve(cfg, in_routes, sizeof(in_routes) /
+	    sizeof(*in_routes), in, (size_t)cfg->max_body_bytes, what,
+	    &in->srv, cause)) != 0)
+		goto out;
 	*state = in;
 out:
+	free(what);
 	if (rc != 0)
 		in_free(in);
 	return rc;
@@ -270,15 +257,9 @@ in_stop(void *state, int64_t timeout_ms)
 {
 	struct ingest *in = state;
 
-	http_server_drain(in->srv);
-	if (http_server_wait_idle(in->srv, timeout_ms) != 0) {
-		log_error("requests still in progress after the drain timeout");
+	if (role_drain(in->srv, timeout_ms) != 0)
 		return 1;
-	}
 	http_server_stop(in->srv);
-	http_client_stop(in->hc);
-	if (in->q != NULL)
-		in->q->ops->close(in->q);
 	in_free(in);
 	return 0;
 }

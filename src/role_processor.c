@@ -3,8 +3,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-
-#include <microhttpd.h>
+#include <time.h>
 
 #include "clock.h"
 #include "log.h"
@@ -12,6 +11,7 @@
 #include "result_store.h"
 #include "role.h"
 #include "worker_pool.h"
+#include "xmalloc.h"
 
 struct processor {
 	const struct config *cfg;
@@ -21,22 +21,80 @@ struct processor {
 	struct worker_pool *wp;
 };
 
+/* A message that could not be decoded becomes a failed result. */
+static void
+fail_result(const struct delivery *d, struct processing_result *res,
+    const char *why)
+{
+	res->message_id = d->id != NULL ? xstrdup(d->id) : NULL;
+	res->success = false;
+	xasprintf(&res->error, "cannot decode message: %s",
+	    why != NULL ? why : "invalid");
+}
+
+void
+processor_process(const struct delivery *d, struct processing_result *res,
+    int64_t delay_ms)
+{
+	static const char prefix[] = "PROCESSED_";
+	struct data_message *decoded = NULL;
+	const struct data_message *msg = d->msg;
+	char *cause = NULL;
+
+	memset(res, 0, sizeof(*res));
+	res->processed_at = (int64_t)time(NULL);
+	if (msg == NULL) {
+		if (message_decode(d->data, d->len, &decoded, &cause) != 0) {
+			fail_result(d, res, cause);
+			free(cause);
+			return;
+		}
+		msg = decoded;
+	}
+	if (delay_ms > 0) {
+		struct timespec ts = { delay_ms / 1000,
+			(long)(delay_ms % 1000) * 1000000 };
+
+		nanosleep(&ts, NULL);
+	}
+	res->message_id = xstrdup(msg->id);
+	res->source = msg->source != NULL ? xstrdup(msg->source) : NULL;
+	res->timestamp = msg->timestamp;
+	res->success = true;
+	res->result_len = sizeof(prefix) - 1 + msg->payload_len;
+	res->result = xmalloc(res->result_len);
+	memcpy(res->result, prefix, sizeof(prefix) - 1);
+	if (msg->payload_len > 0)
+		memcpy(res->result + sizeof(prefix) - 1, msg->payload,
+		    msg->payload_len);
+	message_free(decoded);
+}
+
+/* The worker pool's process step. */
+static void
+pr_process(void *ctx, const struct delivery *d, struct processing_result *res)
+{
+	const struct processor *pr = ctx;
+
+	processor_process(d, res, pr->cfg->processing_delay_ms);
+}
+
 static void
 on_enqueued(void *arg, int status, const char *reason)
 {
 	struct http_request *req = arg;
-	char why[200];
+	char *why;
 
 	if (status == 0) {
-		http_respond(req, MHD_HTTP_ACCEPTED,
-		    strdup("{\"status\":\"queued\"}"), 19);
+		http_respond(req, HTTP_ACCEPTED,
+		    xstrdup("{\"status\":\"queued\"}"), 19);
 	} else if (status == QUEUE_EFULL) {
-		http_respond_error(req, MHD_HTTP_SERVICE_UNAVAILABLE,
-		    "Queue is full");
+		http_respond_error(req, HTTP_UNAVAILABLE, "Queue is full");
 	} else {
-		snprintf(why, sizeof(why), "queue backend unavailable: %s",
+		xasprintf(&why, "queue backend unavailable: %s",
 		    reason != NULL ? reason : "error");
-		http_respond_error(req, MHD_HTTP_SERVICE_UNAVAILABLE, why);
+		http_respond_error(req, HTTP_UNAVAILABLE, why);
+		free(why);
 	}
 }
 
@@ -50,12 +108,12 @@ pr_enqueue(struct http_request *req, void *ctx)
 	const char *body = http_req_body(req, &len);
 
 	if (message_decode(body, len, &msg, &cause) != 0) {
-		http_respond_error(req, MHD_HTTP_BAD_REQUEST,
+		http_respond_error(req, HTTP_BAD_REQUEST,
 		    cause != NULL ? cause : "invalid message");
 		free(cause);
 		return;
 	}
-	pr->q->ops->publish(pr->q, msg, on_enqueued, req);
+	queue_publish(pr->q, msg, on_enqueued, req);
 }
 
 static void
@@ -67,18 +125,15 @@ pr_stats(struct http_request *req, void *ctx)
 	char *body;
 	int n;
 
-	pr->q->ops->stats(pr->q, &qs);
+	queue_stats(pr->q, &qs);
 	worker_pool_stats(pr->wp, &ps);
-	n = asprintf(&body, "{\"queue\":{\"TotalEnqueued\":%ju,"
+	n = xasprintf(&body, "{\"queue\":{\"TotalEnqueued\":%ju,"
 	    "\"TotalDequeued\":%ju,\"CurrentSize\":%jd},\"pool\":{"
 	    "\"ProcessedCount\":%ju,\"ErrorCount\":%ju,\"TotalDuration\":%jd}}",
 	    (uintmax_t)qs.enqueued, (uintmax_t)qs.dequeued,
 	    (intmax_t)qs.current_size, (uintmax_t)ps.processed,
 	    (uintmax_t)ps.errors, (intmax_t)ps.total_duration_ns);
-	if (n < 0)
-		http_respond_error(req, 500, "out of memory");
-	else
-		http_respond(req, 200, body, (size_t)n);
+	http_respond(req, HTTP_OK, body, (size_t)n);
 }
 
 static void
@@ -92,20 +147,19 @@ pr_result(struct http_request *req, void *ctx)
 
 	rc = result_store_get(pr->rs, http_req_tail(req), &res);
 	if (rc == -ENOENT) {
-		http_respond_error(req, MHD_HTTP_NOT_FOUND, "result not found");
+		http_respond_error(req, HTTP_NOT_FOUND, "result not found");
 		return;
 	}
 	if (rc != 0) {
-		http_respond_error(req, MHD_HTTP_INTERNAL_SERVER_ERROR,
+		http_respond_error(req, HTTP_INTERNAL_ERROR,
 		    "cannot read the result store");
 		return;
 	}
 	body = result_to_json(&res, &len);
 	result_clear(&res);
 	if (body == NULL)
-		http_respond_error(req, 500, "out of memory");
-	else
-		http_respond(req, 200, body, len);
+		xalloc_failed();
+	http_respond(req, HTTP_OK, body, len);
 }
 
 static void
@@ -118,7 +172,7 @@ pr_health(struct http_request *req, void *ctx)
 		role_respond_health(req, false, "draining");
 		return;
 	}
-	pr->q->ops->stats(pr->q, &st);
+	queue_stats(pr->q, &st);
 	role_respond_health(req, st.healthy, st.reason);
 }
 
@@ -127,31 +181,51 @@ pr_write_metrics(FILE *out, void *ctx)
 {
 	struct processor *pr = ctx;
 	struct queue_stats qs;
+	struct queue_counters qc;
 	struct worker_pool_stats ps;
 
-	pr->q->ops->stats(pr->q, &qs);
+	queue_stats(pr->q, &qs);
+	queue_counters(pr->q, &qc);
 	worker_pool_stats(pr->wp, &ps);
-	role_metric(out, "diplom_backend_healthy", "gauge",
-	    "1 while the queue backend is reachable.", qs.healthy);
-	role_metric(out, "diplom_queue_depth", "gauge",
-	    "Messages waiting or in flight.", (double)qs.current_size);
-	role_metric(out, "diplom_queue_enqueued_total", "counter",
-	    "Messages this processor put into the backend.",
-	    (double)qs.enqueued);
-	role_metric(out, "diplom_queue_dequeued_total", "counter",
-	    "Messages handed to the workers.", (double)qs.dequeued);
-	role_metric(out, "diplom_messages_processed_total", "counter",
-	    "Messages processed, committed and acknowledged.",
-	    (double)ps.processed);
-	role_metric(out, "diplom_messages_failed_total", "counter",
-	    "Messages stored as failed and not delivered again.",
-	    (double)ps.errors);
-	role_metric(out, "diplom_messages_redelivered_total", "counter",
-	    "Deliveries of a message delivered before.",
-	    (double)qs.redelivered);
-	role_metric(out, "diplom_processing_seconds_total", "counter",
-	    "Time the workers spent processing.",
-	    (double)ps.total_duration_ns / 1e9);
+
+	/* the figures, read once above, as one table */
+	const struct {
+		const char *name, *type, *help;
+		double value;
+	} m[] = {
+		{ "diplom_backend_healthy", "gauge",
+		  "1 while the queue backend is reachable.", qs.healthy },
+		{ "diplom_queue_depth", "gauge",
+		  "Messages waiting or in flight.", (double)qs.current_size },
+		{ "diplom_queue_enqueued_total", "counter",
+		  "Messages this processor put into the backend.",
+		  (double)qs.enqueued },
+		{ "diplom_queue_dequeued_total", "counter",
+		  "Messages handed to the workers.", (double)qs.dequeued },
+		{ "diplom_messages_processed_total", "counter",
+		  "Messages processed, committed and acknowledged.",
+		  (double)ps.processed },
+		{ "diplom_messages_failed_total", "counter",
+		  "Messages stored as failed and not delivered again.",
+		  (double)ps.errors },
+		{ "diplom_messages_redelivered_total", "counter",
+		  "Deliveries of a message delivered before.",
+		  (double)qs.redelivered },
+		{ "diplom_processing_seconds_total", "counter",
+		  "Time the workers spent processing.",
+		  (double)ps.total_duration_ns / 1e9 },
+		{ "diplom_queue_acked_total", "counter",
+		  "Deliveries acknowledged to the backend.", (double)qc.acked },
+		{ "diplom_queue_retried_total", "counter",
+		  "Deliveries given back to be delivered again.",
+		  (double)qc.retried },
+		{ "diplom_queue_terminated_total", "counter",
+		  "Deliveries given up for good (stored as failed).",
+		  (double)qc.terminated },
+	};
+
+	for (size_t i = 0; i < sizeof(m) / sizeof(*m); i++)
+		role_metric(out, m[i].name, m[i].type, m[i].help, m[i].value);
 }
 
 static void
@@ -171,8 +245,7 @@ static const struct http_route pr_routes[] = {
 static void
 pr_free(struct processor *pr)
 {
-	if (pr->q != NULL)
-		pr->q->ops->close(pr->q);
+	queue_close(pr->q);
 	result_store_close(pr->rs);
 	free(pr);
 }
@@ -180,38 +253,44 @@ pr_free(struct processor *pr)
 static int
 pr_start(const struct config *cfg, void **state, char **cause)
 {
-	struct processor *pr = calloc(1, sizeof(*pr));
-	const struct queue_ops *ops = queue_ops_lookup(cfg->queue_type);
-	struct http_server_opts o = {
-		.address = cfg->listen_address,
-		.port = config_role_port(cfg),
-		.max_body = (size_t)cfg->max_body_bytes,
-		.routes = pr_routes,
-		.n_routes = sizeof(pr_routes) / sizeof(*pr_routes),
-	};
+	struct processor *pr = xcalloc(1, sizeof(*pr));
+	struct worker_pool_opts wo = { .workers = (int)cfg->workers,
+		.process = pr_process, .ctx = pr };
+	char *what = NULL;
 	int rc;
 
-	if (pr == NULL)
-		return -ENOMEM;
 	pr->cfg = cfg;
-	o.ctx = pr;
 	if ((rc = result_store_open(&pr->rs, cfg->results_db, cause)) != 0 ||
-	    (rc = ops->open(&pr->q, cfg, cause)) != 0 ||
-	    (rc = worker_pool_start(&pr->wp, pr->q, pr->rs, cfg, cause)) != 0)
+	    (rc = queue_open(cfg->queue_type, cfg, &pr->q, cause)) != 0)
+		goto out;
+	wo.q = pr->q;
+	wo.rs = pr->rs;
+	if ((rc = worker_pool_start(&pr->wp, &wo, cause)) != 0)
 		goto out;
 	/* serve last: healthy means able to take and process messages */
-	if ((rc = http_server_start(&pr->srv, &o, cause)) != 0) {
-		pr->q->ops->shutdown(pr->q);
-		worker_pool_wait(pr->wp, cfg->drain_timeout_ms);
+	xasprintf(&what, "queue %s, %jd workers, results in %s",
+	    cfg->queue_type, (intmax_t)cfg->workers, cfg->results_db);
+	/*
+	 * /enqueue takes what ingest made of a request within MAX_BODY_BYTES,
+	 * which the encoding makes larger: never refuse it for its size.
+	 */
+	if ((rc = role_serve(cfg, pr_routes, sizeof(pr_routes) /
+	    sizeof(*pr_routes), pr,
+	    message_encoded_max((size_t)cfg->max_body_bytes), what, &pr->srv,
+	    cause)) != 0) {
+		queue_shutdown(pr->q);
+		if (worker_pool_wait(pr->wp, cfg->drain_timeout_ms) != 0) {
+			/* its threads still use the queue: the exit frees */
+			pr = NULL;
+			goto out;
+		}
 		worker_pool_free(pr->wp);
 		goto out;
 	}
-	log_info("processor listening on %s:%d, queue %s, %jd workers, "
-	    "results in %s", cfg->listen_address, o.port, cfg->queue_type,
-	    (intmax_t)cfg->workers, cfg->results_db);
 	*state = pr;
 out:
-	if (rc != 0)
+	free(what);
+	if (rc != 0 && pr != NULL)
 		pr_free(pr);
 	return rc;
 }
@@ -223,15 +302,18 @@ pr_stop(void *state, int64_t timeout_ms)
 	int64_t deadline = clock_now_ms() + timeout_ms;
 	struct queue_stats st;
 
-	/* no new messages; let accepted ones finish entering the queue */
-	http_server_drain(pr->srv);
-	if (http_server_wait_idle(pr->srv, timeout_ms) != 0)
-		log_warn("requests still in progress while draining");
-	pr->q->ops->stats(pr->q, &st);
-	log_info("draining: %jd messages in the backlog", (intmax_t)st.current_size);
-	pr->q->ops->shutdown(pr->q);
+	/*
+	 * No new messages; let accepted ones finish entering the queue. What
+	 * is still in progress after the timeout is logged, and the queue
+	 * drains all the same.
+	 */
+	(void)role_drain(pr->srv, timeout_ms);
+	queue_stats(pr->q, &st);
+	log_info("draining: %jd messages in the backlog",
+	    (intmax_t)st.current_size);
+	queue_shutdown(pr->q);
 	if (worker_pool_wait(pr->wp, deadline - clock_now_ms()) != 0) {
-		pr->q->ops->stats(pr->q, &st);
+		queue_stats(pr->q, &st);
 		log_error("drain timed out with %jd messages not done",
 		    (intmax_t)st.current_size);
 		return 1;

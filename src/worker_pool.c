@@ -1,6 +1,8 @@
 /* worker_pool.c - worker threads and the one committer that acks */
 #include <errno.h>
 #include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -9,6 +11,7 @@
 #include "clock.h"
 #include "log.h"
 #include "worker_pool.h"
+#include "xmalloc.h"
 
 /* The most results one transaction commits. */
 #define COMMIT_BATCH 1024
@@ -30,12 +33,16 @@ struct pending {
 struct worker_pool {
 	struct queue *q;
 	struct result_store *rs;
-	int64_t delay_ms;
+	worker_process_fn process;
+	void *ctx;
 	int batch;
 	int nworkers;
+	int nstarted;			/* worker threads running */
 	pthread_t *workers;
 	pthread_t committer;
 	pthread_t settler;
+	bool committer_started, settler_started;
+	atomic_bool abandon;		/* start failed: workers stop taking */
 
 	/* lock guards everything below */
 	pthread_mutex_t lock;
@@ -60,63 +67,6 @@ struct worker_pool {
 	int settle_rc;
 	bool committer_done;		/* no batch will follow */
 };
-
-static char *
-strdup_or_null(const char *s)
-{
-	return s != NULL ? strdup(s) : NULL;
-}
-
-/* A message that could not be decoded becomes a failed result. */
-static void
-fail_result(const struct delivery *d, struct processing_result *res,
-    const char *why)
-{
-	res->message_id = strdup_or_null(d->id);
-	res->success = false;
-	if (asprintf(&res->error, "cannot decode message: %s",
-	    why != NULL ? why : "invalid") < 0)
-		res->error = NULL;
-}
-
-void
-worker_process(const struct delivery *d, struct processing_result *res,
-    int64_t delay_ms)
-{
-	static const char prefix[] = "PROCESSED_";
-	struct data_message *decoded = NULL;
-	const struct data_message *msg = d->msg;
-	char *cause = NULL;
-
-	memset(res, 0, sizeof(*res));
-	res->processed_at = (int64_t)time(NULL);
-	if (msg == NULL) {
-		if (message_decode(d->data, d->len, &decoded, &cause) != 0) {
-			fail_result(d, res, cause);
-			free(cause);
-			return;
-		}
-		msg = decoded;
-	}
-	if (delay_ms > 0) {
-		struct timespec ts = { delay_ms / 1000,
-			(long)(delay_ms % 1000) * 1000000 };
-
-		nanosleep(&ts, NULL);
-	}
-	res->message_id = strdup(msg->id);
-	res->source = strdup_or_null(msg->source);
-	res->timestamp = msg->timestamp;
-	res->success = true;
-	res->result_len = sizeof(prefix) - 1 + msg->payload_len;
-	if ((res->result = malloc(res->result_len)) != NULL) {
-		memcpy(res->result, prefix, sizeof(prefix) - 1);
-		if (msg->payload_len > 0)
-			memcpy(res->result + sizeof(prefix) - 1, msg->payload,
-			    msg->payload_len);
-	}
-	message_free(decoded);
-}
 
 /*
  * Hand processed deliveries to the committer, all under one lock and with
@@ -149,8 +99,8 @@ worker_main(void *arg)
 
 	pthread_setname_np(pthread_self(), "worker");
 
-	while ((n = wp->q->ops->receive(wp->q, ds, wp->batch, 1000)) !=
-	    QUEUE_ECLOSED) {
+	while (!atomic_load(&wp->abandon) &&
+	    (n = queue_receive(wp->q, ds, wp->batch, 1000)) != QUEUE_ECLOSED) {
 		if (n < 0) {
 			/* backend trouble: it logs; do not spin */
 			struct timespec ts = { 0, 100000000 };
@@ -162,7 +112,8 @@ worker_main(void *arg)
 			int64_t t0 = clock_now_ns();
 
 			done[i].d = ds[i];
-			worker_process(ds[i], &done[i].res, wp->delay_ms);
+			memset(&done[i].res, 0, sizeof(done[i].res));
+			wp->process(wp->ctx, ds[i], &done[i].res);
 			done[i].duration_ns = clock_now_ns() - t0;
 		}
 		pool_hand_over(wp, done, n);
@@ -185,16 +136,16 @@ settle_batch(struct worker_pool *wp, struct pending *batch, size_t n, int rc)
 		struct pending *p = &batch[i];
 
 		if (rc != 0) {
-			wp->q->ops->reject(wp->q, p->d, REJECT_RETRY);
+			queue_reject(wp->q, p->d, REJECT_RETRY);
 		} else if (p->res.success) {
-			wp->q->ops->ack(wp->q, p->d);
+			queue_ack(wp->q, p->d);
 			ok++;
 			dur += p->duration_ns;
 		} else {
 			if (p->res.message_id == NULL)
 				log_warn("dropping a message that cannot be "
 				    "decoded and has no id: %s", p->res.error);
-			wp->q->ops->reject(wp->q, p->d, REJECT_TERM);
+			queue_reject(wp->q, p->d, REJECT_TERM);
 			failed++;
 		}
 		result_clear(&p->res);
@@ -297,14 +248,12 @@ committer_main(void *arg)
 {
 	struct worker_pool *wp = arg;
 	/* two buffers: one is filled and committed while the other settles */
-	struct pending *bufs[2] = { calloc(COMMIT_BATCH, sizeof(**bufs)),
-		calloc(COMMIT_BATCH, sizeof(**bufs)) };
+	struct pending *bufs[2] = { xcalloc(COMMIT_BATCH, sizeof(**bufs)),
+		xcalloc(COMMIT_BATCH, sizeof(**bufs)) };
 	struct pending *batch;
 	size_t n = 0;
 	int k = 0;
 
-	if (bufs[0] == NULL || bufs[1] == NULL)
-		abort();
 	pthread_setname_np(pthread_self(), "committer");
 	for (;; k ^= 1) {
 		batch = bufs[k];
@@ -338,31 +287,53 @@ committer_main(void *arg)
 	return NULL;
 }
 
-int
-worker_pool_start(struct worker_pool **out, struct queue *q,
-    struct result_store *rs, const struct config *cfg, char **cause)
+/*
+ * Undo a start that failed half-way: the workers that run stop taking
+ * deliveries, hand over what they hold, and every thread that was started
+ * is joined, so that the caller may close the queue.
+ */
+static void
+pool_abandon(struct worker_pool *wp)
 {
-	struct worker_pool *wp = calloc(1, sizeof(*wp));
-	int i;
+	atomic_store(&wp->abandon, true);
+	pthread_mutex_lock(&wp->lock);
+	/* the workers never started will not say they are done */
+	wp->workers_left -= wp->nworkers - wp->nstarted;
+	pthread_cond_signal(&wp->not_empty);
+	pthread_mutex_unlock(&wp->lock);
+	for (int i = 0; i < wp->nstarted; i++)
+		pthread_join(wp->workers[i], NULL);
+	if (!wp->committer_started) {
+		/* no committer: tell the settler nothing will follow */
+		pthread_mutex_lock(&wp->settle_lock);
+		wp->committer_done = true;
+		pthread_cond_broadcast(&wp->settle_cv);
+		pthread_mutex_unlock(&wp->settle_lock);
+	} else {
+		pthread_join(wp->committer, NULL);
+	}
+	if (wp->settler_started)
+		pthread_join(wp->settler, NULL);
+	worker_pool_free(wp);
+}
+
+int
+worker_pool_start(struct worker_pool **out,
+    const struct worker_pool_opts *o, char **cause)
+{
+	struct worker_pool *wp = xcalloc(1, sizeof(*wp));
+	int rc = 0;
 
 	*out = NULL;
-	if (wp == NULL)
-		return -ENOMEM;
-	wp->q = q;
-	wp->rs = rs;
-	wp->delay_ms = cfg->processing_delay_ms;
-	wp->batch = (int)(cfg->nats_fetch_batch < 64 ? cfg->nats_fetch_batch :
-	    64);
-	wp->nworkers = (int)cfg->workers;
+	wp->q = o->q;
+	wp->rs = o->rs;
+	wp->process = o->process;
+	wp->ctx = o->ctx;
+	wp->batch = queue_batch(o->q) < 64 ? queue_batch(o->q) : 64;
+	wp->nworkers = o->workers > 0 ? o->workers : 1;
 	wp->cap = 2 * COMMIT_BATCH;
-	wp->ring = calloc(wp->cap, sizeof(*wp->ring));
-	wp->workers = calloc((size_t)wp->nworkers, sizeof(*wp->workers));
-	if (wp->ring == NULL || wp->workers == NULL) {
-		free(wp->ring);
-		free(wp->workers);
-		free(wp);
-		return -ENOMEM;
-	}
+	wp->ring = xcalloc(wp->cap, sizeof(*wp->ring));
+	wp->workers = xcalloc((size_t)wp->nworkers, sizeof(*wp->workers));
 	pthread_mutex_init(&wp->lock, NULL);
 	pthread_cond_init(&wp->not_full, NULL);
 	clock_cond_init(&wp->not_empty);
@@ -371,17 +342,24 @@ worker_pool_start(struct worker_pool **out, struct queue *q,
 	pthread_cond_init(&wp->settle_cv, NULL);
 	wp->workers_left = wp->nworkers;
 	wp->wake_at = 1;
-	if (pthread_create(&wp->settler, NULL, settler_main, wp) != 0 ||
-	    pthread_create(&wp->committer, NULL, committer_main, wp) != 0) {
-		*cause = strdup("cannot start the committer thread");
-		return -EAGAIN;	/* nothing to unwind worth the code: exit */
+	if ((rc = -pthread_create(&wp->settler, NULL, settler_main, wp)) != 0)
+		goto out;
+	wp->settler_started = true;
+	if ((rc = -pthread_create(&wp->committer, NULL, committer_main,
+	    wp)) != 0)
+		goto out;
+	wp->committer_started = true;
+	for (; wp->nstarted < wp->nworkers; wp->nstarted++) {
+		if ((rc = -pthread_create(&wp->workers[wp->nstarted], NULL,
+		    worker_main, wp)) != 0)
+			goto out;
 	}
-	for (i = 0; i < wp->nworkers; i++) {
-		if (pthread_create(&wp->workers[i], NULL, worker_main,
-		    wp) != 0) {
-			*cause = strdup("cannot start worker threads");
-			return -EAGAIN;
-		}
+out:
+	if (rc != 0) {
+		xasprintf(cause, "cannot start the worker threads: %s",
+		    strerror(-rc));
+		pool_abandon(wp);
+		return rc;
 	}
 	*out = wp;
 	return 0;

@@ -4,7 +4,6 @@
 
 #include <stdint.h>
 
-#include "config.h"
 #include "queue.h"
 #include "result_store.h"
 
@@ -17,11 +16,27 @@ struct worker_pool_stats {
 struct worker_pool;
 
 /*
- * Start cfg->workers workers, one committer (results to the store) and one
- * settler (acks after the commit) over q and rs.
+ * What processing a delivery means, the processor's business: fill res,
+ * which comes zeroed. A result without a message id is not stored.
  */
-int worker_pool_start(struct worker_pool **wp, struct queue *q,
-    struct result_store *rs, const struct config *cfg, char **cause);
+typedef void (*worker_process_fn)(void *ctx, const struct delivery *d,
+    struct processing_result *res);
+
+struct worker_pool_opts {
+	struct queue *q;
+	struct result_store *rs;
+	int workers;
+	worker_process_fn process;
+	void *ctx;			/* passed to process */
+};
+
+/*
+ * Start o->workers workers (receive and process), one committer (results
+ * to the store) and one settler (acks after the commit). On failure every
+ * thread it started has been joined.
+ */
+int worker_pool_start(struct worker_pool **wp,
+    const struct worker_pool_opts *o, char **cause);
 /*
  * After the queue was shut down: wait up to timeout_ms for the workers to
  * hand everything to the committer and for it to commit and ack. Returns 0,
@@ -31,9 +46,5 @@ int worker_pool_wait(struct worker_pool *wp, int64_t timeout_ms);
 /* Free a pool whose wait returned 0. */
 void worker_pool_free(struct worker_pool *wp);
 void worker_pool_stats(struct worker_pool *wp, struct worker_pool_stats *st);
-
-/* The processing step itself: result for one delivery. */
-void worker_process(const struct delivery *d, struct processing_result *res,
-    int64_t delay_ms);
 
 #endif

@@ -8,6 +8,9 @@ systemdsystemunit_DATA = \
 	systemd/diplom.target \
 	systemd/diplom-nats.service
 
+# the broker's settings, read by diplom-nats.service
+dist_pkgdata_DATA = systemd/diplom-nats.conf
+
 EXTRA_DIST += \
 	systemd/diplomd@.service.in \
 	systemd/diplom.target \

@@ -1,4 +1,5 @@
 /* check_config.c - defaults < environment < command line, and validation */
+#include <errno.h>
 #include <fcntl.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -88,6 +89,71 @@ parse_usage(const char *const *env, char **argv, const char *want)
 	    "name '%s'", cause, want);
 }
 
+/* A backend's setting, by its long option. */
+static const char *
+str_of(const char *name)
+{
+	const char *v = NULL;
+
+	ck_assert_msg(config_get_string(&cfg, name, &v) == 0, "no %s", name);
+	ck_assert_ptr_nonnull(v);
+	return v;
+}
+
+static int64_t
+int_of(const char *name)
+{
+	int64_t v = 0;
+
+	ck_assert_msg(config_get_int(&cfg, name, &v) == 0, "no %s", name);
+	return v;
+}
+
+/* Every setting two parses compare in full, as a test expects them. */
+struct settings {
+	const char *listen_address;
+	int api_port, ingest_port, processor_port;
+	const char *ingest_url, *processor_url, *queue_type;
+	int64_t queue_size, workers, processing_delay_ms;
+	const char *results_db, *nats_url, *nats_stream, *nats_subject_prefix;
+	int64_t nats_max_msgs, nats_max_bytes, nats_max_age, nats_replicas;
+	int64_t nats_ack_wait, nats_max_deliver, nats_fetch_batch;
+	int64_t max_body_bytes, drain_timeout_ms;
+	enum log_level log_level;
+	int role_port;
+};
+
+/* Assert that the parsed cfg holds every setting of w. */
+static void
+assert_settings(const struct settings *w)
+{
+	ck_assert_str_eq(cfg.listen_address, w->listen_address);
+	ck_assert_int_eq(cfg.api_port, w->api_port);
+	ck_assert_int_eq(cfg.ingest_port, w->ingest_port);
+	ck_assert_int_eq(cfg.processor_port, w->processor_port);
+	ck_assert_str_eq(cfg.ingest_url, w->ingest_url);
+	ck_assert_str_eq(cfg.processor_url, w->processor_url);
+	ck_assert_str_eq(cfg.queue_type, w->queue_type);
+	ck_assert_int_eq(int_of("queue-size"), w->queue_size);
+	ck_assert_int_eq(cfg.workers, w->workers);
+	ck_assert_int_eq(cfg.processing_delay_ms, w->processing_delay_ms);
+	ck_assert_str_eq(cfg.results_db, w->results_db);
+	ck_assert_str_eq(str_of("nats-url"), w->nats_url);
+	ck_assert_str_eq(str_of("nats-stream"), w->nats_stream);
+	ck_assert_str_eq(str_of("nats-subject-prefix"), w->nats_subject_prefix);
+	ck_assert_int_eq(int_of("nats-max-msgs"), w->nats_max_msgs);
+	ck_assert_int_eq(int_of("nats-max-bytes"), w->nats_max_bytes);
+	ck_assert_int_eq(int_of("nats-max-age"), w->nats_max_age);
+	ck_assert_int_eq(int_of("nats-replicas"), w->nats_replicas);
+	ck_assert_int_eq(int_of("nats-ack-wait"), w->nats_ack_wait);
+	ck_assert_int_eq(int_of("nats-max-deliver"), w->nats_max_deliver);
+	ck_assert_int_eq(int_of("nats-fetch-batch"), w->nats_fetch_batch);
+	ck_assert_int_eq(cfg.max_body_bytes, w->max_body_bytes);
+	ck_assert_int_eq(cfg.drain_timeout_ms, w->drain_timeout_ms);
+	ck_assert_int_eq(cfg.log_level, w->log_level);
+	ck_assert_int_eq(config_role_port(&cfg), w->role_port);
+}
+
 /* --- defaults and precedence ------------------------------------------- */
 
 START_TEST(defaults_match_spec)
@@ -98,32 +164,23 @@ START_TEST(defaults_match_spec)
 	    CONFIG_RUN);
 	ck_assert_ptr_null(cause);
 	ck_assert_int_eq(cfg.role, ROLE_PROCESSOR);
-	ck_assert_str_eq(cfg.listen_address, "127.0.0.1");
-	ck_assert_int_eq(cfg.api_port, 8080);
-	ck_assert_int_eq(cfg.ingest_port, 8081);
-	ck_assert_int_eq(cfg.processor_port, 8082);
 	ck_assert_int_eq(cfg.port, 0);
-	ck_assert_str_eq(cfg.ingest_url, "http://localhost:8081");
-	ck_assert_str_eq(cfg.processor_url, "http://localhost:8082");
-	ck_assert_str_eq(cfg.queue_type, "memory");
-	ck_assert_int_eq(cfg.queue_size, 1000);
-	ck_assert_int_eq(cfg.workers, 4);
-	ck_assert_int_eq(cfg.processing_delay_ms, 0);
-	ck_assert_str_eq(cfg.results_db, "diplom-results.db");
-	ck_assert_str_eq(cfg.nats_url, "nats://localhost:4222");
-	ck_assert_str_eq(cfg.nats_stream, "DIPLOM_STREAM");
-	ck_assert_str_eq(cfg.nats_subject_prefix, "diplom");
-	ck_assert_int_eq(cfg.nats_max_msgs, 1000000);
-	ck_assert_int_eq(cfg.nats_max_bytes, -1);
-	ck_assert_int_eq(cfg.nats_max_age_ms, 0);
-	ck_assert_int_eq(cfg.nats_replicas, 1);
-	ck_assert_int_eq(cfg.nats_ack_wait_ms, 30000);
-	ck_assert_int_eq(cfg.nats_max_deliver, 3);
-	ck_assert_int_eq(cfg.nats_fetch_batch, 10);
-	ck_assert_int_eq(cfg.max_body_bytes, 1048576);
-	ck_assert_int_eq(cfg.drain_timeout_ms, 30000);
-	ck_assert_int_eq(cfg.log_level, LOG_LEVEL_INFO);
-	ck_assert_int_eq(config_role_port(&cfg), 8082);
+	assert_settings(&(const struct settings){
+		.listen_address = "127.0.0.1",
+		.api_port = 8080, .ingest_port = 8081, .processor_port = 8082,
+		.ingest_url = "http://localhost:8081",
+		.processor_url = "http://localhost:8082",
+		.queue_type = "memory", .queue_size = 1000,
+		.workers = 4, .processing_delay_ms = 0,
+		.results_db = "diplom-results.db",
+		.nats_url = "nats://localhost:4222",
+		.nats_stream = "DIPLOM_STREAM", .nats_subject_prefix = "diplom",
+		.nats_max_msgs = 1000000, .nats_max_bytes = -1,
+		.nats_max_age = 0, .nats_replicas = 1, .nats_ack_wait = 30000,
+		.nats_max_deliver = 3, .nats_fetch_batch = 10,
+		.max_body_bytes = 1048576, .drain_timeout_ms = 30000,
+		.log_level = LOG_LEVEL_INFO, .role_port = 8082,
+	});
 }
 END_TEST
 
@@ -145,31 +202,23 @@ START_TEST(environment_overrides_defaults)
 	char *argv[] = { (char *)"diplomd", (char *)"--role=gateway", NULL };
 
 	parse_ok(env, argv);
-	ck_assert_str_eq(cfg.listen_address, "0.0.0.0");
-	ck_assert_int_eq(cfg.api_port, 9080);
-	ck_assert_int_eq(cfg.ingest_port, 9081);
-	ck_assert_int_eq(cfg.processor_port, 9082);
-	ck_assert_str_eq(cfg.ingest_url, "http://ingest:9081");
-	ck_assert_str_eq(cfg.processor_url, "https://proc:9082");
-	ck_assert_str_eq(cfg.queue_type, "nats");
-	ck_assert_int_eq(cfg.queue_size, 5);
-	ck_assert_int_eq(cfg.workers, 16);
-	ck_assert_int_eq(cfg.processing_delay_ms, 10);
-	ck_assert_str_eq(cfg.results_db, "/tmp/r.db");
-	ck_assert_str_eq(cfg.nats_url, "nats://a:4222,nats://b:4222");
-	ck_assert_str_eq(cfg.nats_stream, "S");
-	ck_assert_str_eq(cfg.nats_subject_prefix, "p");
-	ck_assert_int_eq(cfg.nats_max_msgs, -1);
-	ck_assert_int_eq(cfg.nats_max_bytes, 1000);
-	ck_assert_int_eq(cfg.nats_max_age_ms, 86400000);
-	ck_assert_int_eq(cfg.nats_replicas, 3);
-	ck_assert_int_eq(cfg.nats_ack_wait_ms, 120000);
-	ck_assert_int_eq(cfg.nats_max_deliver, 5);
-	ck_assert_int_eq(cfg.nats_fetch_batch, 50);
-	ck_assert_int_eq(cfg.max_body_bytes, 2048);
-	ck_assert_int_eq(cfg.drain_timeout_ms, 500);
-	ck_assert_int_eq(cfg.log_level, LOG_LEVEL_DEBUG);
-	ck_assert_int_eq(config_role_port(&cfg), 9080);
+	assert_settings(&(const struct settings){
+		.listen_address = "0.0.0.0",
+		.api_port = 9080, .ingest_port = 9081, .processor_port = 9082,
+		.ingest_url = "http://ingest:9081",
+		.processor_url = "https://proc:9082",
+		.queue_type = "nats", .queue_size = 5,
+		.workers = 16, .processing_delay_ms = 10,
+		.results_db = "/tmp/r.db",
+		.nats_url = "nats://a:4222,nats://b:4222",
+		.nats_stream = "S", .nats_subject_prefix = "p",
+		.nats_max_msgs = -1, .nats_max_bytes = 1000,
+		.nats_max_age = 86400000, .nats_replicas = 3,
+		.nats_ack_wait = 120000, .nats_max_deliver = 5,
+		.nats_fetch_batch = 50,
+		.max_body_bytes = 2048, .drain_timeout_ms = 500,
+		.log_level = LOG_LEVEL_DEBUG, .role_port = 9080,
+	});
 }
 END_TEST
 
@@ -192,9 +241,38 @@ START_TEST(command_line_overrides_environment)
 	ck_assert_int_eq(cfg.workers, 2);
 	ck_assert_int_eq(cfg.drain_timeout_ms, 5000);
 	ck_assert_int_eq(cfg.log_level, LOG_LEVEL_ERROR);
-	ck_assert_str_eq(cfg.nats_url, "nats://cli:1");
+	ck_assert_str_eq(str_of("nats-url"), "nats://cli:1");
 	/* untouched by the command line: still the environment's */
 	ck_assert_int_eq(cfg.ingest_port, 8081);
+}
+END_TEST
+
+START_TEST(unknown_backend_names_the_known_ones)
+{
+	char *argv[] = { (char *)"diplomd", (char *)"--role=gateway",
+		(char *)"--queue-type=redis", NULL };
+
+	parse_usage(NULL, argv, "--queue-type");
+	ck_assert_msg(strstr(cause, "memory or nats") != NULL, "cause '%s'",
+	    cause);
+}
+END_TEST
+
+START_TEST(getters_refuse_unknown_names_and_kinds)
+{
+	char *argv[] = { (char *)"diplomd", (char *)"--role=gateway", NULL };
+	const char *sv;
+	int64_t iv;
+
+	parse_ok(NULL, argv);
+	ck_assert_int_eq(config_get_int(&cfg, "no-such-option", &iv), -ENOENT);
+	ck_assert_int_eq(config_get_string(&cfg, "no-such", &sv), -ENOENT);
+	/* a number is not text, nor the reverse */
+	ck_assert_int_eq(config_get_string(&cfg, "queue-size", &sv), -ENOENT);
+	ck_assert_int_eq(config_get_int(&cfg, "listen-address", &iv),
+	    -ENOENT);
+	ck_assert_int_eq(config_get_int(&cfg, "api-port", &iv), 0);
+	ck_assert_int_eq(iv, 8080);
 }
 END_TEST
 
@@ -284,6 +362,7 @@ static const struct {
 	{ "30s", 30000 }, { "500ms", 500 }, { "2m", 120000 },
 	{ "24h", 86400000 }, { "5", 5000 }, { "0", 0 }, { "0s", 0 },
 	{ "1.5s", 1500 }, { "1ms", 1 }, { "90m", 5400000 },
+	{ "876600h", DURATION_MAX_MS },
 };
 
 START_TEST(duration_units_convert_to_ms)
@@ -301,6 +380,8 @@ START_TEST(bad_durations_are_rejected)
 	static const char *const bad[] = {
 		"10x", "", "s", "ms", "-1s", "-5", "5 s", "5sec", "5S", "1d",
 		"abc", "1e400", "inf", "30s ", "nan", "nans", "NaNms",
+		/* past 100 years: as nanoseconds on a clock, int64_t overflows */
+		"876601h", "3155760000001ms", "999999999999h", "1e12h",
 	};
 	int64_t ms;
 
@@ -321,12 +402,12 @@ START_TEST(duration_settings_take_units_from_env_and_cli)
 
 	parse_ok(env, argv);
 	ck_assert_int_eq(cfg.drain_timeout_ms, 120000);
-	ck_assert_int_eq(cfg.nats_ack_wait_ms, 500);
-	ck_assert_int_eq(cfg.nats_max_age_ms, 86400000);
+	ck_assert_int_eq(int_of("nats-ack-wait"), 500);
+	ck_assert_int_eq(int_of("nats-max-age"), 86400000);
 	parse_ok(env, cli);
 	ck_assert_int_eq(cfg.drain_timeout_ms, 5000);
-	ck_assert_int_eq(cfg.nats_ack_wait_ms, 30000);
-	ck_assert_int_eq(cfg.nats_max_age_ms, 0);
+	ck_assert_int_eq(int_of("nats-ack-wait"), 30000);
+	ck_assert_int_eq(int_of("nats-max-age"), 0);
 }
 END_TEST
 
@@ -504,6 +585,8 @@ config_suite(void)
 	tcase_add_test(tc, environment_overrides_defaults);
 	tcase_add_test(tc, command_line_overrides_environment);
 	tcase_add_test(tc, empty_environment_value_keeps_default);
+	tcase_add_test(tc, unknown_backend_names_the_known_ones);
+	tcase_add_test(tc, getters_refuse_unknown_names_and_kinds);
 	tcase_add_test(tc, last_command_line_value_wins);
 	tcase_add_test(tc, parsing_twice_restarts_getopt);
 	tcase_add_test(tc, each_role_listens_on_its_own_port);

@@ -18,6 +18,7 @@
 #include <microhttpd.h>
 
 #include "check_main.h"
+#include "check_util.h"
 #include "clock.h"
 #include "event_loop.h"
 #include "http_client.h"
@@ -395,23 +396,6 @@ teardown(void)
 	curl_global_cleanup();
 }
 
-/* A port nobody listens on just now. */
-static int
-free_port(void)
-{
-	struct sockaddr_in sa = { .sin_family = AF_INET,
-		.sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
-	socklen_t len = sizeof(sa);
-	int s = socket(AF_INET, SOCK_STREAM, 0), p;
-
-	ck_assert_int_ge(s, 0);
-	ck_assert_int_eq(bind(s, (struct sockaddr *)&sa, sizeof(sa)), 0);
-	ck_assert_int_eq(getsockname(s, (struct sockaddr *)&sa, &len), 0);
-	p = ntohs(sa.sin_port);
-	close(s);
-	return p;
-}
-
 /* --- requests ----------------------------------------------------------- */
 
 START_TEST(get_returns_status_and_body)
@@ -472,7 +456,7 @@ START_TEST(dead_port_is_an_error_at_once)
 	int saved = srv.port;
 
 	/* the request goes to a port nobody listens on */
-	srv.port = free_port();
+	srv.port = tu_free_port();
 	o = request(hc, "/hello", NULL, 0);
 	srv.port = saved;
 	ck_assert_int_eq(o->status, 0);

@@ -17,6 +17,7 @@
 #include <json-c/json.h>
 
 #include "check_main.h"
+#include "check_util.h"
 #include "clock.h"
 #include "http_server.h"
 
@@ -44,14 +45,6 @@ struct server_ctx {
 static struct server_ctx ctx;
 static struct http_server *srv;
 static int port;
-
-static void
-sleep_ms(int ms)
-{
-	struct timespec ts = { ms / 1000, (long)(ms % 1000) * 1000000 };
-
-	nanosleep(&ts, NULL);
-}
 
 /* Answer with a copy of s as JSON. */
 static void
@@ -135,8 +128,8 @@ answer_later(void *arg)
 	/* the handler has returned: the connection is suspended */
 	while (!atomic_load(&ctx.handler_returned) &&
 	    clock_now_ms() < deadline)
-		sleep_ms(1);
-	sleep_ms(50);
+		tu_sleep_ms(1);
+	tu_sleep_ms(50);
 	respond_str(req, 200, "{\"answered\":\"later\"}");
 	return NULL;
 }
@@ -220,23 +213,6 @@ answer_held(void)
 	return n;
 }
 
-/* A port nobody listens on just now. */
-static int
-free_port(void)
-{
-	struct sockaddr_in sa = { .sin_family = AF_INET,
-		.sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
-	socklen_t len = sizeof(sa);
-	int s = socket(AF_INET, SOCK_STREAM, 0), p;
-
-	ck_assert_int_ge(s, 0);
-	ck_assert_int_eq(bind(s, (struct sockaddr *)&sa, sizeof(sa)), 0);
-	ck_assert_int_eq(getsockname(s, (struct sockaddr *)&sa, &len), 0);
-	p = ntohs(sa.sin_port);
-	close(s);
-	return p;
-}
-
 static int
 start_server(struct http_server **out, int *out_port)
 {
@@ -252,7 +228,7 @@ start_server(struct http_server **out, int *out_port)
 
 	/* another process may take the free port first: try a few */
 	for (int i = 0; i < 5 && rc != 0; i++) {
-		o.port = free_port();
+		o.port = tu_free_port();
 		free(cause);
 		cause = NULL;
 		rc = http_server_start(out, &o, &cause);
@@ -524,7 +500,7 @@ START_TEST(wrong_method_is_405_with_allow)
 	fetch("POST", "/hello", "{}", 2, &r);
 	ck_assert_int_eq(r.status, 405);
 	assert_json_error(&r, "method not allowed");
-	ck_assert_str_eq(header(&r, "Allow"), "GET");
+	ck_assert_str_eq(header(&r, "Allow"), "GET, HEAD");
 	fetch("GET", "/echo", NULL, 0, &r);
 	ck_assert_int_eq(r.status, 405);
 	ck_assert_str_eq(header(&r, "Allow"), "POST");
@@ -539,7 +515,7 @@ START_TEST(path_with_two_methods_routes_each_and_allows_both)
 
 	fetch("PUT", "/hold", NULL, 0, &r);
 	ck_assert_int_eq(r.status, 405);
-	ck_assert_str_eq(header(&r, "Allow"), "GET, DELETE");
+	ck_assert_str_eq(header(&r, "Allow"), "GET, HEAD, DELETE");
 	ck_assert_int_eq(atomic_load(&ctx.entered), 0);
 	/* the second route of the path is found too */
 	ck_assert_int_eq(pthread_create(&b.t, NULL, bg_fetch_main, &b), 0);
@@ -577,7 +553,7 @@ START_TEST(declared_body_over_max_body_is_413)
 	memset(body, 'a', MAX_BODY + 1);
 	fetch("POST", "/echo", body, MAX_BODY + 1, &r);
 	ck_assert_int_eq(r.status, 413);
-	assert_json_error(&r, "request body too large");
+	assert_json_error(&r, "request body too large: the limit is 1024 bytes");
 	ck_assert_int_eq(atomic_load(&ctx.entered), 0);
 	free(body);
 }
@@ -812,10 +788,12 @@ END_TEST
 
 /* --- start-up errors ----------------------------------------------------- */
 
-START_TEST(port_in_use_is_an_error_with_a_cause)
+/* A second server on address and the fixture's port fails: want_rc, want. */
+static void
+assert_start_fails(const char *address, int want_rc, const char *want)
 {
 	struct http_server_opts o = {
-		.address = "127.0.0.1",
+		.address = address,
 		.port = port,
 		.max_body = MAX_BODY,
 		.routes = routes,
@@ -823,37 +801,37 @@ START_TEST(port_in_use_is_an_error_with_a_cause)
 	};
 	struct http_server *other = NULL;
 	char *cause = NULL;
-	int rc;
 
-	/* the fixture's server listens on port */
-	rc = http_server_start(&other, &o, &cause);
-	ck_assert_int_eq(rc, -EADDRINUSE);
+	ck_assert_int_eq(http_server_start(&other, &o, &cause), want_rc);
 	ck_assert_ptr_null(other);
 	ck_assert_ptr_nonnull(cause);
-	ck_assert_ptr_nonnull(strstr(cause, "cannot listen"));
+	ck_assert_ptr_nonnull(strstr(cause, want));
 	free(cause);
+}
+
+START_TEST(port_in_use_is_an_error_with_a_cause)
+{
+	/* the fixture's server listens on port */
+	assert_start_fails("127.0.0.1", -EADDRINUSE, "cannot listen");
 }
 END_TEST
 
 START_TEST(unresolvable_address_is_an_error_with_a_cause)
 {
-	struct http_server_opts o = {
-		.address = "not an address",
-		.port = port,
-		.max_body = MAX_BODY,
-		.routes = routes,
-		.n_routes = 1,
-	};
-	struct http_server *other = NULL;
-	char *cause = NULL;
-
-	ck_assert_int_eq(http_server_start(&other, &o, &cause), -EINVAL);
-	ck_assert_ptr_null(other);
-	ck_assert_ptr_nonnull(cause);
-	ck_assert_ptr_nonnull(strstr(cause, "not an address"));
-	free(cause);
+	assert_start_fails("not an address", -EINVAL, "not an address");
 }
 END_TEST
+
+/* A test case with a server running for each test, and a minute to run. */
+static TCase *
+server_tcase(const char *name)
+{
+	TCase *tc = tcase_create(name);
+
+	tcase_add_checked_fixture(tc, setup, teardown);
+	tcase_set_timeout(tc, 60);
+	return tc;
+}
 
 Suite *
 http_server_suite(void)
@@ -861,9 +839,7 @@ http_server_suite(void)
 	Suite *s = suite_create("http_server");
 	TCase *tc;
 
-	tc = tcase_create("routing");
-	tcase_add_checked_fixture(tc, setup, teardown);
-	tcase_set_timeout(tc, 60);
+	tc = server_tcase("routing");
 	tcase_add_test(tc, get_reaches_its_handler_and_answers_json);
 	tcase_add_test(tc, post_body_reaches_the_handler);
 	tcase_add_test(tc, prefix_route_hands_over_the_tail);
@@ -872,25 +848,19 @@ http_server_suite(void)
 	tcase_add_test(tc, path_with_two_methods_routes_each_and_allows_both);
 	suite_add_tcase(s, tc);
 
-	tc = tcase_create("bodies");
-	tcase_add_checked_fixture(tc, setup, teardown);
-	tcase_set_timeout(tc, 60);
+	tc = server_tcase("bodies");
 	tcase_add_test(tc, body_of_exactly_max_body_is_accepted);
 	tcase_add_test(tc, declared_body_over_max_body_is_413);
 	tcase_add_test(tc, chunked_body_over_max_body_is_413);
 	tcase_add_test(tc, malformed_request_is_refused_and_server_serves_on);
 	suite_add_tcase(s, tc);
 
-	tc = tcase_create("suspend");
-	tcase_add_checked_fixture(tc, setup, teardown);
-	tcase_set_timeout(tc, 60);
+	tc = server_tcase("suspend");
 	tcase_add_test(tc, handler_answers_later_from_another_thread);
 	tcase_add_test(tc, many_suspended_requests_are_answered_at_once);
 	suite_add_tcase(s, tc);
 
-	tc = tcase_create("lifecycle");
-	tcase_add_checked_fixture(tc, setup, teardown);
-	tcase_set_timeout(tc, 60);
+	tc = server_tcase("lifecycle");
 	tcase_add_test(tc, metrics_count_answered_requests_by_status);
 	tcase_add_test(tc, draining_answers_503_except_health);
 	tcase_add_test(tc, wait_idle_waits_for_the_request_in_progress);

@@ -9,6 +9,7 @@
 #include <sqlite3.h>
 
 #include "check_main.h"
+#include "check_util.h"
 #include "loadgen/args.h"
 #include "loadgen/record.h"
 #include "loadgen/stats.h"
@@ -420,13 +421,7 @@ record_setup(void)
 static void
 record_teardown(void)
 {
-	char p[80];
-
-	unlink(db_path);
-	snprintf(p, sizeof(p), "%s-wal", db_path);
-	unlink(p);
-	snprintf(p, sizeof(p), "%s-shm", db_path);
-	unlink(p);
+	tu_remove_db(db_path);
 	free(cause);
 	cause = NULL;
 }
@@ -434,18 +429,7 @@ record_teardown(void)
 static long long
 db_int(const char *query)
 {
-	sqlite3 *db;
-	sqlite3_stmt *st;
-	long long v = -1;
-
-	ck_assert_int_eq(sqlite3_open(db_path, &db), SQLITE_OK);
-	ck_assert_int_eq(sqlite3_prepare_v2(db, query, -1, &st, NULL),
-	    SQLITE_OK);
-	if (sqlite3_step(st) == SQLITE_ROW)
-		v = sqlite3_column_int64(st, 0);
-	sqlite3_finalize(st);
-	sqlite3_close(db);
-	return v;
+	return tu_db_int(db_path, query);
 }
 
 START_TEST(recorded_ids_are_committed_once)

@@ -1,4 +1,5 @@
 /* check_message.c - DataMessage JSON codec, base64, UTF-8, result JSON */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -349,9 +350,9 @@ START_TEST(ingest_request_gets_fresh_uuid_v4_and_current_time)
 	char *cause = NULL;
 	time_t before = time(NULL), after;
 
-	ck_assert_int_eq(message_from_ingest_request(req, strlen(req), &a,
+	ck_assert_int_eq(message_from_ingest_request(req, strlen(req), NULL, &a,
 	    &cause), 0);
-	ck_assert_int_eq(message_from_ingest_request(req, strlen(req), &b,
+	ck_assert_int_eq(message_from_ingest_request(req, strlen(req), NULL, &b,
 	    &cause), 0);
 	after = time(NULL);
 	ck_assert_ptr_null(cause);
@@ -387,7 +388,7 @@ START_TEST(ingest_request_data_is_raw_bytes_encoded_as_base64)
 	struct data_message *msg = NULL;
 	char *cause = NULL, *json;
 
-	ck_assert_int_eq(message_from_ingest_request(req, strlen(req), &msg,
+	ck_assert_int_eq(message_from_ingest_request(req, strlen(req), NULL, &msg,
 	    &cause), 0);
 	json = encode(msg);
 	ck_assert_ptr_nonnull(strstr(json, "\"payload\":\"aGVsbG8gd29ybGQ=\""));
@@ -417,7 +418,7 @@ START_TEST(ingest_request_with_wrong_types_is_rejected)
 		msg = NULL;
 		cause = NULL;
 		ck_assert_msg(message_from_ingest_request(bad[i].req,
-		    strlen(bad[i].req), &msg, &cause) != 0, "%s accepted",
+		    strlen(bad[i].req), NULL, &msg, &cause) != 0, "%s accepted",
 		    bad[i].req);
 		ck_assert_ptr_null(msg);
 		ck_assert_ptr_nonnull(cause);
@@ -631,6 +632,114 @@ START_TEST(utf8_rejects_truncated_and_stray_bytes)
 }
 END_TEST
 
+/* JSON has no raw control characters in strings; escaped ones are fine. */
+START_TEST(raw_control_character_in_a_string_is_refused)
+{
+	static const char raw[] = "{\"source\":\"a\x14" "b\",\"data\":\"x\"}";
+	static const char tab[] = "{\"data\":\"a\tb\"}";
+	static const char esc[] = "{\"source\":\"a\\u0014b\",\"data\":\"x\"}";
+	struct data_message *msg = NULL;
+	char *cause = NULL;
+
+	ck_assert_int_ne(message_from_ingest_request(raw, sizeof(raw) - 1,
+	    NULL, &msg, &cause), 0);
+	ck_assert_ptr_nonnull(strstr(cause, "control character"));
+	free(cause);
+	cause = NULL;
+	ck_assert_int_ne(message_from_ingest_request(tab, sizeof(tab) - 1,
+	    NULL, &msg, &cause), 0);
+	free(cause);
+	cause = NULL;
+	ck_assert_int_eq(message_from_ingest_request(esc, sizeof(esc) - 1,
+	    NULL, &msg, &cause), 0);
+	ck_assert_str_eq(msg->source, "a\x14" "b");
+	message_free(msg);
+}
+END_TEST
+
+/* Metadata over each limit fails with a cause that names the limit. */
+START_TEST(metadata_over_limits_names_the_limit)
+{
+	static const struct metadata_limits lim = { 2, 4, 8 };
+	static const struct {
+		const char *req;
+		const char *want;
+	} cases[] = {
+		{ "{\"data\":\"x\",\"metadata\":{\"a\":\"1\",\"b\":\"2\","
+		  "\"c\":\"3\"}}", "MAX_METADATA_KEYS" },
+		{ "{\"data\":\"x\",\"metadata\":{\"abcde\":\"1\"}}",
+		  "MAX_METADATA_KEY_BYTES" },
+		{ "{\"data\":\"x\",\"metadata\":{\"a\":\"123456789\"}}",
+		  "MAX_METADATA_VALUE_BYTES" },
+	};
+	const char *ok = "{\"data\":\"x\",\"metadata\":{\"abcd\":\"12345678\","
+	    "\"b\":\"\"}}";
+	struct data_message *msg = NULL;
+	char *cause = NULL;
+
+	for (size_t i = 0; i < sizeof(cases) / sizeof(*cases); i++) {
+		ck_assert_int_ne(message_from_ingest_request(cases[i].req,
+		    strlen(cases[i].req), &lim, &msg, &cause), 0);
+		ck_assert_ptr_null(msg);
+		ck_assert_msg(cause != NULL && strstr(cause, cases[i].want) !=
+		    NULL, "cause '%s' does not name %s", cause ? cause : "",
+		    cases[i].want);
+		free(cause);
+		cause = NULL;
+	}
+	ck_assert_int_eq(message_from_ingest_request(ok, strlen(ok), &lim,
+	    &msg, &cause), 0);
+	ck_assert_uint_eq(msg->n_metadata, 2);
+	message_free(msg);
+}
+END_TEST
+
+/* Encode the message of an ingest request; its length within the bound. */
+static void
+assert_encoded_within_bound(const char *req, size_t len)
+{
+	struct data_message *msg = NULL;
+	char *cause = NULL, *enc;
+	size_t n;
+
+	ck_assert_msg(message_from_ingest_request(req, len, NULL, &msg,
+	    &cause) == 0, "%s", cause ? cause : "");
+	enc = message_encode(msg, &n);
+	ck_assert_ptr_nonnull(enc);
+	ck_assert_msg(n <= message_encoded_max(len), "%zu bytes of a %zu-byte "
+	    "request encode to %zu, over the bound %zu", len, len, n,
+	    message_encoded_max(len));
+	free(enc);
+	message_free(msg);
+}
+
+/* What a hop after the first must accept is bounded by the request. */
+START_TEST(encoded_message_within_bound_of_request)
+{
+	static const char *const fields[] = { "data", "source" };
+	/* what grows most: plain bytes in data, escapes elsewhere */
+	static const char *const units[] = { "a", "\\u00e9", "\\/", "\\n",
+		"\\u0001", "\xc3\xa9", "\\\"" };
+	char *req = malloc(1 << 20);
+
+	ck_assert_ptr_nonnull(req);
+	for (size_t f = 0; f < 2; f++) {
+		for (size_t u = 0; u < sizeof(units) / sizeof(*units); u++) {
+			size_t n = (size_t)sprintf(req, "{\"%s\":\"",
+			    fields[f]);
+
+			for (int i = 0; i < 50000; i++)
+				n += (size_t)sprintf(req + n, "%s", units[u]);
+			n += (size_t)sprintf(req + n, "\",\"metadata\":"
+			    "{\"k\":\"%s%s\"}}", units[u], units[u]);
+			assert_encoded_within_bound(req, n);
+		}
+	}
+	assert_encoded_within_bound("{}", 2);
+	free(req);
+}
+END_TEST
+
 Suite *
 message_suite(void)
 {
@@ -680,6 +789,9 @@ message_suite(void)
 	tcase_add_test(tc, utf8_rejects_surrogates);
 	tcase_add_test(tc, utf8_rejects_beyond_u10ffff);
 	tcase_add_test(tc, utf8_rejects_truncated_and_stray_bytes);
+	tcase_add_test(tc, metadata_over_limits_names_the_limit);
+	tcase_add_test(tc, raw_control_character_in_a_string_is_refused);
+	tcase_add_test(tc, encoded_message_within_bound_of_request);
 	suite_add_tcase(s, tc);
 	return s;
 }

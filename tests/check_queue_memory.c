@@ -10,119 +10,29 @@
 #include <unistd.h>
 
 #include "check_main.h"
+#include "check_util.h"
+#include "clock.h"
 #include "config.h"
 #include "queue.h"
 
 Suite *queue_memory_suite(void);
 
-static const struct queue_ops *ops = &queue_memory_ops;
 static struct queue *q;
-
-static int64_t
-now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-static void
-sleep_ms(int ms)
-{
-	struct timespec ts = { ms / 1000, (long)(ms % 1000) * 1000000 };
-
-	nanosleep(&ts, NULL);
-}
-
-static struct data_message *
-new_msg(const char *id, const char *payload)
-{
-	struct data_message *m = calloc(1, sizeof(*m));
-
-	ck_assert_ptr_nonnull(m);
-	m->id = strdup(id);
-	m->source = strdup("test");
-	m->timestamp = 1732700000;
-	if (payload != NULL) {
-		m->payload_len = strlen(payload);
-		m->payload = malloc(m->payload_len + 1);
-		memcpy(m->payload, payload, m->payload_len + 1);
-	}
-	return m;
-}
-
-/* The outcome of one publish; the callback may run on any thread. */
-struct outcome {
-	pthread_mutex_t lock;
-	pthread_cond_t done_cv;
-	int done;		/* callbacks seen: must end up exactly 1 */
-	int status;
-	char reason[128];
-};
-
-static void
-publish_cb(void *arg, int status, const char *reason)
-{
-	struct outcome *o = arg;
-
-	pthread_mutex_lock(&o->lock);
-	o->done++;
-	o->status = status;
-	snprintf(o->reason, sizeof(o->reason), "%s",
-	    reason != NULL ? reason : "");
-	pthread_cond_broadcast(&o->done_cv);
-	pthread_mutex_unlock(&o->lock);
-}
-
-/* Publish and wait for the outcome; returns its status. */
-static int
-publish_reason(struct queue *qq, struct data_message *m, char *reason,
-    size_t rlen)
-{
-	struct outcome o = { .done = 0 };
-	int status;
-
-	pthread_mutex_init(&o.lock, NULL);
-	pthread_cond_init(&o.done_cv, NULL);
-	qq->ops->publish(qq, m, publish_cb, &o);
-	pthread_mutex_lock(&o.lock);
-	while (o.done == 0)
-		pthread_cond_wait(&o.done_cv, &o.lock);
-	pthread_mutex_unlock(&o.lock);
-	/* exactly once: a second callback would have run inline already */
-	ck_assert_int_eq(o.done, 1);
-	status = o.status;
-	if (reason != NULL)
-		snprintf(reason, rlen, "%s", o.reason);
-	pthread_cond_destroy(&o.done_cv);
-	pthread_mutex_destroy(&o.lock);
-	return status;
-}
-
-static int
-publish(struct data_message *m)
-{
-	return publish_reason(q, m, NULL, 0);
-}
-
-static void
-publish_ok(const char *id, const char *payload)
-{
-	ck_assert_int_eq(publish(new_msg(id, payload)), 0);
-}
 
 static void
 open_queue(int64_t size)
 {
 	struct config cfg;
-	char *cause = NULL;
+	char opt[64], *cause = NULL;
+	char *argv[] = { (char *)"diplomd", (char *)"--role=processor", opt,
+		NULL };
 
-	memset(&cfg, 0, sizeof(cfg));
-	cfg.queue_size = size;
-	ck_assert_int_eq(ops->open(&q, &cfg, &cause), 0);
+	snprintf(opt, sizeof(opt), "--queue-size=%lld", (long long)size);
+	ck_assert_int_eq(config_parse(&cfg, 3, argv, NULL, &cause),
+	    CONFIG_RUN);
+	ck_assert_int_eq(queue_open("memory", &cfg, &q, &cause), 0);
 	ck_assert_ptr_nonnull(q);
-	ck_assert_ptr_eq(q->ops, ops);
+	config_free(&cfg);
 }
 
 static void
@@ -135,17 +45,8 @@ static void
 teardown(void)
 {
 	if (q != NULL)
-		q->ops->close(q);
+		queue_close(q);
 	q = NULL;
-}
-
-static struct queue_stats
-stats(void)
-{
-	struct queue_stats st;
-
-	q->ops->stats(q, &st);
-	return st;
 }
 
 /* Receive exactly one delivery, waiting up to a second. */
@@ -154,7 +55,7 @@ receive_one(void)
 {
 	struct delivery *d[1] = { NULL };
 
-	ck_assert_int_eq(q->ops->receive(q, d, 1, 1000), 1);
+	ck_assert_int_eq(queue_receive(q, d, 1, 1000), 1);
 	ck_assert_ptr_nonnull(d[0]);
 	ck_assert_ptr_nonnull(d[0]->msg);
 	return d[0];
@@ -167,15 +68,24 @@ receive_ack(const char *want)
 	struct delivery *d = receive_one();
 
 	ck_assert_str_eq(d->msg->id, want);
-	ck_assert_int_eq(q->ops->ack(q, d), 0);
+	ck_assert_int_eq(queue_ack(q, d), 0);
 }
 
 /* --- basics ----------------------------------------------------------- */
 
 START_TEST(lookup_finds_memory_backend)
 {
-	ck_assert_ptr_eq(queue_ops_lookup("memory"), &queue_memory_ops);
-	ck_assert_ptr_null(queue_ops_lookup("redis"));
+	const struct queue_ops *ops = NULL;
+	char *cause = NULL;
+
+	ck_assert_int_eq(queue_lookup("memory", &ops, &cause), 0);
+	ck_assert_ptr_nonnull(ops);
+	ck_assert_str_eq(ops->name, "memory");
+	ck_assert(queue_in_processor("memory"));
+	ck_assert_int_eq(queue_lookup("redis", &ops, &cause), -EINVAL);
+	ck_assert_ptr_nonnull(cause);
+	ck_assert_ptr_nonnull(strstr(cause, "memory"));
+	free(cause);
 }
 END_TEST
 
@@ -183,7 +93,7 @@ START_TEST(published_message_is_received_intact)
 {
 	struct delivery *d;
 
-	publish_ok("m-1", "hello");
+	tu_publish_ok(q, "m-1", "hello");
 	d = receive_one();
 	ck_assert_str_eq(d->msg->id, "m-1");
 	ck_assert_str_eq(d->id, "m-1");
@@ -191,7 +101,7 @@ START_TEST(published_message_is_received_intact)
 	ck_assert_uint_eq(d->msg->payload_len, 5);
 	ck_assert_mem_eq(d->msg->payload, "hello", 5);
 	ck_assert_str_eq(d->msg->source, "test");
-	ck_assert_int_eq(q->ops->ack(q, d), 0);
+	ck_assert_int_eq(queue_ack(q, d), 0);
 }
 END_TEST
 
@@ -200,23 +110,23 @@ START_TEST(messages_come_out_in_publish_order)
 	struct delivery *d[8];
 	int n;
 
-	publish_ok("a", NULL);
-	publish_ok("b", NULL);
-	publish_ok("c", NULL);
-	n = q->ops->receive(q, d, 8, 1000);
+	tu_publish_ok(q, "a", NULL);
+	tu_publish_ok(q, "b", NULL);
+	tu_publish_ok(q, "c", NULL);
+	n = queue_receive(q, d, 8, 1000);
 	ck_assert_int_eq(n, 3);
 	ck_assert_str_eq(d[0]->msg->id, "a");
 	ck_assert_str_eq(d[1]->msg->id, "b");
 	ck_assert_str_eq(d[2]->msg->id, "c");
 	for (int i = 0; i < n; i++)
-		q->ops->ack(q, d[i]);
+		queue_ack(q, d[i]);
 	/* wrap around the ring a few times */
 	for (int round = 0; round < 5; round++) {
 		char id[32];
 
 		for (int i = 0; i < 3; i++) {
 			snprintf(id, sizeof(id), "r%d-%d", round, i);
-			publish_ok(id, NULL);
+			tu_publish_ok(q, id, NULL);
 		}
 		for (int i = 0; i < 3; i++) {
 			snprintf(id, sizeof(id), "r%d-%d", round, i);
@@ -230,14 +140,14 @@ START_TEST(receive_takes_at_most_max)
 {
 	struct delivery *d[4];
 
-	publish_ok("a", NULL);
-	publish_ok("b", NULL);
-	publish_ok("c", NULL);
-	ck_assert_int_eq(q->ops->receive(q, d, 2, 1000), 2);
+	tu_publish_ok(q, "a", NULL);
+	tu_publish_ok(q, "b", NULL);
+	tu_publish_ok(q, "c", NULL);
+	ck_assert_int_eq(queue_receive(q, d, 2, 1000), 2);
 	ck_assert_str_eq(d[0]->msg->id, "a");
 	ck_assert_str_eq(d[1]->msg->id, "b");
-	q->ops->ack(q, d[0]);
-	q->ops->ack(q, d[1]);
+	queue_ack(q, d[0]);
+	queue_ack(q, d[1]);
 	receive_ack("c");
 }
 END_TEST
@@ -251,19 +161,20 @@ START_TEST(full_queue_refuses_publish)
 		char id[32];
 
 		snprintf(id, sizeof(id), "m%d", i);
-		publish_ok(id, "x");
+		tu_publish_ok(q, id, "x");
 	}
 	/* refused: the message is freed by the queue (valgrind checks) */
-	ck_assert_int_eq(publish_reason(q, new_msg("over", "x"), reason,
+	ck_assert_int_eq(tu_publish(q, tu_new_msg("over", "x"), reason,
 	    sizeof(reason)), QUEUE_EFULL);
 	ck_assert_str_eq(reason, "Queue is full");
-	st = stats();
+	st = tu_queue_stats(q);
 	ck_assert_uint_eq(st.enqueued, 4);
 	ck_assert_int_eq(st.current_size, 4);
 	/* one out frees one slot; the oldest comes out first */
 	receive_ack("m0");
-	publish_ok("m4", "x");
-	ck_assert_int_eq(publish(new_msg("over2", "x")), QUEUE_EFULL);
+	tu_publish_ok(q, "m4", "x");
+	ck_assert_int_eq(tu_publish(q, tu_new_msg("over2", "x"), NULL, 0),
+	    QUEUE_EFULL);
 	/* close frees what is still queued */
 }
 END_TEST
@@ -276,19 +187,19 @@ START_TEST(in_flight_messages_do_not_hold_queue_slots)
 		char id[32];
 
 		snprintf(id, sizeof(id), "m%d", i);
-		publish_ok(id, NULL);
+		tu_publish_ok(q, id, NULL);
 	}
-	ck_assert_int_eq(q->ops->receive(q, d, 4, 1000), 4);
+	ck_assert_int_eq(queue_receive(q, d, 4, 1000), 4);
 	/* capacity bounds what waits, so four more fit while four are out */
 	for (int i = 4; i < 8; i++) {
 		char id[32];
 
 		snprintf(id, sizeof(id), "m%d", i);
-		publish_ok(id, NULL);
+		tu_publish_ok(q, id, NULL);
 	}
-	ck_assert_int_eq(stats().current_size, 8);
+	ck_assert_int_eq(tu_queue_stats(q).current_size, 8);
 	for (int i = 0; i < 4; i++)
-		q->ops->ack(q, d[i]);
+		queue_ack(q, d[i]);
 }
 END_TEST
 
@@ -297,13 +208,13 @@ END_TEST
 START_TEST(receive_times_out_with_nothing_queued)
 {
 	struct delivery *d[1];
-	int64_t t0 = now_ms();
+	int64_t t0 = clock_now_ms();
 
-	ck_assert_int_eq(q->ops->receive(q, d, 1, 200), 0);
-	ck_assert_int_ge(now_ms() - t0, 190);
-	ck_assert_int_lt(now_ms() - t0, 3000);
+	ck_assert_int_eq(queue_receive(q, d, 1, 200), 0);
+	ck_assert_int_ge(clock_now_ms() - t0, 190);
+	ck_assert_int_lt(clock_now_ms() - t0, 3000);
 	/* zero timeout: just a look */
-	ck_assert_int_eq(q->ops->receive(q, d, 1, 0), 0);
+	ck_assert_int_eq(queue_receive(q, d, 1, 0), 0);
 }
 END_TEST
 
@@ -311,8 +222,8 @@ static void *
 delayed_publisher(void *arg)
 {
 	(void)arg;
-	sleep_ms(300);
-	publish_reason(q, new_msg("late", "x"), NULL, 0);
+	tu_sleep_ms(300);
+	tu_publish(q, tu_new_msg("late", "x"), NULL, 0);
 	return NULL;
 }
 
@@ -320,17 +231,17 @@ START_TEST(blocking_receive_waits_for_publish_from_another_thread)
 {
 	struct delivery *d[1];
 	pthread_t t;
-	int64_t t0 = now_ms(), waited;
+	int64_t t0 = clock_now_ms(), waited;
 
 	ck_assert_int_eq(pthread_create(&t, NULL, delayed_publisher, NULL), 0);
-	ck_assert_int_eq(q->ops->receive(q, d, 1, 20000), 1);
-	waited = now_ms() - t0;
+	ck_assert_int_eq(queue_receive(q, d, 1, 20000), 1);
+	waited = clock_now_ms() - t0;
 	pthread_join(t, NULL);
 	ck_assert_str_eq(d[0]->msg->id, "late");
 	ck_assert_int_ge(waited, 250);
 	ck_assert_msg(waited < 10000, "woke only after %lld ms",
 	    (long long)waited);
-	q->ops->ack(q, d[0]);
+	queue_ack(q, d[0]);
 }
 END_TEST
 
@@ -344,12 +255,12 @@ blocked_receiver(void *arg)
 {
 	struct blocked *b = arg;
 	struct delivery *d[4];
-	int64_t t0 = now_ms();
+	int64_t t0 = clock_now_ms();
 
-	b->rc = q->ops->receive(q, d, 4, 30000);
-	b->waited_ms = now_ms() - t0;
+	b->rc = queue_receive(q, d, 4, 30000);
+	b->waited_ms = clock_now_ms() - t0;
 	for (int i = 0; i < b->rc; i++)
-		q->ops->ack(q, d[i]);
+		queue_ack(q, d[i]);
 	return NULL;
 }
 
@@ -361,8 +272,8 @@ START_TEST(shutdown_wakes_blocked_receivers)
 	for (int i = 0; i < 3; i++)
 		ck_assert_int_eq(pthread_create(&t[i], NULL, blocked_receiver,
 		    &b[i]), 0);
-	sleep_ms(200);
-	q->ops->shutdown(q);
+	tu_sleep_ms(200);
+	queue_shutdown(q);
 	for (int i = 0; i < 3; i++) {
 		pthread_join(t[i], NULL);
 		ck_assert_int_eq(b[i].rc, QUEUE_ECLOSED);
@@ -377,21 +288,21 @@ START_TEST(shutdown_still_hands_out_queued_messages)
 	struct delivery *d[8];
 	struct queue_stats st;
 
-	publish_ok("a", NULL);
-	publish_ok("b", NULL);
-	publish_ok("c", NULL);
-	q->ops->shutdown(q);
-	st = stats();
+	tu_publish_ok(q, "a", NULL);
+	tu_publish_ok(q, "b", NULL);
+	tu_publish_ok(q, "c", NULL);
+	queue_shutdown(q);
+	st = tu_queue_stats(q);
 	ck_assert(!st.healthy);
 	ck_assert_str_eq(st.reason, "draining");
-	ck_assert_int_eq(q->ops->receive(q, d, 2, 1000), 2);
+	ck_assert_int_eq(queue_receive(q, d, 2, 1000), 2);
 	ck_assert_str_eq(d[0]->msg->id, "a");
 	ck_assert_str_eq(d[1]->msg->id, "b");
-	q->ops->ack(q, d[0]);
-	q->ops->ack(q, d[1]);
+	queue_ack(q, d[0]);
+	queue_ack(q, d[1]);
 	receive_ack("c");
-	ck_assert_int_eq(q->ops->receive(q, d, 8, 1000), QUEUE_ECLOSED);
-	ck_assert_int_eq(q->ops->receive(q, d, 8, 0), QUEUE_ECLOSED);
+	ck_assert_int_eq(queue_receive(q, d, 8, 1000), QUEUE_ECLOSED);
+	ck_assert_int_eq(queue_receive(q, d, 8, 0), QUEUE_ECLOSED);
 }
 END_TEST
 
@@ -399,12 +310,12 @@ START_TEST(retried_message_is_handed_out_after_shutdown)
 {
 	struct delivery *d;
 
-	publish_ok("a", NULL);
-	q->ops->shutdown(q);
+	tu_publish_ok(q, "a", NULL);
+	queue_shutdown(q);
 	d = receive_one();
-	ck_assert_int_eq(q->ops->reject(q, d, REJECT_RETRY), 0);
+	ck_assert_int_eq(queue_reject(q, d, REJECT_RETRY), 0);
 	receive_ack("a");
-	ck_assert_int_eq(q->ops->receive(q, &d, 1, 100), QUEUE_ECLOSED);
+	ck_assert_int_eq(queue_receive(q, &d, 1, 100), QUEUE_ECLOSED);
 }
 END_TEST
 
@@ -413,13 +324,13 @@ START_TEST(publish_after_shutdown_is_refused)
 	char reason[128];
 	int rc;
 
-	q->ops->shutdown(q);
+	queue_shutdown(q);
 	/* refused, and the queue frees the message (valgrind checks) */
-	rc = publish_reason(q, new_msg("late", "x"), reason, sizeof(reason));
+	rc = tu_publish(q, tu_new_msg("late", "x"), reason, sizeof(reason));
 	ck_assert_int_ne(rc, 0);
 	ck_assert_int_eq(rc, QUEUE_EUNAVAIL);
 	ck_assert_str_ne(reason, "");
-	ck_assert_uint_eq(stats().enqueued, 0);
+	ck_assert_uint_eq(tu_queue_stats(q).enqueued, 0);
 }
 END_TEST
 
@@ -428,40 +339,40 @@ END_TEST
 START_TEST(stats_count_in_flight_until_settled)
 {
 	struct delivery *d[2], *e;
-	struct queue_stats st = stats();
+	struct queue_stats st = tu_queue_stats(q);
 
 	ck_assert(st.healthy);
 	ck_assert_uint_eq(st.enqueued, 0);
 	ck_assert_uint_eq(st.dequeued, 0);
 	ck_assert_int_eq(st.current_size, 0);
 
-	publish_ok("a", NULL);
-	publish_ok("b", NULL);
-	publish_ok("c", NULL);
-	st = stats();
+	tu_publish_ok(q, "a", NULL);
+	tu_publish_ok(q, "b", NULL);
+	tu_publish_ok(q, "c", NULL);
+	st = tu_queue_stats(q);
 	ck_assert_uint_eq(st.enqueued, 3);
 	ck_assert_uint_eq(st.dequeued, 0);
 	ck_assert_int_eq(st.current_size, 3);
 
-	ck_assert_int_eq(q->ops->receive(q, d, 2, 1000), 2);
-	st = stats();
+	ck_assert_int_eq(queue_receive(q, d, 2, 1000), 2);
+	st = tu_queue_stats(q);
 	ck_assert_uint_eq(st.dequeued, 2);
 	ck_assert_int_eq(st.current_size, 3);	/* two still in flight */
 
-	q->ops->ack(q, d[0]);
-	ck_assert_int_eq(stats().current_size, 2);
-	ck_assert_int_eq(q->ops->reject(q, d[1], REJECT_TERM), 0);
-	st = stats();
+	queue_ack(q, d[0]);
+	ck_assert_int_eq(tu_queue_stats(q).current_size, 2);
+	ck_assert_int_eq(queue_reject(q, d[1], REJECT_TERM), 0);
+	st = tu_queue_stats(q);
 	ck_assert_int_eq(st.current_size, 1);
 	ck_assert_uint_eq(st.redelivered, 0);
 
 	e = receive_one();
-	ck_assert_int_eq(q->ops->reject(q, e, REJECT_RETRY), 0);
-	st = stats();
+	ck_assert_int_eq(queue_reject(q, e, REJECT_RETRY), 0);
+	st = tu_queue_stats(q);
 	ck_assert_int_eq(st.current_size, 1);
 	ck_assert_uint_eq(st.redelivered, 1);
 	receive_ack("c");
-	st = stats();
+	st = tu_queue_stats(q);
 	ck_assert_uint_eq(st.enqueued, 3);
 	ck_assert_uint_eq(st.dequeued, 4);	/* c went out twice */
 	ck_assert_int_eq(st.current_size, 0);
@@ -473,11 +384,11 @@ START_TEST(reject_retry_puts_message_back_at_front)
 {
 	struct delivery *d;
 
-	publish_ok("a", NULL);
-	publish_ok("b", NULL);
+	tu_publish_ok(q, "a", NULL);
+	tu_publish_ok(q, "b", NULL);
 	d = receive_one();
 	ck_assert_str_eq(d->msg->id, "a");
-	ck_assert_int_eq(q->ops->reject(q, d, REJECT_RETRY), 0);
+	ck_assert_int_eq(queue_reject(q, d, REJECT_RETRY), 0);
 	receive_ack("a");
 	receive_ack("b");
 }
@@ -487,23 +398,24 @@ START_TEST(reject_retry_on_full_queue_goes_back_to_front)
 {
 	struct delivery *d;
 
-	publish_ok("a", NULL);
-	publish_ok("b", NULL);
-	publish_ok("c", NULL);
-	publish_ok("d", NULL);
+	tu_publish_ok(q, "a", NULL);
+	tu_publish_ok(q, "b", NULL);
+	tu_publish_ok(q, "c", NULL);
+	tu_publish_ok(q, "d", NULL);
 	d = receive_one();
 	ck_assert_str_eq(d->msg->id, "a");
-	publish_ok("e", NULL);		/* full again, and wrapped */
-	ck_assert_int_eq(publish(new_msg("f", NULL)), QUEUE_EFULL);
+	tu_publish_ok(q, "e", NULL);		/* full again, and wrapped */
+	ck_assert_int_eq(tu_publish(q, tu_new_msg("f", NULL), NULL, 0),
+	    QUEUE_EFULL);
 	/* accepted once: never dropped, even past capacity */
-	ck_assert_int_eq(q->ops->reject(q, d, REJECT_RETRY), 0);
-	ck_assert_int_eq(stats().current_size, 5);
+	ck_assert_int_eq(queue_reject(q, d, REJECT_RETRY), 0);
+	ck_assert_int_eq(tu_queue_stats(q).current_size, 5);
 	receive_ack("a");
 	receive_ack("b");
 	receive_ack("c");
 	receive_ack("d");
 	receive_ack("e");
-	ck_assert_int_eq(stats().current_size, 0);
+	ck_assert_int_eq(tu_queue_stats(q).current_size, 0);
 }
 END_TEST
 
@@ -514,11 +426,11 @@ START_TEST(capacity_returns_to_queue_size_after_retry_past_it)
 
 	for (int i = 0; i < 4; i++) {
 		snprintf(id, sizeof(id), "a%d", i);
-		publish_ok(id, NULL);
+		tu_publish_ok(q, id, NULL);
 	}
 	d = receive_one();
-	publish_ok("a4", NULL);
-	ck_assert_int_eq(q->ops->reject(q, d, REJECT_RETRY), 0);
+	tu_publish_ok(q, "a4", NULL);
+	ck_assert_int_eq(queue_reject(q, d, REJECT_RETRY), 0);
 	for (int i = 0; i < 5; i++) {
 		snprintf(id, sizeof(id), "a%d", i);
 		receive_ack(id);
@@ -526,9 +438,10 @@ START_TEST(capacity_returns_to_queue_size_after_retry_past_it)
 	/* empty again: QUEUE_SIZE (4) fit, the fifth is refused */
 	for (int i = 0; i < 4; i++) {
 		snprintf(id, sizeof(id), "b%d", i);
-		publish_ok(id, NULL);
+		tu_publish_ok(q, id, NULL);
 	}
-	ck_assert_int_eq(publish(new_msg("b4", NULL)), QUEUE_EFULL);
+	ck_assert_int_eq(tu_publish(q, tu_new_msg("b4", NULL), NULL, 0),
+	    QUEUE_EFULL);
 }
 END_TEST
 
@@ -542,22 +455,22 @@ START_TEST(reject_retry_on_full_queue_works_at_every_ring_offset)
 
 		for (int i = 0; i < shift; i++) {
 			snprintf(id, sizeof(id), "s%d", i);
-			publish_ok(id, NULL);
+			tu_publish_ok(q, id, NULL);
 			receive_ack(id);
 		}
 		for (int i = 0; i < 4; i++) {
 			snprintf(id, sizeof(id), "%d-%d", shift, i);
-			publish_ok(id, NULL);
+			tu_publish_ok(q, id, NULL);
 		}
 		d = receive_one();
 		snprintf(id, sizeof(id), "%d-4", shift);
-		publish_ok(id, NULL);
-		ck_assert_int_eq(q->ops->reject(q, d, REJECT_RETRY), 0);
+		tu_publish_ok(q, id, NULL);
+		ck_assert_int_eq(queue_reject(q, d, REJECT_RETRY), 0);
 		for (int i = 0; i < 5; i++) {
 			snprintf(id, sizeof(id), "%d-%d", shift, i);
 			receive_ack(id);
 		}
-		ck_assert_int_eq(stats().current_size, 0);
+		ck_assert_int_eq(tu_queue_stats(q).current_size, 0);
 	}
 }
 END_TEST
@@ -590,7 +503,8 @@ producer_main(void *arg)
 		int n = p->index * PER_PRODUCER + i, rc;
 
 		snprintf(id, sizeof(id), "%d", n);
-		while ((rc = publish(new_msg(id, "x"))) == QUEUE_EFULL) {
+		while ((rc = tu_publish(q, tu_new_msg(id, "x"), NULL, 0)) ==
+		    QUEUE_EFULL) {
 			retries++;
 			sched_yield();
 		}
@@ -610,7 +524,7 @@ consumer_main(void *arg)
 	struct delivery *d[16];
 	int n;
 
-	while ((n = q->ops->receive(q, d, 16, 100)) != QUEUE_ECLOSED) {
+	while ((n = queue_receive(q, d, 16, 100)) != QUEUE_ECLOSED) {
 		for (int i = 0; i < n; i++) {
 			char *end;
 			long id = strtol(d[i]->msg->id, &end, 10);
@@ -621,7 +535,7 @@ consumer_main(void *arg)
 			else if (m->seen[id] < UCHAR_MAX)
 				m->seen[id]++;
 			pthread_mutex_unlock(&m->lock);
-			q->ops->ack(q, d[i]);
+			queue_ack(q, d[i]);
 		}
 	}
 	return NULL;
@@ -637,7 +551,7 @@ START_TEST(many_producers_and_consumers_lose_and_double_nothing)
 
 	memset(&m, 0, sizeof(m));
 	pthread_mutex_init(&m.lock, NULL);
-	q->ops->close(q);
+	queue_close(q);
 	q = NULL;
 	open_queue(64);
 
@@ -651,7 +565,7 @@ START_TEST(many_producers_and_consumers_lose_and_double_nothing)
 	}
 	for (int i = 0; i < PRODUCERS; i++)
 		pthread_join(pt[i], NULL);
-	q->ops->shutdown(q);
+	queue_shutdown(q);
 	for (int i = 0; i < CONSUMERS; i++)
 		pthread_join(ct[i], NULL);
 
@@ -664,7 +578,7 @@ START_TEST(many_producers_and_consumers_lose_and_double_nothing)
 	ck_assert_int_eq(m.bad_ids, 0);
 	ck_assert_msg(missing == 0 && doubled == 0,
 	    "%d ids missing, %d received more than once", missing, doubled);
-	st = stats();
+	st = tu_queue_stats(q);
 	ck_assert_uint_eq(st.enqueued, TOTAL);
 	ck_assert_uint_eq(st.dequeued, TOTAL);
 	ck_assert_int_eq(st.current_size, 0);

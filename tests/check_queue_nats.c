@@ -16,10 +16,13 @@
 #include <sys/wait.h>
 
 #include "check_main.h"
+#include "check_util.h"
+#include "clock.h"
 #include "config.h"
 #include "message.h"
 #include "queue.h"
 #include "result_store.h"
+#include "role.h"
 #include "worker_pool.h"
 
 Suite *queue_nats_suite(void);
@@ -30,65 +33,6 @@ static int srv_port;
 static char srv_dir[64];
 static struct config cfg;
 static int have_server;
-
-/* An outcome reported through the publish callback. */
-struct outcome {
-	pthread_mutex_t mu;	/* guards done, status */
-	pthread_cond_t cv;
-	int done;
-	int status;
-};
-
-static int64_t
-now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-static void
-sleep_ms(int ms)
-{
-	struct timespec ts = { ms / 1000, (long)(ms % 1000) * 1000000 };
-
-	nanosleep(&ts, NULL);
-}
-
-/* A loopback TCP port nothing listens on right now. */
-static int
-free_port(void)
-{
-	struct sockaddr_in sa;
-	socklen_t len = sizeof(sa);
-	int fd = socket(AF_INET, SOCK_STREAM, 0), port;
-
-	ck_assert_int_ge(fd, 0);
-	memset(&sa, 0, sizeof(sa));
-	sa.sin_family = AF_INET;
-	sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-	ck_assert_int_eq(bind(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
-	ck_assert_int_eq(getsockname(fd, (struct sockaddr *)&sa, &len), 0);
-	port = ntohs(sa.sin_port);
-	close(fd);
-	return port;
-}
-
-static int
-port_open(int port)
-{
-	struct sockaddr_in sa;
-	int fd = socket(AF_INET, SOCK_STREAM, 0), ok;
-
-	memset(&sa, 0, sizeof(sa));
-	sa.sin_family = AF_INET;
-	sa.sin_port = htons((uint16_t)port);
-	sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-	ok = connect(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0;
-	close(fd);
-	return ok;
-}
 
 /* nats-server -js on srv_port with its store in srv_dir. */
 static void
@@ -111,10 +55,11 @@ server_start(void)
 		    "-p", port, "-sd", srv_dir, (char *)NULL);
 		_exit(127);
 	}
-	until = now_ms() + 10000;
-	while (!port_open(srv_port)) {
-		ck_assert_msg(now_ms() < until, "nats-server did not start");
-		sleep_ms(20);
+	until = clock_now_ms() + 10000;
+	while (!tu_port_open(srv_port)) {
+		ck_assert_msg(clock_now_ms() < until,
+		    "nats-server did not start");
+		tu_sleep_ms(20);
 	}
 }
 
@@ -148,13 +93,47 @@ nats_server_found(void)
 	return system("command -v nats-server >/dev/null 2>&1") == 0;
 }
 
+static char url_opt[80];
+static const char *extra_opts[8];
+static int n_extra;
+
+/* Parse the fixture's settings, and those set_option added. */
+static void
+parse_settings(void)
+{
+	const char *argv[16] = { "check_queue_nats", "--role=processor",
+		"--workers=2", "--log-level=error", url_opt };
+	int argc = 5;
+	char *cause = NULL;
+
+	for (int i = 0; i < n_extra; i++)
+		argv[argc++] = extra_opts[i];
+	config_free(&cfg);
+	ck_assert_msg(config_parse(&cfg, argc, (char **)argv, NULL, &cause) ==
+	    CONFIG_RUN, "%s", cause != NULL ? cause : "");
+}
+
+/* One more option for the queue the test opens, as on the command line. */
+static void
+set_option(const char *opt)
+{
+	ck_assert_int_lt(n_extra, 8);
+	extra_opts[n_extra++] = opt;
+	parse_settings();
+}
+
+/* The worker pool's process step: the processor's. */
+static void
+process(void *ctx, const struct delivery *d, struct processing_result *res)
+{
+	(void)ctx;
+	processor_process(d, res, 0);
+}
+
 /* Fixture: defaults for a processor, a fresh store, no broker yet. */
 static void
 setup(void)
 {
-	const char *argv[] = { "check_queue_nats", "--role=processor", NULL };
-	char *cause = NULL;
-	char url[64];
 
 	have_server = nats_server_found();
 	if (!have_server) {
@@ -164,17 +143,15 @@ setup(void)
 		    "nats-server not found and DIPLOM_REQUIRE_NATS=1");
 		return;
 	}
-	ck_assert_int_eq(config_parse(&cfg, 2, (char **)argv, NULL, &cause),
-	    CONFIG_RUN);
 	snprintf(srv_dir, sizeof(srv_dir), "/tmp/check-nats.XXXXXX");
 	ck_assert_ptr_nonnull(mkdtemp(srv_dir));
 	atexit(cleanup_at_exit);
-	srv_port = free_port();
-	snprintf(url, sizeof(url), "nats://127.0.0.1:%d", srv_port);
-	free(cfg.nats_url);
-	cfg.nats_url = strdup(url);
-	cfg.workers = 2;
-	cfg.log_level = LOG_LEVEL_ERROR;
+	srv_port = tu_free_port();
+	snprintf(url_opt, sizeof(url_opt), "--nats-url=nats://127.0.0.1:%d",
+	    srv_port);
+	n_extra = 0;
+	memset(&cfg, 0, sizeof(cfg));
+	parse_settings();
 	log_init("check_queue_nats", LOG_LEVEL_ERROR);
 }
 
@@ -193,70 +170,11 @@ teardown(void)
 			return;						\
 	} while (0)
 
-static void
-outcome_init(struct outcome *o)
-{
-	pthread_mutex_init(&o->mu, NULL);
-	pthread_cond_init(&o->cv, NULL);
-	o->done = 0;
-	o->status = 1;
-}
-
-static void
-outcome_cb(void *arg, int status, const char *reason)
-{
-	struct outcome *o = arg;
-
-	(void)reason;
-	pthread_mutex_lock(&o->mu);
-	o->done++;
-	o->status = status;
-	pthread_cond_broadcast(&o->cv);
-	pthread_mutex_unlock(&o->mu);
-}
-
-/* Wait (at most 5 s) for the outcome; returns the status. */
-static int
-outcome_wait(struct outcome *o)
-{
-	int64_t until = now_ms() + 5000;
-	int status;
-
-	pthread_mutex_lock(&o->mu);
-	while (o->done == 0 && now_ms() < until) {
-		pthread_mutex_unlock(&o->mu);
-		sleep_ms(2);
-		pthread_mutex_lock(&o->mu);
-	}
-	ck_assert_msg(o->done == 1, "publish reported %d times", o->done);
-	status = o->status;
-	pthread_mutex_unlock(&o->mu);
-	return status;
-}
-
-static struct data_message *
-new_msg(const char *id, const char *payload)
-{
-	struct data_message *m = calloc(1, sizeof(*m));
-
-	ck_assert_ptr_nonnull(m);
-	m->id = strdup(id);
-	m->timestamp = 1732700000;
-	m->source = strdup("check");
-	m->payload = (unsigned char *)strdup(payload);
-	m->payload_len = strlen(payload);
-	return m;
-}
-
 /* Publish one message and wait for its PubAck outcome. */
 static int
 publish_wait(struct queue *q, const char *id, const char *payload)
 {
-	struct outcome o;
-
-	outcome_init(&o);
-	q->ops->publish(q, new_msg(id, payload), outcome_cb, &o);
-	return outcome_wait(&o);
+	return tu_publish(q, tu_new_msg(id, payload), NULL, 0);
 }
 
 static struct queue *
@@ -264,7 +182,7 @@ open_queue(void)
 {
 	struct queue *q = NULL;
 	char *cause = NULL;
-	int rc = queue_nats_ops.open(&q, &cfg, &cause);
+	int rc = queue_open("nats", &cfg, &q, &cause);
 
 	ck_assert_msg(rc == 0, "open: %s", cause != NULL ? cause : "?");
 	ck_assert_ptr_nonnull(q);
@@ -276,14 +194,14 @@ static int
 wait_healthy(struct queue *q, int want)
 {
 	struct queue_stats st;
-	int64_t until = now_ms() + 10000;
+	int64_t until = clock_now_ms() + 10000;
 
 	do {
-		q->ops->stats(q, &st);
+		queue_stats(q, &st);
 		if (st.healthy == (want != 0))
 			return 1;
-		sleep_ms(50);
-	} while (now_ms() < until);
+		tu_sleep_ms(50);
+	} while (clock_now_ms() < until);
 	return 0;
 }
 
@@ -292,14 +210,14 @@ static int
 wait_backlog(struct queue *q, int64_t want)
 {
 	struct queue_stats st;
-	int64_t until = now_ms() + 10000;
+	int64_t until = clock_now_ms() + 10000;
 
 	do {
-		q->ops->stats(q, &st);
+		queue_stats(q, &st);
 		if (st.current_size == want)
 			return 1;
-		sleep_ms(100);
-	} while (now_ms() < until);
+		tu_sleep_ms(100);
+	} while (clock_now_ms() < until);
 	return 0;
 }
 
@@ -308,16 +226,16 @@ static int
 receive_ack(struct queue *q, int n)
 {
 	struct delivery *ds[16];
-	int64_t until = now_ms() + 10000;
+	int64_t until = clock_now_ms() + 10000;
 	int got = 0, k;
 
-	while (got < n && now_ms() < until) {
-		k = q->ops->receive(q, ds, 16, 200);
+	while (got < n && clock_now_ms() < until) {
+		k = queue_receive(q, ds, 16, 200);
 		ck_assert_int_ge(k, 0);
 		for (int i = 0; i < k; i++) {
 			ck_assert_ptr_nonnull(ds[i]->data);
 			ck_assert_ptr_null(ds[i]->msg);
-			ck_assert_int_eq(q->ops->ack(q, ds[i]), 0);
+			ck_assert_int_eq(queue_ack(q, ds[i]), 0);
 		}
 		got += k;
 	}
@@ -339,16 +257,16 @@ START_TEST(repeated_msg_id_is_stored_once)
 	ck_assert_int_eq(publish_wait(q, "dup-1", "one again"), 0);
 	ck_assert(wait_backlog(q, 1));
 
-	k = q->ops->receive(q, ds, 16, 5000);
+	k = queue_receive(q, ds, 16, 5000);
 	ck_assert_int_eq(k, 1);
 	ck_assert_str_eq(ds[0]->id, "dup-1");
 	ck_assert_uint_eq(ds[0]->num_delivered, 1);
-	ck_assert_int_eq(q->ops->ack(q, ds[0]), 0);
-	ck_assert_int_eq(q->ops->receive(q, ds, 16, 700), 0);
-	q->ops->stats(q, &st);
+	ck_assert_int_eq(queue_ack(q, ds[0]), 0);
+	ck_assert_int_eq(queue_receive(q, ds, 16, 700), 0);
+	queue_stats(q, &st);
 	ck_assert_uint_eq(st.enqueued, 2);
 	ck_assert_uint_eq(st.dequeued, 1);
-	q->ops->close(q);
+	queue_close(q);
 }
 END_TEST
 
@@ -359,7 +277,7 @@ START_TEST(full_stream_reports_efull)
 	int ok = 0, full = 0, rc;
 
 	NEED_SERVER();
-	cfg.nats_max_msgs = 3;
+	set_option("--nats-max-msgs=3");
 	server_start();
 	q = open_queue();
 	ck_assert(wait_healthy(q, 1));
@@ -377,7 +295,7 @@ START_TEST(full_stream_reports_efull)
 	ck_assert_int_eq(full, 2);
 	/* A retry of a stored id is still a success when full. */
 	ck_assert_int_eq(publish_wait(q, "full-0", "x"), 0);
-	q->ops->close(q);
+	queue_close(q);
 }
 END_TEST
 
@@ -387,12 +305,12 @@ START_TEST(short_max_age_still_creates_stream)
 
 	NEED_SERVER();
 	/* Shorter than the 2 min duplicate window the server would refuse. */
-	cfg.nats_max_age_ms = 30000;
+	set_option("--nats-max-age=30s");
 	server_start();
 	q = open_queue();
 	ck_assert(wait_healthy(q, 1));
 	ck_assert_int_eq(publish_wait(q, "age-1", "x"), 0);
-	q->ops->close(q);
+	queue_close(q);
 }
 END_TEST
 
@@ -400,7 +318,7 @@ END_TEST
 struct pub_thread {
 	struct queue *q;
 	int base, n;
-	struct outcome o[50];
+	struct tu_outcome o[50];
 };
 
 static void *
@@ -410,9 +328,9 @@ pub_thread_main(void *arg)
 	char id[32];
 
 	for (int i = 0; i < t->n; i++) {
-		outcome_init(&t->o[i]);
+		tu_outcome_init(&t->o[i]);
 		snprintf(id, sizeof(id), "many-%d", t->base + i);
-		t->q->ops->publish(t->q, new_msg(id, "payload"), outcome_cb,
+		queue_publish(t->q, tu_new_msg(id, "payload"), tu_outcome_cb,
 		    &t->o[i]);
 	}
 	return NULL;
@@ -438,16 +356,17 @@ START_TEST(publish_n_receive_ack_all_empties_backlog)
 	for (int i = 0; i < 4; i++) {
 		pthread_join(th[i], NULL);
 		for (int j = 0; j < 50; j++)
-			ck_assert_int_eq(outcome_wait(&t[i].o[j]), 0);
+			ck_assert_int_eq(tu_outcome_wait(&t[i].o[j], NULL, 0),
+			    0);
 	}
 	ck_assert(wait_backlog(q, 200));
 	ck_assert_int_eq(receive_ack(q, 200), 200);
 	ck_assert(wait_backlog(q, 0));
-	q->ops->stats(q, &st);
+	queue_stats(q, &st);
 	ck_assert_uint_eq(st.enqueued, 200);
 	ck_assert_uint_eq(st.dequeued, 200);
 	ck_assert_uint_eq(st.redelivered, 0);
-	q->ops->close(q);
+	queue_close(q);
 }
 END_TEST
 
@@ -463,20 +382,20 @@ START_TEST(nak_redelivers_and_term_ends)
 	q = open_queue();
 	ck_assert(wait_healthy(q, 1));
 	ck_assert_int_eq(publish_wait(q, "nak-1", "hello"), 0);
-	ck_assert_int_eq(q->ops->receive(q, ds, 4, 5000), 1);
+	ck_assert_int_eq(queue_receive(q, ds, 4, 5000), 1);
 	ck_assert_int_eq(message_decode(ds[0]->data, ds[0]->len, &m, &cause),
 	    0);
 	ck_assert_str_eq(m->id, "nak-1");
 	ck_assert_int_eq((int)m->payload_len, 5);
 	message_free(m);
-	ck_assert_int_eq(q->ops->reject(q, ds[0], REJECT_RETRY), 0);
+	ck_assert_int_eq(queue_reject(q, ds[0], REJECT_RETRY), 0);
 
-	ck_assert_int_eq(q->ops->receive(q, ds, 4, 5000), 1);
+	ck_assert_int_eq(queue_receive(q, ds, 4, 5000), 1);
 	ck_assert_uint_eq(ds[0]->num_delivered, 2);
-	ck_assert_int_eq(q->ops->reject(q, ds[0], REJECT_TERM), 0);
-	ck_assert_int_eq(q->ops->receive(q, ds, 4, 1000), 0);
+	ck_assert_int_eq(queue_reject(q, ds[0], REJECT_TERM), 0);
+	ck_assert_int_eq(queue_receive(q, ds, 4, 1000), 0);
 	ck_assert(wait_backlog(q, 0));
-	q->ops->close(q);
+	queue_close(q);
 }
 END_TEST
 
@@ -488,16 +407,16 @@ START_TEST(shutdown_closes_receive_and_allows_ack)
 	NEED_SERVER();
 	server_start();
 	/* one that was on its way at shutdown comes back after the ack wait */
-	cfg.nats_ack_wait_ms = 3000;
+	set_option("--nats-ack-wait=3s");
 	q = open_queue();
 	ck_assert(wait_healthy(q, 1));
 	ck_assert_int_eq(publish_wait(q, "sd-1", "a"), 0);
 	ck_assert_int_eq(publish_wait(q, "sd-2", "b"), 0);
-	ck_assert_int_eq(q->ops->receive(q, ds, 1, 5000), 1);
-	q->ops->shutdown(q);
-	ck_assert_int_eq(q->ops->receive(q, ds + 1, 1, 100), QUEUE_ECLOSED);
-	ck_assert_int_eq(q->ops->ack(q, ds[0]), 0);
-	q->ops->close(q);
+	ck_assert_int_eq(queue_receive(q, ds, 1, 5000), 1);
+	queue_shutdown(q);
+	ck_assert_int_eq(queue_receive(q, ds + 1, 1, 100), QUEUE_ECLOSED);
+	ck_assert_int_eq(queue_ack(q, ds[0]), 0);
+	queue_close(q);
 
 	/*
 	 * The one never handed out is still there for the next processor,
@@ -505,10 +424,10 @@ START_TEST(shutdown_closes_receive_and_allows_ack)
 	 */
 	q = open_queue();
 	ck_assert(wait_healthy(q, 1));
-	ck_assert_int_eq(q->ops->receive(q, ds, 4, 12000), 1);
+	ck_assert_int_eq(queue_receive(q, ds, 4, 12000), 1);
 	ck_assert_str_eq(ds[0]->id, "sd-2");
-	ck_assert_int_eq(q->ops->ack(q, ds[0]), 0);
-	q->ops->close(q);
+	ck_assert_int_eq(queue_ack(q, ds[0]), 0);
+	queue_close(q);
 }
 END_TEST
 
@@ -520,18 +439,18 @@ START_TEST(broker_absent_at_open_then_started)
 
 	NEED_SERVER();
 	q = open_queue();
-	q->ops->stats(q, &st);
+	queue_stats(q, &st);
 	ck_assert(!st.healthy);
 	ck_assert(st.reason[0] != '\0');
-	t0 = now_ms();
+	t0 = clock_now_ms();
 	ck_assert_int_eq(publish_wait(q, "absent-1", "x"), QUEUE_EUNAVAIL);
-	ck_assert_int_lt(now_ms() - t0, 2500);
+	ck_assert_int_lt(clock_now_ms() - t0, 2500);
 
 	server_start();
 	ck_assert(wait_healthy(q, 1));
 	ck_assert_int_eq(publish_wait(q, "absent-2", "x"), 0);
 	ck_assert_int_eq(receive_ack(q, 1), 1);
-	q->ops->close(q);
+	queue_close(q);
 }
 END_TEST
 
@@ -547,10 +466,10 @@ START_TEST(broker_lost_fails_fast_and_recovers)
 	ck_assert(wait_healthy(q, 1));
 	ck_assert_int_eq(publish_wait(q, "lost-1", "x"), 0);
 	server_kill();
-	t0 = now_ms();
+	t0 = clock_now_ms();
 	rc = publish_wait(q, "lost-2", "x");
 	ck_assert_int_eq(rc, QUEUE_EUNAVAIL);
-	ck_assert_int_lt(now_ms() - t0, 2500);
+	ck_assert_int_lt(clock_now_ms() - t0, 2500);
 	ck_assert(wait_healthy(q, 0));
 
 	server_start();
@@ -563,7 +482,7 @@ START_TEST(broker_lost_fails_fast_and_recovers)
 	 */
 	for (;;) {
 		struct delivery *ds[8];
-		int k = q->ops->receive(q, ds, 8, 1000);
+		int k = queue_receive(q, ds, 8, 1000);
 
 		ck_assert_int_ge(k, 0);
 		if (k == 0)
@@ -573,12 +492,12 @@ START_TEST(broker_lost_fails_fast_and_recovers)
 				seen |= 1;
 			else if (strcmp(ds[i]->id, "lost-3") == 0)
 				seen |= 2;
-			ck_assert_int_eq(q->ops->ack(q, ds[i]), 0);
+			ck_assert_int_eq(queue_ack(q, ds[i]), 0);
 		}
 	}
 	ck_assert_int_eq(seen, 3);
 	ck_assert(wait_backlog(q, 0));
-	q->ops->close(q);
+	queue_close(q);
 }
 END_TEST
 
@@ -589,10 +508,9 @@ START_TEST(open_with_unusable_url_fails_and_frees_all)
 	int rc;
 
 	NEED_SERVER();
-	free(cfg.nats_url);
-	cfg.nats_url = strdup(" , ");
+	set_option("--nats-url= , ");
 	/* Fails half-way, after the settings and locks exist. */
-	rc = queue_nats_ops.open(&q, &cfg, &cause);
+	rc = queue_open("nats", &cfg, &q, &cause);
 	ck_assert_int_eq(rc, QUEUE_EINVAL);
 	ck_assert_ptr_null(q);
 	ck_assert_ptr_nonnull(cause);
@@ -615,10 +533,10 @@ acker_main(void *arg)
 	struct acker *a = arg;
 
 	for (int i = 0; i < a->n; i++) {
-		if (a->q->ops->ack(a->q, a->ds[i]) != 0)
+		if (queue_ack(a->q, a->ds[i]) != 0)
 			a->failed++;
 		if (i % 10 == 0)
-			sleep_ms(5);
+			tu_sleep_ms(5);
 	}
 	return NULL;
 }
@@ -636,7 +554,7 @@ START_TEST(keepalive_holds_deliveries_without_blocking_receive)
 
 	NEED_SERVER();
 	/* +WPI every 500 ms; without it all 200 come back after 1 s. */
-	cfg.nats_ack_wait_ms = 1000;
+	set_option("--nats-ack-wait=1s");
 	server_start();
 	q = open_queue();
 	ck_assert(wait_healthy(q, 1));
@@ -644,22 +562,22 @@ START_TEST(keepalive_holds_deliveries_without_blocking_receive)
 		snprintf(id, sizeof(id), "wpi-%d", i);
 		ck_assert_int_eq(publish_wait(q, id, "x"), 0);
 	}
-	until = now_ms() + 10000;
-	while (got < 200 && now_ms() < until) {
-		k = q->ops->receive(q, ds + got, 200 - got, 200);
+	until = clock_now_ms() + 10000;
+	while (got < 200 && clock_now_ms() < until) {
+		k = queue_receive(q, ds + got, 200 - got, 200);
 		ck_assert_int_ge(k, 0);
 		got += k;
 	}
 	ck_assert_int_eq(got, 200);
 
 	/* Held for three ack waits: nothing redelivered, receive stays quick. */
-	until = now_ms() + 3000;
-	while (now_ms() < until) {
-		t0 = now_ms();
-		ck_assert_int_eq(q->ops->receive(q, extra, 4, 0), 0);
-		if (now_ms() - t0 > worst)
-			worst = now_ms() - t0;
-		sleep_ms(2);
+	until = clock_now_ms() + 3000;
+	while (clock_now_ms() < until) {
+		t0 = clock_now_ms();
+		ck_assert_int_eq(queue_receive(q, extra, 4, 0), 0);
+		if (clock_now_ms() - t0 > worst)
+			worst = clock_now_ms() - t0;
+		tu_sleep_ms(2);
 	}
 	ck_assert_msg(worst < 250, "receive took %lld ms", (long long)worst);
 
@@ -674,11 +592,11 @@ START_TEST(keepalive_holds_deliveries_without_blocking_receive)
 		pthread_join(th[i], NULL);
 		ck_assert_int_eq(a[i].failed, 0);
 	}
-	ck_assert_int_eq(q->ops->receive(q, extra, 4, 1500), 0);
+	ck_assert_int_eq(queue_receive(q, extra, 4, 1500), 0);
 	ck_assert(wait_backlog(q, 0));
-	q->ops->stats(q, &st);
+	queue_stats(q, &st);
 	ck_assert_uint_eq(st.redelivered, 0);
-	q->ops->close(q);
+	queue_close(q);
 }
 END_TEST
 
@@ -700,12 +618,13 @@ START_TEST(worker_pool_processes_nats_messages)
 	ck_assert(wait_healthy(q, 1));
 	snprintf(db, sizeof(db), "%s/results.db", srv_dir);
 	ck_assert_int_eq(result_store_open(&rs, db, &cause), 0);
-	ck_assert_int_eq(worker_pool_start(&wp, q, rs, &cfg, &cause), 0);
+	ck_assert_int_eq(worker_pool_start(&wp, &(struct worker_pool_opts){
+	    .q = q, .rs = rs, .workers = 2, .process = process }, &cause), 0);
 	for (int i = 0; i < 5; i++) {
 		snprintf(id, sizeof(id), "wp-%d", i);
 		ck_assert_int_eq(publish_wait(q, id, "hello"), 0);
 	}
-	until = now_ms() + 10000;
+	until = clock_now_ms() + 10000;
 	do {
 		found = 0;
 		for (int i = 0; i < 5; i++) {
@@ -721,18 +640,18 @@ START_TEST(worker_pool_processes_nats_messages)
 			result_clear(&res);
 		}
 		if (found < 5)
-			sleep_ms(50);
-	} while (found < 5 && now_ms() < until);
+			tu_sleep_ms(50);
+	} while (found < 5 && clock_now_ms() < until);
 	ck_assert_int_eq(found, 5);
 	ck_assert(wait_backlog(q, 0));
-	q->ops->shutdown(q);
+	queue_shutdown(q);
 	ck_assert_int_eq(worker_pool_wait(wp, 5000), 0);
 	worker_pool_stats(wp, &ws);
 	ck_assert_uint_eq(ws.processed, 5);
 	ck_assert_uint_eq(ws.errors, 0);
 	worker_pool_free(wp);
 	result_store_close(rs);
-	q->ops->close(q);
+	queue_close(q);
 }
 END_TEST
 

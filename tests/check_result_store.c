@@ -9,7 +9,10 @@
 
 #include <sqlite3.h>
 
+#include <sys/stat.h>
+
 #include "check_main.h"
+#include "check_util.h"
 #include "result_store.h"
 
 Suite *result_store_suite(void);
@@ -18,16 +21,12 @@ static char dir[PATH_MAX - 64];
 static char db_path[PATH_MAX];
 static struct result_store *rs;
 
+/* Open rs on db_path. */
 static void
-setup(void)
+open_or_fail(void)
 {
 	char *cause = NULL;
-	const char *tmp = getenv("TMPDIR");
 
-	snprintf(dir, sizeof(dir), "%s/check_result_store.XXXXXX",
-	    tmp != NULL && *tmp != '\0' ? tmp : "/tmp");
-	ck_assert_ptr_nonnull(mkdtemp(dir));
-	snprintf(db_path, sizeof(db_path), "%s/results.db", dir);
 	ck_assert_msg(result_store_open(&rs, db_path, &cause) == 0,
 	    "open %s: %s", db_path, cause != NULL ? cause : "?");
 	ck_assert_ptr_nonnull(rs);
@@ -35,12 +34,11 @@ setup(void)
 }
 
 static void
-remove_file(const char *suffix)
+setup(void)
 {
-	char p[PATH_MAX + 8];
-
-	snprintf(p, sizeof(p), "%s%s", db_path, suffix);
-	unlink(p);
+	tu_temp_dir(dir, sizeof(dir), "check_result_store");
+	snprintf(db_path, sizeof(db_path), "%s/results.db", dir);
+	open_or_fail();
 }
 
 static void
@@ -48,9 +46,7 @@ teardown(void)
 {
 	result_store_close(rs);
 	rs = NULL;
-	remove_file("");
-	remove_file("-wal");
-	remove_file("-shm");
+	tu_remove_db(db_path);
 	rmdir(dir);
 }
 
@@ -93,19 +89,7 @@ commit_one(struct processing_result *r)
 static int64_t
 query_int(const char *sql)
 {
-	sqlite3 *db = NULL;
-	sqlite3_stmt *st = NULL;
-	int64_t v;
-
-	ck_assert_int_eq(sqlite3_open_v2(db_path, &db, SQLITE_OPEN_READONLY,
-	    NULL), SQLITE_OK);
-	ck_assert_msg(sqlite3_prepare_v2(db, sql, -1, &st, NULL) == SQLITE_OK,
-	    "%s: %s", sql, sqlite3_errmsg(db));
-	ck_assert_int_eq(sqlite3_step(st), SQLITE_ROW);
-	v = sqlite3_column_int64(st, 0);
-	sqlite3_finalize(st);
-	sqlite3_close(db);
-	return v;
+	return tu_db_int(db_path, sql);
 }
 
 START_TEST(open_creates_results_table)
@@ -399,6 +383,45 @@ START_TEST(open_on_a_directory_fails_with_cause)
 }
 END_TEST
 
+/* The mode of db_path plus suffix, or -1. */
+static int
+mode_of(const char *suffix)
+{
+	char p[PATH_MAX + 8];
+	struct stat st;
+
+	snprintf(p, sizeof(p), "%s%s", db_path, suffix);
+	return stat(p, &st) == 0 ? (int)(st.st_mode & 07777) : -1;
+}
+
+START_TEST(files_are_0640_whatever_the_umask)
+{
+	struct processing_result r = make_result("id-m", "x");
+	mode_t old;
+
+	/* the fixture opened with the test's umask: start again with 0 */
+	result_store_close(rs);
+	tu_remove_db(db_path);
+	old = umask(0);
+	open_or_fail();
+	commit_one(&r);
+	umask(old);
+	ck_assert_int_eq(mode_of(""), 0640);
+	ck_assert_int_eq(mode_of("-wal"), 0640);
+	ck_assert_int_eq(mode_of("-shm"), 0640);
+	result_clear(&r);
+}
+END_TEST
+
+START_TEST(existing_file_loses_wider_bits)
+{
+	result_store_close(rs);
+	ck_assert_int_eq(chmod(db_path, 0666), 0);
+	open_or_fail();
+	ck_assert_int_eq(mode_of(""), 0640);
+}
+END_TEST
+
 Suite *
 result_store_suite(void)
 {
@@ -420,6 +443,8 @@ result_store_suite(void)
 	tcase_add_test(tc, get_from_other_threads_while_committing);
 	tcase_add_test(tc, open_on_unwritable_path_fails_with_cause);
 	tcase_add_test(tc, open_on_a_directory_fails_with_cause);
+	tcase_add_test(tc, files_are_0640_whatever_the_umask);
+	tcase_add_test(tc, existing_file_loses_wider_bits);
 	suite_add_tcase(s, tc);
 	return s;
 }

@@ -50,11 +50,11 @@ t_cleanup() {
 		{ wait "$p"; } 2>/dev/null
 	done
 	# a sanitizer build reports in the daemons' logs: that is a failure
-	if grep -l -E 'AddressSanitizer|LeakSanitizer|runtime error:' \
+	if grep -l -E 'AddressSanitizer|LeakSanitizer|ThreadSanitizer|runtime error:' \
 		"$T_TMP"/*.log >/dev/null 2>&1; then
 		echo "Bail out! sanitizer report in a daemon's log"
 		T_FAILED=1
-		grep -h -A 30 -E 'AddressSanitizer|LeakSanitizer|runtime error:' \
+		grep -h -A 30 -E 'AddressSanitizer|LeakSanitizer|ThreadSanitizer|runtime error:' \
 			"$T_TMP"/*.log | head -60 | sed 's/^/# /'
 	fi
 	if [ "$T_FAILED" -ne 0 ] || [ -n "${T_KEEP:-}" ]; then
@@ -390,7 +390,9 @@ start_nats() {
 	NATS_PORT=${NATS_PORT:-$(free_port)}
 	export NATS_URL=nats://127.0.0.1:$NATS_PORT
 	mkdir -p "$dir/nats"
-	nats-server -js -a 127.0.0.1 -p "$NATS_PORT" -sd "$dir/nats" \
+	# the package's broker settings (max_payload), as the package runs it
+	nats-server -c "$top_srcdir/systemd/diplom-nats.conf" -js \
+		-a 127.0.0.1 -p "$NATS_PORT" -sd "$dir/nats" \
 		>>"$dir/nats-server.log" 2>&1 &
 	NATS_PID=$!
 	track "$NATS_PID"
@@ -503,7 +505,9 @@ RUN_VARS="LISTEN_ADDRESS API_PORT INGEST_PORT PROCESSOR_PORT INGEST_URL
 PROCESSOR_URL QUEUE_TYPE QUEUE_SIZE PROCESSOR_WORKERS PROCESSING_DELAY_MS
 RESULTS_DB NATS_URL NATS_STREAM NATS_SUBJECT_PREFIX NATS_MAX_MSGS
 NATS_MAX_BYTES NATS_MAX_AGE NATS_REPLICAS NATS_ACK_WAIT NATS_MAX_DELIVER
-NATS_FETCH_BATCH MAX_BODY_BYTES DRAIN_TIMEOUT LOG_LEVEL DIPLOMD"
+NATS_FETCH_BATCH MAX_BODY_BYTES DRAIN_TIMEOUT LOG_LEVEL MAX_CLIENT_CONNECTIONS
+REQUEST_TIMEOUT IDLE_TIMEOUT BODY_MEMORY MAX_METADATA_KEYS
+MAX_METADATA_KEY_BYTES MAX_METADATA_VALUE_BYTES DIPLOMD"
 
 # run_env_save DIR : record the current environment's diplomd settings so
 # the roles can be restarted later with the same configuration
@@ -660,3 +664,42 @@ run_switch() {
 	fi
 	return 0
 }
+
+# --- attacks and the client that must not notice them ------------------------
+
+# rss_kb PID : the resident set of PID, in KiB
+rss_kb() { awk '/^VmRSS:/ { print $2 }' "/proc/$1/status" 2>/dev/null; }
+
+# normal_client_start URL SECONDS : a well-behaved client in the background
+# (diplom-loadgen, 50 messages/s on 4 connections, JSON summary in
+# $T_TMP/normal.json) while an attack runs
+normal_client_start() {
+	"$DIPLOM_LOADGEN" --url "$1" --rate 50 --duration "$2" -c 4 --json \
+		>"$T_TMP/normal.json" 2>"$T_TMP/normal.err" &
+	NORMAL_PID=$!
+	track "$NORMAL_PID"
+}
+
+# normal_client_ok : wait for the client; true when at least 99% of its
+# messages were accepted with a p99 under 100 ms (ABUSE_P99_MS: a slower
+# build, such as one with sanitizers, may allow more). Notes the figures.
+normal_client_ok() {
+	wait "$NORMAL_PID" 2>/dev/null
+	untrack "$NORMAL_PID"
+	tap_note "normal client: $(jq -c '{sent, accepted, errors,
+		p99_ms: .latency_ms.p99}' "$T_TMP/normal.json" 2>/dev/null)"
+	jq -e '.sent > 0 and .accepted >= 0.99 * .sent and
+		.latency_ms.p99 < ($p99)' --argjson p99 "${ABUSE_P99_MS:-100}" "$T_TMP/normal.json" >/dev/null 2>&1
+}
+
+# rss_note PID WHEN : note the resident set of PID at a moment of the test,
+# and keep it in RSS_<WHEN>
+rss_note() {
+	local kb
+	kb=$(rss_kb "$1")
+	eval "RSS_$2=${kb:-0}"
+	tap_note "RSS $2: $(( ${kb:-0} / 1024 )) MiB"
+}
+
+# not_grep PATTERN FILE : true when FILE has no line matching PATTERN
+not_grep() { ! grep -q -- "$1" "$2"; }

@@ -11,7 +11,8 @@ AM_TESTS_ENVIRONMENT = \
 # One Check suite per module of src/, %D%/check_<module>.c, which is also
 # the source automake assumes for a program that names none. A program
 # without its own _LDADD links $(LDADD): in this tree only the suites do,
-# the daemon and the loadgen set theirs in src/local.mk.
+# the daemon and the loadgen set theirs in src/local.mk. What the suites
+# share (%D%/check_util*.[ch]) is a library of its own, built for make check.
 CHECK_SUITES = \
 	%D%/check_config \
 	%D%/check_event_loop \
@@ -19,16 +20,22 @@ CHECK_SUITES = \
 	%D%/check_http_server \
 	%D%/check_loadgen \
 	%D%/check_message \
+	%D%/check_queue \
 	%D%/check_queue_memory \
 	%D%/check_queue_nats \
 	%D%/check_result_store \
+	%D%/check_role_processor \
 	%D%/check_worker_pool
 if HAVE_CHECK
+check_LIBRARIES = %D%/libcheckutil.a
 check_PROGRAMS += $(CHECK_SUITES)
 TESTS += $(CHECK_SUITES)
 endif
+%C%_libcheckutil_a_CFLAGS = $(TEST_CFLAGS)
+%C%_libcheckutil_a_SOURCES = %D%/check_util.c %D%/check_util.h \
+	%D%/check_util_queue.c
 EXTRA_DIST += %D%/check_main.h
-LDADD = src/libdiplom.a $(DIPLOM_LIBS) $(CHECK_LIBS)
+LDADD = %D%/libcheckutil.a src/libdiplom.a $(DIPLOM_LIBS) $(CHECK_LIBS)
 
 # The compile flags have no default a suite could take alone (AM_CFLAGS
 # serves src/ too), so each suite names them.
@@ -39,12 +46,15 @@ TEST_CFLAGS = $(AM_CFLAGS) $(DIPLOM_CFLAGS) $(CHECK_CFLAGS)
 %C%_check_http_server_CFLAGS = $(TEST_CFLAGS)
 # the loadgen's suite links the loadgen's library, not the daemon's
 %C%_check_loadgen_CFLAGS = $(AM_CFLAGS) $(LOADGEN_CFLAGS) $(CHECK_CFLAGS)
-%C%_check_loadgen_LDADD = src/loadgen/libloadgen.a $(LOADGEN_LIBS) \
-	$(CHECK_LIBS)
+# and of the shared helpers only check_util.c, which needs nothing of src/
+%C%_check_loadgen_LDADD = %D%/libcheckutil.a src/loadgen/libloadgen.a \
+	$(LOADGEN_LIBS) $(CHECK_LIBS)
 %C%_check_message_CFLAGS = $(TEST_CFLAGS)
+%C%_check_queue_CFLAGS = $(TEST_CFLAGS)
 %C%_check_queue_memory_CFLAGS = $(TEST_CFLAGS)
 %C%_check_queue_nats_CFLAGS = $(TEST_CFLAGS)
 %C%_check_result_store_CFLAGS = $(TEST_CFLAGS)
+%C%_check_role_processor_CFLAGS = $(TEST_CFLAGS)
 %C%_check_worker_pool_CFLAGS = $(TEST_CFLAGS)
 
 SHELL_TESTS = \
@@ -55,7 +65,8 @@ SHELL_TESTS = \
 	%D%/local-scripts.sh \
 	%D%/dead-next-hop.sh \
 	%D%/metrics.sh \
-	%D%/loadgen.sh
+	%D%/loadgen.sh \
+	%D%/gateway-upstream-bytes.sh
 NATS_SHELL_TESTS = \
 	%D%/nats-persistence.sh \
 	%D%/nats-processor-crash.sh \
@@ -64,16 +75,54 @@ NATS_SHELL_TESTS = \
 	%D%/nats-broker-late.sh \
 	%D%/nats-two-processors.sh \
 	%D%/nats-poison.sh \
-	%D%/nats-enqueue-config.sh
+	%D%/nats-enqueue-config.sh \
+	%D%/nats-max-payload.sh
 # man pages against --help; the compose file; scripts/verify-persistence.sh
 # (a small run) and scripts/switch-queue.sh
+# attacks, each with a normal client that must not notice them
+ABUSE_SHELL_TESTS = \
+	%D%/abuse-burst-upstream.sh \
+	%D%/abuse-connections.sh \
+	%D%/abuse-uploads.sh \
+	%D%/abuse-bodies.sh \
+	%D%/abuse-http.sh
 OTHER_SHELL_TESTS = \
 	%D%/man-options.sh \
 	%D%/docker-compose.sh \
 	%D%/verify-persistence.sh \
 	%D%/switch-queue.sh
-TESTS += $(SHELL_TESTS) $(NATS_SHELL_TESTS) $(OTHER_SHELL_TESTS)
-dist_check_SCRIPTS += $(SHELL_TESTS) $(NATS_SHELL_TESTS) $(OTHER_SHELL_TESTS)
+TESTS += $(SHELL_TESTS) $(NATS_SHELL_TESTS) $(ABUSE_SHELL_TESTS) \
+	$(OTHER_SHELL_TESTS)
+dist_check_SCRIPTS += $(SHELL_TESTS) $(NATS_SHELL_TESTS) \
+	$(ABUSE_SHELL_TESTS) $(OTHER_SHELL_TESTS)
 EXTRA_DIST += %D%/lib.sh
 EXTRA_DIST += docker/Dockerfile docker/Dockerfile.dockerignore \
 	docker/docker-compose.yml
+
+# The suites of concurrent code and a high-concurrency integration test,
+# for the ThreadSanitizer build (./configure --enable-tsan): make
+# check-concurrency. Every unit suite under valgrind's memcheck: make
+# check-valgrind (a plain build; CK_FORK=no, so a suite stops at its
+# first failure).
+CONCURRENCY_TESTS = \
+	%D%/check_event_loop \
+	%D%/check_http_client \
+	%D%/check_http_server \
+	%D%/check_queue \
+	%D%/check_queue_memory \
+	%D%/check_queue_nats \
+	%D%/check_result_store \
+	%D%/check_worker_pool \
+	%D%/abuse-burst-upstream.sh
+check-concurrency: all
+	$(MAKE) $(AM_MAKEFLAGS) check TESTS="$(CONCURRENCY_TESTS)"
+check-valgrind: all
+	$(MAKE) $(AM_MAKEFLAGS) check TESTS="$(CHECK_SUITES)" \
+		LOG_COMPILER="$(SHELL) $(abs_srcdir)/%D%/valgrind.sh"
+.PHONY: check-concurrency check-valgrind
+dist_check_SCRIPTS += %D%/valgrind.sh
+EXTRA_DIST += %D%/valgrind.supp
+
+# --- fuzz targets: seeds and regressions replayed (programs: fuzz/local.mk)
+TESTS += %D%/fuzz-replay.sh
+dist_check_SCRIPTS += %D%/fuzz-replay.sh

@@ -1,0 +1,147 @@
+/* check_role_processor.c - what processing a message means */
+#include <signal.h>
+#include <stdbool.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <sys/resource.h>
+
+#include "check_main.h"
+#include "check_util.h"
+#include "message.h"
+#include "role.h"
+
+Suite *role_processor_suite(void);
+
+/* Process raw bytes as they come off the broker, not yet decoded. */
+static void
+process_raw(const char *raw, const char *id, uint64_t num_delivered,
+    struct processing_result *res)
+{
+	struct delivery d = { .data = raw, .len = strlen(raw), .id = id,
+		.num_delivered = num_delivered };
+
+	processor_process(&d, res, 0);
+}
+
+START_TEST(processor_process_prefixes_payload)
+{
+	struct delivery d = { 0 };
+	struct processing_result res;
+
+	d.msg = tu_new_msg("wp-x", "hello");
+	d.id = d.msg->id;
+	d.num_delivered = 1;
+	processor_process(&d, &res, 0);
+	ck_assert(res.success);
+	ck_assert_str_eq(res.message_id, "wp-x");
+	ck_assert_uint_eq(res.result_len, 15);
+	ck_assert_mem_eq(res.result, "PROCESSED_hello", 15);
+	ck_assert_int_gt(res.processed_at, 0);
+	result_clear(&res);
+	message_free(d.msg);
+}
+END_TEST
+
+START_TEST(processor_process_turns_undecodable_bytes_into_failed_result)
+{
+	struct processing_result res;
+
+	process_raw("{\"id\":\"r-1\",\"payload\":\"!!\"}", "r-1", 1, &res);
+	ck_assert(!res.success);
+	ck_assert_str_eq(res.message_id, "r-1");
+	ck_assert_ptr_nonnull(res.error);
+	ck_assert_ptr_nonnull(strstr(res.error, "payload"));
+	result_clear(&res);
+}
+END_TEST
+
+START_TEST(processor_process_keeps_binary_payload_bytes)
+{
+	struct delivery d = { 0 };
+	struct processing_result res;
+
+	d.msg = tu_new_msg("wp-b", "ab");
+	d.msg->payload[1] = '\0';
+	d.id = d.msg->id;
+	processor_process(&d, &res, 0);
+	ck_assert(res.success);
+	ck_assert_uint_eq(res.result_len, 12);
+	ck_assert_mem_eq(res.result, "PROCESSED_a\0", 12);
+	result_clear(&res);
+	message_free(d.msg);
+}
+END_TEST
+
+START_TEST(processor_process_without_id_has_no_row)
+{
+	struct processing_result res;
+
+	process_raw("not json", NULL, 0, &res);
+	ck_assert(!res.success);
+	ck_assert_ptr_null(res.message_id);
+	ck_assert_ptr_nonnull(res.error);
+	result_clear(&res);
+}
+END_TEST
+
+/*
+ * Memory for a result that cannot be had ends the process (the one
+ * out-of-memory policy), instead of a "processed" result without its bytes
+ * that would be stored, acknowledged and so lost. The address space is
+ * capped in the test's own forked process; the payload's length is claimed,
+ * not allocated, since the result's allocation fails first.
+ */
+START_TEST(processor_process_aborts_when_memory_runs_out)
+{
+	static const struct rlimit cap = { 256 << 20, 256 << 20 };
+	struct delivery d = { 0 };
+	struct processing_result res;
+	char tiny[8] = "x";
+
+	d.msg = tu_new_msg("oom", "x");
+	d.id = d.msg->id;
+	free(d.msg->payload);
+	d.msg->payload = (unsigned char *)tiny;
+	d.msg->payload_len = (size_t)1 << 30;
+	ck_assert_int_eq(setrlimit(RLIMIT_AS, &cap), 0);
+	processor_process(&d, &res, 0);
+	/* not reached: a result without its bytes must never come back */
+	ck_abort_msg("processed with result %p of %zu bytes",
+	    (void *)res.result, res.result_len);
+}
+END_TEST
+
+/*
+ * Capping the address space fits only a plain build in a test process of
+ * its own: not ASan's reservations, nor valgrind's run without fork.
+ */
+static bool
+can_cap_memory(void)
+{
+	const char *fork_mode = getenv("CK_FORK");
+
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+	return false;
+#endif
+	return fork_mode == NULL || strcmp(fork_mode, "no") != 0;
+}
+
+Suite *
+role_processor_suite(void)
+{
+	Suite *s = suite_create("role_processor");
+	TCase *tc = tcase_create("process");
+
+	tcase_add_test(tc, processor_process_prefixes_payload);
+	tcase_add_test(tc, processor_process_turns_undecodable_bytes_into_failed_result);
+	tcase_add_test(tc, processor_process_keeps_binary_payload_bytes);
+	tcase_add_test(tc, processor_process_without_id_has_no_row);
+	if (can_cap_memory())
+		tcase_add_test_raise_signal(tc,
+		    processor_process_aborts_when_memory_runs_out, SIGABRT);
+	suite_add_tcase(s, tc);
+	return s;
+}
+
+CHECK_MAIN(role_processor_suite)

@@ -27,6 +27,7 @@ struct call {
 	size_t body_len;
 	char *reply;
 	size_t reply_len, reply_cap;
+	struct curl_slist *headers;	/* this call's own, or NULL */
 	http_client_cb cb;
 	void *arg;
 };
@@ -111,6 +112,8 @@ call_prepare(struct client_part *cp, struct call *c)
 		return -ENOMEM;
 	}
 	curl_easy_setopt(c->easy, CURLOPT_URL, c->url);
+	curl_easy_setopt(c->easy, CURLOPT_HTTPHEADER, c->headers != NULL ?
+	    c->headers : cp->hc->headers);
 	curl_easy_setopt(c->easy, CURLOPT_PRIVATE, c);
 	curl_easy_setopt(c->easy, CURLOPT_WRITEDATA, c);
 	if (c->body != NULL) {
@@ -140,6 +143,7 @@ call_finish(struct call *c, CURLcode code)
 		r.body = "";
 	}
 	c->cb(c->arg, &r);
+	curl_slist_free_all(c->headers);
 	free(c->url);
 	free(c->body);
 	free(c->reply);
@@ -324,6 +328,26 @@ void
 http_client_request(struct http_client *hc, const char *url, char *body,
     size_t len, http_client_cb cb, void *arg)
 {
+	http_client_request_with(hc, url, NULL, body, len, cb, arg);
+}
+
+/* The shared headers and one more line, for one call. */
+static struct curl_slist *
+headers_with(const struct http_client *hc, const char *line)
+{
+	struct curl_slist *h = NULL;
+
+	for (const struct curl_slist *b = hc->headers; b != NULL; b = b->next)
+		h = curl_slist_append(h, b->data);
+	if (h == NULL || (h = curl_slist_append(h, line)) == NULL)
+		xalloc_failed();
+	return h;
+}
+
+void
+http_client_request_with(struct http_client *hc, const char *url,
+    const char *header, char *body, size_t len, http_client_cb cb, void *arg)
+{
 	struct event_loop *loop = event_loop_current();
 	struct client_part *cp = loop != NULL ? part_for(hc, loop) : NULL;
 	struct call *c = calloc(1, sizeof(*c));
@@ -339,6 +363,8 @@ http_client_request(struct http_client *hc, const char *url, char *body,
 	}
 	c->body = body;
 	c->body_len = len;
+	if (header != NULL)
+		c->headers = headers_with(hc, header);
 	c->cb = cb;
 	c->arg = arg;
 	if (call_prepare(cp, c) != 0 ||

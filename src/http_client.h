@@ -27,6 +27,10 @@ void http_client_stop(struct http_client *hc);
  */
 void http_client_request(struct http_client *hc, const char *url,
     char *body, size_t len, http_client_cb cb, void *arg);
+/* The same with one more header line ("Name: value"), NULL: none. */
+void http_client_request_with(struct http_client *hc, const char *url,
+    const char *header, char *body, size_t len, http_client_cb cb,
+    void *arg);
 
 /* Percent-encode s for use as one path segment. */
 char *http_path_escape(const char *s);

@@ -159,6 +159,12 @@ http_req_body(const struct http_request *req, size_t *len)
 	return req->body != NULL ? req->body : "";
 }
 
+const char *
+http_req_header(const struct http_request *req, const char *name)
+{
+	return MHD_lookup_connection_value(req->conn, MHD_HEADER_KIND, name);
+}
+
 static void
 count_request(struct http_metrics *m, int status, int64_t ns)
 {

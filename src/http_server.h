@@ -74,6 +74,9 @@ const char *http_req_path(const struct http_request *req);
 /* The part of the path after a prefix route's prefix. */
 const char *http_req_tail(const struct http_request *req);
 const char *http_req_body(const struct http_request *req, size_t *len);
+/* A request header's value, NULL when absent; in the handler only. */
+const char *http_req_header(const struct http_request *req,
+    const char *name);
 
 /* Answer with body (malloc'd, taken; NULL for none) as application/json. */
 void http_respond(struct http_request *req, int status, char *body,

@@ -421,6 +421,46 @@ out:
 	return message_end(obj, msg, rc, out);
 }
 
+/* diplom's own namespace for the ids of keyed messages */
+static const uuid_t key_namespace = {
+	0x6b, 0x1f, 0x3e, 0x52, 0x9d, 0x4a, 0x4c, 0x1b,
+	0x8e, 0x27, 0x5a, 0xc0, 0x31, 0xd4, 0x77, 0x09,
+};
+
+int
+message_id_for_key(const char *key, char id[37], char **cause)
+{
+	size_t n = strlen(key);
+	uuid_t uu;
+
+	*cause = NULL;
+	if (n == 0 || n > IDEMPOTENCY_KEY_MAX) {
+		if (asprintf(cause, "Idempotency-Key must be 1 to %d "
+		    "characters, not %zu", IDEMPOTENCY_KEY_MAX, n) < 0)
+			*cause = NULL;
+		return -EINVAL;
+	}
+	for (size_t i = 0; i < n; i++) {
+		unsigned char c = (unsigned char)key[i];
+
+		if (c < 0x20 || c > 0x7e) {
+			*cause = strdup("Idempotency-Key must be printable "
+			    "ASCII");
+			return -EINVAL;
+		}
+	}
+	uuid_generate_sha1(uu, key_namespace, key, n);
+	uuid_unparse_lower(uu, id);
+	return 0;
+}
+
+bool
+message_id_is_keyed(const char *id)
+{
+	/* 8-4-4: the version digit opens the third group */
+	return id != NULL && strlen(id) == 36 && id[14] == '5';
+}
+
 size_t
 message_encoded_max(size_t n)
 {

@@ -60,6 +60,19 @@ struct metadata_limits {
 int message_from_ingest_request(const char *json, size_t len,
     const struct metadata_limits *limits, struct data_message **out,
     char **cause);
+/* The longest Idempotency-Key. */
+#define IDEMPOTENCY_KEY_MAX 128
+
+/*
+ * The message id of a request with an idempotency key: a UUID v5 of the key
+ * in the project's namespace, so that every retry gets the same id (36
+ * characters and a NUL into id). A key is 1 to IDEMPOTENCY_KEY_MAX
+ * printable ASCII characters; anything else fails with a reason.
+ */
+int message_id_for_key(const char *key, char id[37], char **cause);
+/* Whether id came from an idempotency key (a UUID v5). */
+bool message_id_is_keyed(const char *id);
+
 /*
  * The most bytes message_encode makes of a message that came from an ingest
  * request of n bytes: the data becomes base64, 4 bytes for 3; nothing else

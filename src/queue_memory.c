@@ -9,6 +9,7 @@
 
 #include "clock.h"
 #include "queue.h"
+#include "xmalloc.h"
 
 extern const struct queue_ops queue_memory_ops;
 
@@ -35,6 +36,14 @@ struct mem_delivery {
 	struct delivery d;	/* first: a struct delivery * is one of these */
 };
 
+/* A keyed message the queue holds (queued or in flight), by id. */
+struct mem_held {
+	struct mem_held *next;
+	const char *id;			/* the message's own */
+};
+
+#define MEM_HELD_BUCKETS 1024
+
 struct mem_queue {
 	struct queue q;			/* first, for the cast */
 	/* lock guards everything below */
@@ -47,7 +56,40 @@ struct mem_queue {
 	size_t in_flight;		/* handed out, not yet settled */
 	bool shut;
 	uint64_t enqueued, dequeued, redelivered;
+	/* keyed messages held: a retry of one is not queued twice */
+	struct mem_held *held[MEM_HELD_BUCKETS];
 };
+
+/* The slot of id in the held table; lock held. */
+static struct mem_held **
+held_slot(struct mem_queue *m, const char *id)
+{
+	size_t h = 5381;
+	struct mem_held **pp;
+
+	for (const char *p = id; *p != '\0'; p++)
+		h = h * 33 + (unsigned char)*p;
+	for (pp = &m->held[h % MEM_HELD_BUCKETS]; *pp != NULL;
+	    pp = &(*pp)->next) {
+		if (strcmp((*pp)->id, id) == 0)
+			break;
+	}
+	return pp;
+}
+
+/* Forget a keyed message that leaves the queue for good; lock held. */
+static void
+held_drop(struct mem_queue *m, const struct data_message *msg)
+{
+	struct mem_held **pp, *h;
+
+	if (!message_id_is_keyed(msg->id))
+		return;
+	if ((h = *(pp = held_slot(m, msg->id))) != NULL) {
+		*pp = h->next;
+		free(h);
+	}
+}
 
 static struct mem_queue *
 mq(struct queue *q)
@@ -84,9 +126,14 @@ mem_publish(struct queue *q, struct data_message *msg, queue_publish_cb cb,
 	struct mem_queue *m = mq(q);
 	int rc = 0;
 	const char *reason = NULL;
+	struct mem_held **slot = NULL;
 
 	pthread_mutex_lock(&m->lock);
-	if (m->shut) {
+	if (message_id_is_keyed(msg->id) &&
+	    *(slot = held_slot(m, msg->id)) != NULL) {
+		/* a retry of a message we hold: it is taken already */
+		reason = "duplicate";
+	} else if (m->shut) {
 		rc = QUEUE_EUNAVAIL;
 		reason = "Shutting down";
 	} else if (m->count >= m->limit) {
@@ -95,6 +142,10 @@ mem_publish(struct queue *q, struct data_message *msg, queue_publish_cb cb,
 	} else {
 		m->ring[(m->head + m->count++) % m->cap] = msg;
 		m->enqueued++;
+		if (slot != NULL) {
+			*slot = xcalloc(1, sizeof(**slot));
+			(*slot)->id = msg->id;
+		}
 		msg = NULL;
 		pthread_cond_signal(&m->nonempty);
 	}
@@ -152,6 +203,7 @@ mem_ack(struct queue *q, struct delivery *d)
 
 	pthread_mutex_lock(&m->lock);
 	m->in_flight--;
+	held_drop(m, d->msg);
 	pthread_mutex_unlock(&m->lock);
 	message_free(d->msg);
 	free(d);
@@ -226,6 +278,14 @@ mem_close(struct queue *q)
 
 	if (m == NULL)
 		return;
+	for (size_t i = 0; i < MEM_HELD_BUCKETS; i++) {
+		while (m->held[i] != NULL) {
+			struct mem_held *h = m->held[i];
+
+			m->held[i] = h->next;
+			free(h);
+		}
+	}
 	while (m->count > 0) {
 		message_free(m->ring[m->head]);
 		m->head = (m->head + 1) % m->cap;

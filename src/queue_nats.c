@@ -543,6 +543,7 @@ struct nats_settings {
 	int64_t max_msgs;
 	int64_t max_bytes;
 	int64_t max_age_ms;		/* 0: no age limit */
+	int64_t dup_window_ms;
 	int64_t replicas;
 	int64_t ack_wait_ms;
 	int64_t max_deliver;
@@ -564,6 +565,9 @@ static const struct config_option nats_options[] = {
 	  NS(max_bytes), "N", "stream byte limit (-1: none)" },
 	{ "nats-max-age", "NATS_MAX_AGE", CONFIG_DURATION, "0", 0, 0,
 	  NS(max_age_ms), "DURATION", "stream age limit (0: none)" },
+	{ "nats-duplicate-window", "NATS_DUPLICATE_WINDOW", CONFIG_DURATION,
+	  "2m", 0, 0, NS(dup_window_ms), "DURATION",
+	  "a publish with a Nats-Msg-Id seen this recently is dropped" },
 	{ "nats-replicas", "NATS_REPLICAS", CONFIG_INT, "1", 1, 5,
 	  NS(replicas), "N", "stream replicas" },
 	{ "nats-ack-wait", "NATS_ACK_WAIT", CONFIG_DURATION, "30s", 0, 0,
@@ -607,6 +611,7 @@ nq_init(struct nats_queue *nq, const struct config *cfg)
 	nq->max_msgs = ns->max_msgs;
 	nq->max_bytes = ns->max_bytes;
 	nq->max_age_ms = ns->max_age_ms;
+	nq->dup_window_ms = ns->dup_window_ms;
 	nq->replicas = ns->replicas;
 	nq->ack_wait_ms = ns->ack_wait_ms;
 	nq->max_deliver = ns->max_deliver;

@@ -36,7 +36,6 @@
 #define NQ_MAX_ACK_PENDING	4096	/* consumer-wide, all processors */
 #define NQ_PUB_BUCKETS		4096	/* power of two */
 #define NQ_WPI_BATCH		128	/* +WPI sent per release of mu */
-#define NQ_DUPLICATES_NS	(120 * INT64_C(1000000000))
 
 /* JetStream API error codes (nats.c's jsErrCode names in brackets). */
 #define NQ_ERR_STREAM_FULL	10077	/* max messages/bytes exceeded
@@ -95,6 +94,7 @@ struct nats_queue {
 	int64_t largest_msg;		/* what MAX_BODY_BYTES can become */
 	int cap;			/* prefetch bound: ready + requested */
 	int64_t max_msgs, max_bytes, max_age_ms, replicas;
+	int64_t dup_window_ms;		/* Nats-Msg-Id deduplication */
 	int64_t ack_wait_ms, max_deliver;
 
 	natsOptions *opts;

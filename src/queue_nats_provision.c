@@ -39,7 +39,7 @@ nq_stream_config(struct nats_queue *nq, jsStreamConfig *sc,
 	sc->MaxBytes = nq->max_bytes;
 	sc->MaxAge = nq->max_age_ms * NS_PER_MS;
 	sc->Replicas = nq->replicas;
-	sc->Duplicates = NQ_DUPLICATES_NS;
+	sc->Duplicates = nq->dup_window_ms * NS_PER_MS;
 	/* The server refuses a duplicate window longer than the age limit. */
 	if (sc->MaxAge > 0 && sc->MaxAge < sc->Duplicates)
 		sc->Duplicates = sc->MaxAge;

@@ -9,6 +9,7 @@
 
 #include "http_client.h"
 #include "log.h"
+#include "message.h"
 #include "role.h"
 #include "xmalloc.h"
 
@@ -53,11 +54,23 @@ gw_ingest(struct http_request *req, void *ctx)
 	struct gateway *gw = ctx;
 	size_t len;
 	const char *body = http_req_body(req, &len);
-	char *copy = xmalloc(len + 1);
+	const char *key = http_req_header(req, "Idempotency-Key");
+	char *copy, *line = NULL, id[37], *cause = NULL;
 
+	/* a bad key is the first hop's 400, and no header to pass on */
+	if (key != NULL && message_id_for_key(key, id, &cause) != 0) {
+		http_respond_error(req, HTTP_BAD_REQUEST, cause != NULL ?
+		    cause : "bad Idempotency-Key");
+		free(cause);
+		return;
+	}
+	if (key != NULL)
+		xasprintf(&line, "Idempotency-Key: %s", key);
+	copy = xmalloc(len + 1);
 	memcpy(copy, body, len + 1);
-	http_client_request(gw->hc, gw->ingest_url, copy, len, relay_reply,
-	    req);
+	http_client_request_with(gw->hc, gw->ingest_url, line, copy, len,
+	    relay_reply, req);
+	free(line);
 }
 
 static void

@@ -109,10 +109,18 @@ in_ingest(struct http_request *req, void *ctx)
 	struct ingest *in = ctx;
 	struct data_message *msg;
 	struct ingest_call *c;
-	char *cause = NULL, *body;
+	char *cause = NULL, *body, keyed_id[37];
 	size_t len;
 	const char *raw = http_req_body(req, &len);
+	const char *key = http_req_header(req, "Idempotency-Key");
 
+	/* a retry with the same key gets the same id: one row, one message */
+	if (key != NULL && message_id_for_key(key, keyed_id, &cause) != 0) {
+		http_respond_error(req, HTTP_BAD_REQUEST, cause != NULL ?
+		    cause : "bad Idempotency-Key");
+		free(cause);
+		return;
+	}
 	if (message_from_ingest_request(raw, len, &in->limits, &msg,
 	    &cause) != 0) {
 		http_respond_error(req, HTTP_BAD_REQUEST,
@@ -120,6 +128,8 @@ in_ingest(struct http_request *req, void *ctx)
 		free(cause);
 		return;
 	}
+	if (key != NULL)
+		memcpy(msg->id, keyed_id, sizeof(keyed_id));
 	atomic_fetch_add(&in->received, 1);
 	c = xcalloc(1, sizeof(*c));
 	c->in = in;

@@ -98,6 +98,18 @@ on_enqueued(void *arg, int status, const char *reason)
 	}
 }
 
+/* Whether the result store has a row for id. */
+static bool
+pr_has_result(struct processor *pr, const char *id)
+{
+	struct processing_result res;
+
+	if (result_store_get(pr->rs, id, &res) != 0)
+		return false;
+	result_clear(&res);
+	return true;
+}
+
 static void
 pr_enqueue(struct http_request *req, void *ctx)
 {
@@ -111,6 +123,15 @@ pr_enqueue(struct http_request *req, void *ctx)
 		http_respond_error(req, HTTP_BAD_REQUEST,
 		    cause != NULL ? cause : "invalid message");
 		free(cause);
+		return;
+	}
+	/*
+	 * A client's retry of a keyed message that is done already: taken,
+	 * not queued again (one the queue still holds, it refuses itself).
+	 */
+	if (message_id_is_keyed(msg->id) && pr_has_result(pr, msg->id)) {
+		message_free(msg);
+		on_enqueued(req, 0, "duplicate");
 		return;
 	}
 	queue_publish(pr->q, msg, on_enqueued, req);

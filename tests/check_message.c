@@ -632,6 +632,49 @@ START_TEST(utf8_rejects_truncated_and_stray_bytes)
 }
 END_TEST
 
+/* A key names one message: the same id for every retry, a UUID v5. */
+START_TEST(idempotency_key_gives_one_id_per_key)
+{
+	char a[37], b[37], c[37], *cause = NULL;
+
+	ck_assert_int_eq(message_id_for_key("order-42", a, &cause), 0);
+	ck_assert_int_eq(message_id_for_key("order-42", b, &cause), 0);
+	ck_assert_int_eq(message_id_for_key("order-43", c, &cause), 0);
+	ck_assert_str_eq(a, b);
+	ck_assert_str_ne(a, c);
+	ck_assert_int_eq(strlen(a), 36);
+	ck_assert(message_id_is_keyed(a));
+	ck_assert(!message_id_is_keyed("7001735b-a29b-45d0-9c59-3803d53f9b70"));
+	ck_assert(!message_id_is_keyed(NULL));
+	ck_assert(!message_id_is_keyed("short"));
+}
+END_TEST
+
+START_TEST(bad_idempotency_keys_are_refused)
+{
+	static const char *const bad[] = { "", "tab\there", "nl\n",
+		"caf\xc3\xa9", "del\x7f" };
+	char id[37], *cause = NULL, key[IDEMPOTENCY_KEY_MAX + 2];
+
+	for (size_t i = 0; i < sizeof(bad) / sizeof(*bad); i++) {
+		ck_assert_msg(message_id_for_key(bad[i], id, &cause) != 0,
+		    "key %zu accepted", i);
+		ck_assert_ptr_nonnull(strstr(cause, "Idempotency-Key"));
+		free(cause);
+		cause = NULL;
+	}
+	memset(key, 'k', sizeof(key) - 1);
+	key[sizeof(key) - 1] = '\0';
+	ck_assert_int_ne(message_id_for_key(key, id, &cause), 0);
+	ck_assert_ptr_nonnull(strstr(cause, "128"));
+	free(cause);
+	cause = NULL;
+	key[IDEMPOTENCY_KEY_MAX] = '\0';
+	ck_assert_int_eq(message_id_for_key(key, id, &cause), 0);
+	ck_assert_int_eq(message_id_for_key("a b ~", id, &cause), 0);
+}
+END_TEST
+
 /* JSON has no raw control characters in strings; escaped ones are fine. */
 START_TEST(raw_control_character_in_a_string_is_refused)
 {
@@ -791,6 +834,8 @@ message_suite(void)
 	tcase_add_test(tc, utf8_rejects_truncated_and_stray_bytes);
 	tcase_add_test(tc, metadata_over_limits_names_the_limit);
 	tcase_add_test(tc, raw_control_character_in_a_string_is_refused);
+	tcase_add_test(tc, idempotency_key_gives_one_id_per_key);
+	tcase_add_test(tc, bad_idempotency_keys_are_refused);
 	tcase_add_test(tc, encoded_message_within_bound_of_request);
 	suite_add_tcase(s, tc);
 	return s;

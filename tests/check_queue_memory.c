@@ -13,6 +13,7 @@
 #include "check_util.h"
 #include "clock.h"
 #include "config.h"
+#include "message.h"
 #include "queue.h"
 
 Suite *queue_memory_suite(void);
@@ -86,6 +87,41 @@ START_TEST(lookup_finds_memory_backend)
 	ck_assert_ptr_nonnull(cause);
 	ck_assert_ptr_nonnull(strstr(cause, "memory"));
 	free(cause);
+}
+END_TEST
+
+/* A keyed message the queue holds is not queued twice by a retry. */
+START_TEST(retry_of_a_held_keyed_message_is_not_queued_twice)
+{
+	char id[37], *cause = NULL, reason[64];
+	struct delivery *d[4];
+
+	ck_assert_int_eq(message_id_for_key("order-7", id, &cause), 0);
+	ck_assert_int_eq(tu_publish(q, tu_new_msg(id, "a"), reason,
+	    sizeof(reason)), 0);
+	/* queued: the retry is taken, and dropped */
+	ck_assert_int_eq(tu_publish(q, tu_new_msg(id, "a"), reason,
+	    sizeof(reason)), 0);
+	ck_assert_str_eq(reason, "duplicate");
+	ck_assert_int_eq(queue_receive(q, d, 4, 1000), 1);
+	/* in flight: the same */
+	ck_assert_int_eq(tu_publish(q, tu_new_msg(id, "a"), reason,
+	    sizeof(reason)), 0);
+	ck_assert_str_eq(reason, "duplicate");
+	ck_assert_int_eq(queue_receive(q, d + 1, 4, 100), 0);
+	/* given back for a retry: still held */
+	ck_assert_int_eq(queue_reject(q, d[0], REJECT_RETRY), 0);
+	ck_assert_int_eq(tu_publish(q, tu_new_msg(id, "a"), reason,
+	    sizeof(reason)), 0);
+	ck_assert_str_eq(reason, "duplicate");
+	ck_assert_int_eq(queue_receive(q, d, 4, 1000), 1);
+	ck_assert_int_eq(queue_ack(q, d[0]), 0);
+	/* done: the queue lets it in (the processor asks its results) */
+	ck_assert_int_eq(tu_publish(q, tu_new_msg(id, "a"), reason,
+	    sizeof(reason)), 0);
+	ck_assert_str_ne(reason, "duplicate");
+	ck_assert_int_eq(queue_receive(q, d, 4, 1000), 1);
+	ck_assert_int_eq(queue_ack(q, d[0]), 0);
 }
 END_TEST
 
@@ -597,6 +633,7 @@ queue_memory_suite(void)
 	tcase_set_timeout(tc, 60);
 	tcase_add_test(tc, lookup_finds_memory_backend);
 	tcase_add_test(tc, published_message_is_received_intact);
+	tcase_add_test(tc, retry_of_a_held_keyed_message_is_not_queued_twice);
 	tcase_add_test(tc, messages_come_out_in_publish_order);
 	tcase_add_test(tc, receive_takes_at_most_max);
 	tcase_add_test(tc, full_queue_refuses_publish);

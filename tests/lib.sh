@@ -512,7 +512,7 @@ PROCESSOR_URL QUEUE_TYPE QUEUE_SIZE PROCESSOR_WORKERS PROCESSING_DELAY_MS
 RESULTS_DB NATS_URL NATS_STREAM NATS_SUBJECT_PREFIX NATS_MAX_MSGS
 NATS_MAX_BYTES NATS_MAX_AGE NATS_REPLICAS NATS_ACK_WAIT NATS_MAX_DELIVER
 NATS_FETCH_BATCH MAX_BODY_BYTES DRAIN_TIMEOUT LOG_LEVEL MAX_CLIENT_CONNECTIONS
-REQUEST_TIMEOUT IDLE_TIMEOUT BODY_MEMORY MAX_METADATA_KEYS
+REQUEST_TIMEOUT IDLE_TIMEOUT BODY_MEMORY MAX_METADATA_KEYS NATS_DUPLICATE_WINDOW
 MAX_METADATA_KEY_BYTES MAX_METADATA_VALUE_BYTES DIPLOMD"
 
 # run_env_save DIR : record the current environment's diplomd settings so
@@ -724,3 +724,37 @@ rss_note() {
 
 # not_grep PATTERN FILE : true when FILE has no line matching PATTERN
 not_grep() { ! grep -q -- "$1" "$2"; }
+
+# --- retries and their duplicates ---------------------------------------------
+
+# load LABEL SECONDS [LOADGEN ARGS...] : a steady client in the background
+# that retries, recording what was accepted under LABEL
+load() {
+	local label=$1 secs=$2
+	shift 2
+	"$DIPLOM_LOADGEN" --url "$GW/api/v1/ingest" --rate 300 \
+		--duration "$secs" -c 16 --retry 50 --record "$T_TMP/sent.db" \
+		--label "$label" --json "$@" >"$T_TMP/$label.json" \
+		2>"$T_TMP/$label.err" &
+	LOAD_PID=$!
+	track "$LOAD_PID"
+}
+load_wait() { wait "$LOAD_PID"; untrack "$LOAD_PID"; }
+
+# count SQL : a number from the results joined with the accepted ids
+count() {
+	sqlite3 -batch -noheader -cmd '.timeout 2000' "$RESULTS" \
+		"ATTACH '$T_TMP/sent.db' AS s; $1"
+}
+# strangers : rows of messages the client never got an id for
+strangers() {
+	count "SELECT count(*) FROM results WHERE message_id NOT IN
+		(SELECT message_id FROM s.sent)"
+}
+# missing LABEL : accepted ids of LABEL without a row
+missing() {
+	count "SELECT count(*) FROM s.sent WHERE label = '$1' AND message_id
+		NOT IN (SELECT message_id FROM results)"
+}
+# drained LABEL : the backlog is empty and LABEL's accepted ids have rows
+drained() { backlog_empty "$PROC" && [ "$(missing "$1")" = 0 ]; }

@@ -66,7 +66,8 @@ SHELL_TESTS = \
 	%D%/dead-next-hop.sh \
 	%D%/metrics.sh \
 	%D%/loadgen.sh \
-	%D%/gateway-upstream-bytes.sh
+	%D%/gateway-upstream-bytes.sh \
+	%D%/idempotency.sh
 NATS_SHELL_TESTS = \
 	%D%/nats-persistence.sh \
 	%D%/nats-processor-crash.sh \
@@ -76,7 +77,8 @@ NATS_SHELL_TESTS = \
 	%D%/nats-two-processors.sh \
 	%D%/nats-poison.sh \
 	%D%/nats-enqueue-config.sh \
-	%D%/nats-max-payload.sh
+	%D%/nats-max-payload.sh \
+	%D%/nats-idempotency.sh
 # man pages against --help; the compose file; scripts/verify-persistence.sh
 # (a small run) and scripts/switch-queue.sh
 # attacks, each with a normal client that must not notice them

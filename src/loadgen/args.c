@@ -18,6 +18,8 @@ enum {
 	OPT_RECORD,
 	OPT_LABEL,
 	OPT_JSON,
+	OPT_IDEMPOTENCY,
+	OPT_NO_IDEMPOTENCY,
 };
 
 static const struct option longopts[] = {
@@ -31,6 +33,8 @@ static const struct option longopts[] = {
 	{ "record", required_argument, NULL, OPT_RECORD },
 	{ "label", required_argument, NULL, OPT_LABEL },
 	{ "json", no_argument, NULL, OPT_JSON },
+	{ "idempotency", no_argument, NULL, OPT_IDEMPOTENCY },
+	{ "no-idempotency", no_argument, NULL, OPT_NO_IDEMPOTENCY },
 	{ "help", no_argument, NULL, 'h' },
 	{ "version", no_argument, NULL, 'V' },
 	{ NULL, 0, NULL, 0 },
@@ -78,6 +82,7 @@ lg_opts_parse(struct lg_opts *o, int argc, char **argv, FILE *out,
 
 	*cause = NULL;
 	memset(o, 0, sizeof(*o));
+	o->idempotency = -1;
 	o->url = LG_DEFAULT_URL;
 	o->connections = LG_DEFAULT_CONNECTIONS;
 	o->size = LG_DEFAULT_SIZE;
@@ -163,6 +168,12 @@ lg_opts_parse(struct lg_opts *o, int argc, char **argv, FILE *out,
 		case OPT_JSON:
 			o->json = 1;
 			break;
+		case OPT_IDEMPOTENCY:
+			o->idempotency = 1;
+			break;
+		case OPT_NO_IDEMPOTENCY:
+			o->idempotency = 0;
+			break;
 		case ':':
 			if (asprintf(cause, "option '%s' requires an argument",
 			    argv[optind - 1]) < 0)
@@ -186,6 +197,8 @@ lg_opts_parse(struct lg_opts *o, int argc, char **argv, FILE *out,
 		    "-n/--count and --duration exclude each other");
 	if (!have_count && o->duration_ms == 0)
 		o->count = LG_DEFAULT_COUNT;
+	if (o->idempotency < 0)
+		o->idempotency = o->retry > 0;
 	return LG_RUN;
 }
 
@@ -209,6 +222,10 @@ lg_print_help(FILE *out, const char *prog)
 	    "sent\n"
 	    "  --label=TEXT         label column of the recorded rows\n"
 	    "  --json               print the summary as one JSON object\n"
+	    "  --idempotency        send an Idempotency-Key with each message, "
+	    "the same\n"
+	    "                       on its retries (default with --retry)\n"
+	    "  --no-idempotency     send no Idempotency-Key\n"
 	    "  -h, --help           show this help and exit\n"
 	    "  -V, --version        show the version and exit\n\n"
 	    "Exit status: 0 when the run completed (rejections included), "

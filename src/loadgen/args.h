@@ -24,6 +24,11 @@ struct lg_opts {
 	const char *record;	/* SQLite database, NULL: do not record */
 	const char *label;	/* the sent table's label column */
 	int json;		/* summary as one JSON object */
+	/*
+	 * An Idempotency-Key with each message, the same on each of its
+	 * retries: on by default with --retry.
+	 */
+	int idempotency;
 };
 
 /* What lg_opts_parse asks the caller to do next (also the exit status). */

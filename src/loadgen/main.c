@@ -46,6 +46,7 @@ struct slot {
 	int64_t start_ns;	/* when this attempt went to libcurl */
 	int64_t retry_at_ns;
 	long last_status;	/* of the previous attempt, 0: no answer */
+	struct curl_slist *headers;	/* the shared ones and this key */
 	size_t resp_len;
 	char resp[RESP_MAX];
 };
@@ -55,6 +56,7 @@ struct lg {
 	const struct lg_opts *o;
 	CURLM *multi;
 	struct curl_slist *headers;
+	char run_tag[20];	/* in every Idempotency-Key of this run */
 	struct slot *slots;
 	int *idle;		/* stack of idle slot indices */
 	int n_idle;
@@ -160,12 +162,37 @@ slot_send(struct lg *lg, struct slot *s, int64_t now)
 	curl_multi_add_handle(lg->multi, s->easy);
 }
 
+/*
+ * The message's own Idempotency-Key, kept for all its attempts: the run's
+ * random tag and the sequence number, so that no two messages share one.
+ */
+static void
+slot_key(struct lg *lg, struct slot *s, uint64_t seq)
+{
+	struct curl_slist *h = NULL;
+	char key[96];
+
+	for (struct curl_slist *b = lg->headers; b != NULL; b = b->next)
+		h = curl_slist_append(h, b->data);
+	snprintf(key, sizeof(key), "Idempotency-Key: lg-%s-%ju", lg->run_tag,
+	    (uintmax_t)seq);
+	if (h == NULL || (h = curl_slist_append(h, key)) == NULL) {
+		fprintf(stderr, PROG ": out of memory\n");
+		exit(1);
+	}
+	curl_slist_free_all(s->headers);
+	s->headers = h;
+	curl_easy_setopt(s->easy, CURLOPT_HTTPHEADER, h);
+}
+
 /* Start message number seq on slot s. */
 static void
 slot_start(struct lg *lg, struct slot *s, uint64_t seq, int64_t now)
 {
 	size_t len = lg_body_finish(s->body, lg->prefix_len, seq);
 
+	if (lg->o->idempotency)
+		slot_key(lg, s, seq);
 	curl_easy_setopt(s->easy, CURLOPT_POSTFIELDSIZE_LARGE,
 	    (curl_off_t)len);
 	s->seq = seq;
@@ -549,6 +576,9 @@ lg_setup(struct lg *lg, const struct lg_opts *o)
 	lg->headers = curl_slist_append(lg->headers, "Expect:");
 	if (lg->headers == NULL)
 		goto oom;
+	/* keys of runs that meet at one server must differ too */
+	snprintf(lg->run_tag, sizeof(lg->run_tag), "%08x%08x",
+	    lg_random(lg), lg_random(lg));
 	/* one warm connection per slot, none closed for lack of room */
 	curl_multi_setopt(lg->multi, CURLMOPT_MAXCONNECTS,
 	    (long)o->connections + 4);
@@ -578,6 +608,7 @@ lg_teardown(struct lg *lg)
 				curl_multi_remove_handle(lg->multi, s->easy);
 			curl_easy_cleanup(s->easy);
 		}
+		curl_slist_free_all(s->headers);
 		free(s->body);
 	}
 	free(lg->slots);

@@ -21,6 +21,15 @@ clock_now_ms(void)
 	return clock_now_ns() / 1000000;
 }
 
+/* Sleep ms milliseconds. */
+static inline void
+clock_sleep_ms(int64_t ms)
+{
+	struct timespec ts = { (time_t)(ms / 1000), (long)(ms % 1000) * 1000000 };
+
+	nanosleep(&ts, NULL);
+}
+
 /* A condition variable whose timed waits are not moved by clock changes. */
 static inline int
 clock_cond_init(pthread_cond_t *cv)

@@ -188,9 +188,14 @@ pr_health(struct http_request *req, void *ctx)
 {
 	struct processor *pr = ctx;
 	struct queue_stats st;
+	char why[200];
 
 	if (http_req_draining(req)) {
 		role_respond_health(req, false, "draining");
+		return;
+	}
+	if (!worker_pool_store_ok(pr->wp, why, sizeof(why))) {
+		role_respond_health(req, false, why);
 		return;
 	}
 	queue_stats(pr->q, &st);

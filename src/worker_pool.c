@@ -21,6 +21,9 @@
  * costs far less per row than many small ones.
  */
 #define GROUP_COMMIT_NS 3000000
+/* Backoff between commits of a batch the store refused. */
+#define STORE_RETRY_MIN_MS 100
+#define STORE_RETRY_MAX_MS 2000
 /* A batch at least this large means load. */
 #define GROUP_COMMIT_LOAD 8
 
@@ -55,6 +58,7 @@ struct worker_pool {
 	int workers_left;		/* workers still running */
 	bool settler_done;		/* the last batch is settled */
 	struct worker_pool_stats stats;
+	char store_error[160];		/* why the store fails, "" when not */
 
 	/*
 	 * settle_lock guards the one-batch hand-off from the committer to the
@@ -64,7 +68,6 @@ struct worker_pool {
 	pthread_cond_t settle_cv;
 	struct pending *settle_batch;	/* committed, not yet settled */
 	size_t settle_n;
-	int settle_rc;
 	bool committer_done;		/* no batch will follow */
 };
 
@@ -127,7 +130,7 @@ worker_main(void *arg)
 
 /* Settle each delivery of a committed batch: ack only after the commit. */
 static void
-settle_batch(struct worker_pool *wp, struct pending *batch, size_t n, int rc)
+settle_batch(struct worker_pool *wp, struct pending *batch, size_t n)
 {
 	size_t ok = 0, failed = 0;
 	int64_t dur = 0;
@@ -135,9 +138,7 @@ settle_batch(struct worker_pool *wp, struct pending *batch, size_t n, int rc)
 	for (size_t i = 0; i < n; i++) {
 		struct pending *p = &batch[i];
 
-		if (rc != 0) {
-			queue_reject(wp->q, p->d, REJECT_RETRY);
-		} else if (p->res.success) {
+		if (p->res.success) {
 			queue_ack(wp->q, p->d);
 			ok++;
 			dur += p->duration_ns;
@@ -170,8 +171,7 @@ settler_main(void *arg)
 		if (wp->settle_batch == NULL)
 			break;
 		pthread_mutex_unlock(&wp->settle_lock);
-		settle_batch(wp, wp->settle_batch, wp->settle_n,
-		    wp->settle_rc);
+		settle_batch(wp, wp->settle_batch, wp->settle_n);
 		pthread_mutex_lock(&wp->settle_lock);
 		/* the slot frees only now: the committer reuses the buffer */
 		wp->settle_batch = NULL;
@@ -185,39 +185,73 @@ settler_main(void *arg)
 	return NULL;
 }
 
+/* Say why the store fails, or that it works (why NULL); lock not held. */
+static void
+store_state(struct worker_pool *wp, const char *why)
+{
+	pthread_mutex_lock(&wp->lock);
+	if (why == NULL)
+		wp->store_error[0] = '\0';
+	else
+		snprintf(wp->store_error, sizeof(wp->store_error), "%s", why);
+	pthread_mutex_unlock(&wp->lock);
+}
+
+/*
+ * Commit rows until the store takes them. A failing store (a full disk, a
+ * read-only file) is the infrastructure's fault, never the messages': they
+ * stay held, unsettled, while the commit is retried with backoff (the
+ * backend keeps them from being redelivered meanwhile), and the workers
+ * stop taking more once the committer's ring is full.
+ */
+static void
+commit_until_stored(struct worker_pool *wp, struct processing_result **rows,
+    size_t nrows)
+{
+	int64_t backoff_ms = STORE_RETRY_MIN_MS;
+	bool failed = false;
+	char *cause = NULL;
+
+	while (result_store_commit(wp->rs, rows, nrows, &cause) != 0) {
+		if (!failed)
+			log_error("cannot store %zu results, holding them and "
+			    "trying again: %s", nrows, cause != NULL ? cause :
+			    "error");
+		store_state(wp, cause != NULL ? cause : "commit failed");
+		failed = true;
+		free(cause);
+		cause = NULL;
+		clock_sleep_ms(backoff_ms);
+		backoff_ms = backoff_ms * 2 > STORE_RETRY_MAX_MS ?
+		    STORE_RETRY_MAX_MS : backoff_ms * 2;
+	}
+	if (failed) {
+		log_info("the result store works again: %zu results stored",
+		    nrows);
+		store_state(wp, NULL);
+	}
+}
+
 /* Commit a batch in one transaction, then pass it on to be settled. */
 static void
 commit_batch(struct worker_pool *wp, struct pending *batch, size_t n)
 {
 	struct processing_result *rows[COMMIT_BATCH];
 	size_t nrows = 0;
-	char *cause = NULL;
-	int rc;
 
 	for (size_t i = 0; i < n; i++) {
 		if (batch[i].res.message_id != NULL)
 			rows[nrows++] = &batch[i].res;
 	}
-	rc = nrows > 0 ? result_store_commit(wp->rs, rows, nrows, &cause) : 0;
-	if (rc != 0) {
-		log_error("cannot store %zu results, they will be delivered "
-		    "again: %s", nrows, cause != NULL ? cause : "error");
-		free(cause);
-	}
+	if (nrows > 0)
+		commit_until_stored(wp, rows, nrows);
 	pthread_mutex_lock(&wp->settle_lock);
 	while (wp->settle_batch != NULL)
 		pthread_cond_wait(&wp->settle_cv, &wp->settle_lock);
 	wp->settle_batch = batch;
 	wp->settle_n = n;
-	wp->settle_rc = rc;
 	pthread_cond_broadcast(&wp->settle_cv);
 	pthread_mutex_unlock(&wp->settle_lock);
-	if (rc != 0) {
-		/* the store is failing (disk full?): do not spin on it */
-		struct timespec ts = { 1, 0 };
-
-		nanosleep(&ts, NULL);
-	}
 }
 
 /* Wait until the settler no longer holds buf. */
@@ -399,6 +433,19 @@ worker_pool_free(struct worker_pool *wp)
 	free(wp->ring);
 	free(wp->workers);
 	free(wp);
+}
+
+bool
+worker_pool_store_ok(struct worker_pool *wp, char *why, size_t len)
+{
+	bool ok;
+
+	pthread_mutex_lock(&wp->lock);
+	ok = wp->store_error[0] == '\0';
+	if (!ok)
+		snprintf(why, len, "result store: %s", wp->store_error);
+	pthread_mutex_unlock(&wp->lock);
+	return ok;
 }
 
 void

@@ -2,6 +2,8 @@
 #ifndef DIPLOM_WORKER_POOL_H
 #define DIPLOM_WORKER_POOL_H
 
+#include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #include "queue.h"
@@ -46,5 +48,10 @@ int worker_pool_wait(struct worker_pool *wp, int64_t timeout_ms);
 /* Free a pool whose wait returned 0. */
 void worker_pool_free(struct worker_pool *wp);
 void worker_pool_stats(struct worker_pool *wp, struct worker_pool_stats *st);
+/*
+ * Whether the result store takes commits; if not, why ("result store:
+ * ...") into why. Held messages wait meanwhile, none is given up.
+ */
+bool worker_pool_store_ok(struct worker_pool *wp, char *why, size_t len);
 
 #endif

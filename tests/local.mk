@@ -78,7 +78,8 @@ NATS_SHELL_TESTS = \
 	%D%/nats-poison.sh \
 	%D%/nats-enqueue-config.sh \
 	%D%/nats-max-payload.sh \
-	%D%/nats-idempotency.sh
+	%D%/nats-idempotency.sh \
+	%D%/store-full.sh
 # man pages against --help; the compose file; scripts/verify-persistence.sh
 # (a small run) and scripts/switch-queue.sh
 # attacks, each with a normal client that must not notice them

@@ -92,45 +92,28 @@ queue_open(const char *name, const struct config *cfg, struct queue **q,
 	return 0;
 }
 
-/* Wraps the caller's callback to count the outcome. */
-struct publish_call {
-	struct queue *q;
-	queue_publish_cb cb;
-	void *arg;
-};
-
-static void
-on_published(void *arg, int status, const char *reason)
-{
-	struct publish_call pc = *(struct publish_call *)arg;
-
-	free(arg);
-	if (status == 0)
-		atomic_fetch_add(&pc.q->published, 1);
-	else
-		atomic_fetch_add(&pc.q->refused, 1);
-	if (status != 0 && log_enabled(LOG_LEVEL_DEBUG))
-		log_debug("queue %s: publish refused (%d): %s",
-		    pc.q->ops->name, status, reason != NULL ? reason : "");
-	pc.cb(pc.arg, status, reason);
-}
-
 void
 queue_publish(struct queue *q, struct data_message *msg, queue_publish_cb cb,
     void *arg)
 {
-	struct publish_call *pc = malloc(sizeof(*pc));
-
-	if (pc == NULL) {
-		message_free(msg);
-		atomic_fetch_add(&q->refused, 1);
-		cb(arg, QUEUE_EUNAVAIL, "out of memory");
-		return;
-	}
-	*pc = (struct publish_call){ q, cb, arg };
 	if (log_enabled(LOG_LEVEL_DEBUG))
 		log_debug("queue %s: publish %s", q->ops->name, msg->id);
-	q->ops->publish(q, msg, on_published, pc);
+	q->ops->publish(q, msg, cb, arg);
+}
+
+void
+queue_report(struct queue *q, queue_publish_cb cb, void *arg, int status,
+    const char *reason)
+{
+	if (status == 0) {
+		atomic_fetch_add(&q->published, 1);
+	} else {
+		atomic_fetch_add(&q->refused, 1);
+		if (log_enabled(LOG_LEVEL_DEBUG))
+			log_debug("queue %s: publish refused (%d): %s",
+			    q->ops->name, status, reason != NULL ? reason : "");
+	}
+	cb(arg, status, reason);
 }
 
 int

@@ -67,8 +67,8 @@ struct queue_ops {
 	int (*open)(struct queue **q, const struct config *cfg, char **cause);
 	/*
 	 * Take ownership of msg and store it. The outcome is reported through
-	 * cb exactly once, possibly before publish returns, possibly from
-	 * another thread.
+	 * queue_report(q, cb, arg, ...) exactly once, possibly before publish
+	 * returns, possibly from another thread.
 	 */
 	void (*publish)(struct queue *q, struct data_message *msg,
 	    queue_publish_cb cb, void *arg);
@@ -130,6 +130,9 @@ int queue_open(const char *name, const struct config *cfg, struct queue **q,
 /* Take ownership of msg; cb reports the outcome exactly once. */
 void queue_publish(struct queue *q, struct data_message *msg,
     queue_publish_cb cb, void *arg);
+/* For backends: report a publish's outcome to its caller, counted. */
+void queue_report(struct queue *q, queue_publish_cb cb, void *arg,
+    int status, const char *reason);
 /* Up to max deliveries, or QUEUE_ECLOSED: see struct queue_ops. */
 int queue_receive(struct queue *q, struct delivery **out, int max,
     int timeout_ms);

@@ -151,7 +151,7 @@ mem_publish(struct queue *q, struct data_message *msg, queue_publish_cb cb,
 	}
 	pthread_mutex_unlock(&m->lock);
 	message_free(msg);
-	cb(arg, rc, reason);
+	queue_report(q, cb, arg, rc, reason);
 }
 
 static int

@@ -140,7 +140,8 @@ nq_pub_fail_all(struct nats_queue *nq)
 	for (size_t i = 0; i < NQ_PUB_BUCKETS; i++) {
 		while ((p = nq->pubs[i]) != NULL) {
 			nq->pubs[i] = p->next;
-			p->cb(p->arg, QUEUE_EUNAVAIL, "queue closed");
+			queue_report(&nq->q, p->cb, p->arg, QUEUE_EUNAVAIL,
+			    "queue closed");
 			free(p);
 		}
 	}
@@ -167,7 +168,8 @@ nq_on_puback(jsCtx *js, natsMsg *m, jsPubAck *pa, jsPubAckErr *pae,
 	}
 	if (pa != NULL) {
 		atomic_fetch_add(&nq->enqueued, 1);
-		p->cb(p->arg, 0, pa->Duplicate ? "duplicate" : "stored");
+		queue_report(&nq->q, p->cb, p->arg, 0, pa->Duplicate ?
+		    "duplicate" : "stored");
 		goto out;
 	}
 	if (pae != NULL && pae->Err == NATS_ERR &&
@@ -182,7 +184,7 @@ nq_on_puback(jsCtx *js, natsMsg *m, jsPubAck *pa, jsPubAckErr *pae,
 		    "unknown error");
 	}
 	log_debug("nats: publish failed: %s", why);
-	p->cb(p->arg, rc, why);
+	queue_report(&nq->q, p->cb, p->arg, rc, why);
 out:
 	if (nq_pub_last(nq, p, true)) {
 		natsMsg_Destroy(m);
@@ -252,7 +254,7 @@ nq_publish(struct queue *q, struct data_message *msg, queue_publish_cb cb,
 	why = natsStatus_GetText(s);
 	log_debug("nats: publish not sent: %s", why);
 fail:
-	cb(arg, rc, why);
+	queue_report(q, cb, arg, rc, why);
 out:
 	free(p);
 	natsMsg_Destroy(m);

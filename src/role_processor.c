@@ -51,12 +51,8 @@ processor_process(const struct delivery *d, struct processing_result *res,
 		}
 		msg = decoded;
 	}
-	if (delay_ms > 0) {
-		struct timespec ts = { delay_ms / 1000,
-			(long)(delay_ms % 1000) * 1000000 };
-
-		nanosleep(&ts, NULL);
-	}
+	if (delay_ms > 0)
+		clock_sleep_ms(delay_ms);
 	res->message_id = xstrdup(msg->id);
 	res->source = msg->source != NULL ? xstrdup(msg->source) : NULL;
 	res->timestamp = msg->timestamp;

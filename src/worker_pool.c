@@ -106,9 +106,7 @@ worker_main(void *arg)
 	    (n = queue_receive(wp->q, ds, wp->batch, 1000)) != QUEUE_ECLOSED) {
 		if (n < 0) {
 			/* backend trouble: it logs; do not spin */
-			struct timespec ts = { 0, 100000000 };
-
-			nanosleep(&ts, NULL);
+			clock_sleep_ms(100);
 			continue;
 		}
 		for (int i = 0; i < n; i++) {

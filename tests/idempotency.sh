@@ -67,26 +67,6 @@ base=$(sql "$RESULTS" "SELECT count(*) FROM results")
 stop_stack
 export PROCESSOR_WORKERS=4 PROCESSING_DELAY_MS=0
 stack_roles || bail "the stack did not restart"
-load kill 6
-sleep 2
-stop_pid "$ingest_PID" KILL
-start_role ingest ingest
-wait_health "$ING" 10 || bail "ingest did not come back"
-load_wait
-wait_until 20 drained kill
-tap_note "ingest killed: $(jq -c '{sent, accepted, retries, errors}' "$T_TMP/kill.json"), strangers $(( $(strangers) - base ))"
-tap_ok "with ingest killed, every accepted message has its row" \
-	test "$(missing kill)" = 0
-tap_ok "and none is a duplicate" test "$(strangers)" = "$base"
-load restart 6
-sleep 2
-stop_pid "$processor_PID"
-start_role processor processor
-wait_health "$PROC" 10 || bail "the processor did not come back"
-load_wait
-wait_until 20 drained restart
-tap_note "processor restarted: $(jq -c '{sent, accepted, retries, errors}' "$T_TMP/restart.json"), strangers $(( $(strangers) - base ))"
-tap_ok "with the processor restarted, every accepted message has its row" \
-	test "$(missing restart)" = 0
-tap_ok "and none is a duplicate" test "$(strangers)" = "$base"
+load_through kill "ingest killed" kill_ingest "$base"
+load_through restart "the processor restarted" restart_processor "$base"
 tap_done

@@ -758,3 +758,32 @@ missing() {
 }
 # drained LABEL : the backlog is empty and LABEL's accepted ids have rows
 drained() { backlog_empty "$PROC" && [ "$(missing "$1")" = 0 ]; }
+
+# kill_ingest / restart_processor : faults a retrying load goes through
+kill_ingest() {
+	stop_pid "$ingest_PID" KILL
+	start_role ingest ingest
+	wait_health "$ING" 10 || bail "ingest did not come back"
+}
+restart_processor() {
+	stop_pid "$processor_PID"
+	start_role processor processor
+	wait_health "$PROC" 10 || bail "the processor did not come back"
+}
+
+# load_through LABEL WHAT FAULT [BASE] : 6 s of retrying load under LABEL
+# with FAULT 2 s in; then every accepted message has its row, and no row is
+# a stranger beyond the BASE rows there were before
+load_through() {
+	local label=$1 what=$2 fault=$3 base=${4:-0}
+	load "$label" 6
+	sleep 2
+	"$fault"
+	load_wait
+	wait_until 30 drained "$label"
+	tap_note "$what: $(jq -c '{sent, accepted, retries, errors}' \
+		"$T_TMP/$label.json"), strangers $(( $(strangers) - base ))"
+	tap_ok "with $what, every accepted message has its row" \
+		test "$(missing "$label")" = 0
+	tap_ok "and none is a duplicate" test "$(strangers)" = "$base"
+}

@@ -33,30 +33,9 @@ tap_ok "with keys, every message accepted in the stall has its row" \
 tap_ok "and no row is a duplicate the client cannot tell apart" \
 	test "$(strangers)" = 0
 
-# ingest SIGKILLed mid-run, with keys
-load kill 8
-sleep 3
-stop_pid "$ingest_PID" KILL
-start_role ingest ingest
-wait_health "$ING" 10 || bail "ingest did not come back"
-load_wait
-wait_until 30 drained kill
-tap_note "ingest killed, with keys: $(jq -c '{sent, accepted, retries, errors}' "$T_TMP/kill.json"), strangers $(strangers)"
-tap_ok "with ingest killed, every accepted message has its row" \
-	test "$(missing kill)" = 0
-tap_ok "and none is a duplicate" test "$(strangers)" = 0
-
-# the processor restarted mid-run, with keys
-load restart 6
-sleep 2
-stop_pid "$processor_PID"
-start_role processor processor
-wait_health "$PROC" 10 || bail "the processor did not come back"
-load_wait
-wait_until 30 drained restart
-tap_ok "with the processor restarted, every accepted message has its row" \
-	test "$(missing restart)" = 0
-tap_ok "and none is a duplicate" test "$(strangers)" = 0
+# ingest SIGKILLed mid-run, then the processor restarted, with keys
+load_through kill "ingest killed" kill_ingest
+load_through restart "the processor restarted" restart_processor
 
 # the same stall without keys: what the keys save
 before=$(strangers)

@@ -109,7 +109,7 @@ check_config(const struct config *c)
 	FUZZ_CHECK(duration_ok(int_of(c, "nats-max-age")));
 	FUZZ_CHECK(in_range(int_of(c, "nats-replicas"), 1, 5));
 	FUZZ_CHECK(duration_ok(int_of(c, "nats-ack-wait")));
-	FUZZ_CHECK(in_range(int_of(c, "nats-max-deliver"), 1, 1000));
+	FUZZ_CHECK(in_range(int_of(c, "nats-max-deliver"), 0, 1000000));
 	FUZZ_CHECK(in_range(int_of(c, "nats-fetch-batch"), 1, 1000));
 	FUZZ_CHECK(in_range(c->max_client_conns, 0, 1000000));
 	FUZZ_CHECK(duration_ok(c->request_timeout_ms));

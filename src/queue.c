@@ -200,6 +200,12 @@ queue_batch(const struct queue *q)
 	return q->batch;
 }
 
+uint64_t
+queue_max_deliveries(const struct queue *q)
+{
+	return q->max_deliveries;
+}
+
 void
 queue_shutdown(struct queue *q)
 {

@@ -98,6 +98,8 @@ struct queue_ops {
 struct queue {
 	const struct queue_ops *ops;
 	int batch;		/* deliveries a worker takes at a time */
+	/* deliveries after which the processor gives a message up; 0: never */
+	uint64_t max_deliveries;
 	/* kept by the front door, for the metrics and the settle check */
 	atomic_uint_fast64_t published, refused;	/* publish outcomes */
 	atomic_uint_fast64_t received, acked, retried, terminated;
@@ -142,6 +144,12 @@ void queue_stats(struct queue *q, struct queue_stats *st);
 void queue_counters(struct queue *q, struct queue_counters *c);
 /* How many deliveries a worker should ask for at a time. */
 int queue_batch(const struct queue *q);
+/*
+ * Deliveries of one message that end without a result (the processor
+ * stopped while it held it) before the processor stores it as failed
+ * instead; 0 for no limit.
+ */
+uint64_t queue_max_deliveries(const struct queue *q);
 void queue_shutdown(struct queue *q);
 /* Free the queue; NULL is fine. Logs deliveries never settled. */
 void queue_close(struct queue *q);

@@ -574,8 +574,10 @@ static const struct config_option nats_options[] = {
 	  NS(replicas), "N", "stream replicas" },
 	{ "nats-ack-wait", "NATS_ACK_WAIT", CONFIG_DURATION, "30s", 0, 0,
 	  NS(ack_wait_ms), "DURATION", "consumer ack wait" },
-	{ "nats-max-deliver", "NATS_MAX_DELIVER", CONFIG_INT, "3", 1, 1000,
-	  NS(max_deliver), "N", "deliveries before a message is given up" },
+	{ "nats-max-deliver", "NATS_MAX_DELIVER", CONFIG_INT, "0", 0, 1000000,
+	  NS(max_deliver), "N",
+	  "deliveries without a result before a message is stored as failed "
+	  "(0: never)" },
 	{ "nats-fetch-batch", "NATS_FETCH_BATCH", CONFIG_INT, "10", 1, 1000,
 	  NS(fetch_batch), "N", "messages a worker takes at a time" },
 };
@@ -616,7 +618,7 @@ nq_init(struct nats_queue *nq, const struct config *cfg)
 	nq->dup_window_ms = ns->dup_window_ms;
 	nq->replicas = ns->replicas;
 	nq->ack_wait_ms = ns->ack_wait_ms;
-	nq->max_deliver = ns->max_deliver;
+	nq->q.max_deliveries = (uint64_t)ns->max_deliver;
 	if (nq_strf(&nq->subject, "%s.messages", ns->subject_prefix) != 0 ||
 	    nq_strf(&nq->filter, "%s.>", ns->subject_prefix) != 0 ||
 	    nq_strf(&nq->next_subj, "$JS.API.CONSUMER.MSG.NEXT.%s.%s",

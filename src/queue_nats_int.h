@@ -24,8 +24,8 @@
 /*
  * What a shut-down processor gives back is redelivered only after its own
  * last pull request has expired: sooner, the server would deliver it again
- * into that request, to an inbox no one reads, and one of the message's
- * NATS_MAX_DELIVER deliveries would be spent for nothing.
+ * into that request, to an inbox no one reads, and the message would
+ * count one delivery more without having been tried.
  */
 #define NQ_GIVE_BACK		"-NAK {\"delay\": 7000000000}"
 #define NQ_STATS_FRESH_MS	500	/* consumer info cache lifetime */
@@ -95,7 +95,7 @@ struct nats_queue {
 	int cap;			/* prefetch bound: ready + requested */
 	int64_t max_msgs, max_bytes, max_age_ms, replicas;
 	int64_t dup_window_ms;		/* Nats-Msg-Id deduplication */
-	int64_t ack_wait_ms, max_deliver;
+	int64_t ack_wait_ms;
 
 	natsOptions *opts;
 	natsConnection *nc;

@@ -146,7 +146,13 @@ nq_consumer_config(struct nats_queue *nq, jsConsumerConfig *cc)
 	cc->Durable = NQ_CONSUMER;
 	cc->AckPolicy = js_AckExplicit;
 	cc->AckWait = nq->ack_wait_ms * NS_PER_MS;
-	cc->MaxDeliver = nq->max_deliver;
+	/*
+	 * No delivery limit: the broker counts every delivery, a crash's as
+	 * much as a message's own fault, and drops a message that reaches
+	 * the limit without a word. The processor gives up on a message
+	 * itself (queue_max_deliveries), and stores a row when it does.
+	 */
+	cc->MaxDeliver = -1;
 	cc->FilterSubject = nq->subject;
 	cc->MaxAckPending = NQ_MAX_ACK_PENDING;
 }
@@ -159,13 +165,42 @@ nq_consumer_diff(const jsConsumerConfig *want, const jsConsumerConfig *have,
 	buf[0] = '\0';
 	if (have->AckWait != want->AckWait)
 		nq_diff_add(buf, size, "ack_wait");
-	if (have->MaxDeliver != want->MaxDeliver)
-		nq_diff_add(buf, size, "max_deliver");
 	if (have->AckPolicy != want->AckPolicy)
 		nq_diff_add(buf, size, "ack_policy");
 	if (have->FilterSubject == NULL ||
 	    strcmp(have->FilterSubject, want->FilterSubject) != 0)
 		nq_diff_add(buf, size, "filter_subject");
+}
+
+/*
+ * A consumer made by an older release has a delivery limit, which would
+ * drop messages silently: lift it. The limit is one of the settings the
+ * broker lets a consumer update in place.
+ */
+static void
+nq_lift_delivery_limit(struct nats_queue *nq, jsConsumerInfo *ci)
+{
+	jsConsumerInfo *upd = NULL;
+	jsErrCode jerr = 0;
+	natsStatus s;
+	int64_t had = ci->Config->MaxDeliver;
+
+	if (had <= 0)
+		return;
+	ci->Config->MaxDeliver = -1;
+	s = js_UpdateConsumer(&upd, nq->js, nq->stream, ci->Config, NULL,
+	    &jerr);
+	if (s == NATS_OK)
+		log_info("nats: consumer %s had a delivery limit of %" PRId64
+		    ", which drops a message for good after as many crashes; "
+		    "lifted it", NQ_CONSUMER, had);
+	else
+		log_warn("nats: consumer %s has a delivery limit of %" PRId64
+		    " and it cannot be lifted (%s, %d): a message delivered "
+		    "that often is dropped without a result", NQ_CONSUMER, had,
+		    natsStatus_GetText(s), (int)jerr);
+	ci->Config->MaxDeliver = had;
+	jsConsumerInfo_Destroy(upd);
 }
 
 /* The durable pull consumer every processor shares. */
@@ -199,6 +234,7 @@ nq_ensure_consumer(struct nats_queue *nq, char **cause)
 		    natsStatus_GetText(s), (int)jerr);
 		goto out;
 	}
+	nq_lift_delivery_limit(nq, ci);
 	nq_consumer_diff(&cc, ci->Config, diff, sizeof(diff));
 	nq_warn_diff(nq, &nq->warned_consumer, "consumer", NQ_CONSUMER, diff);
 out:

@@ -51,6 +51,13 @@ int role_serve(const struct config *cfg, const struct http_route *routes,
  */
 int role_drain(struct http_server *srv, int64_t timeout_ms);
 
+/*
+ * Whether to give d up rather than process it: it was delivered more than
+ * max_deliveries times (0: no limit) and never got a result. If so, res
+ * is its failed result.
+ */
+bool processor_give_up(const struct delivery *d, uint64_t max_deliveries,
+    struct processing_result *res);
 /* The processor's work on one delivery; delay_ms simulates more. */
 void processor_process(const struct delivery *d,
     struct processing_result *res, int64_t delay_ms);

@@ -66,13 +66,47 @@ processor_process(const struct delivery *d, struct processing_result *res,
 	message_free(decoded);
 }
 
+bool
+processor_give_up(const struct delivery *d, uint64_t max_deliveries,
+    struct processing_result *res)
+{
+	struct data_message *decoded = NULL;
+	const struct data_message *msg = d->msg;
+	char *cause = NULL;
+
+	if (max_deliveries == 0 || d->num_delivered <= max_deliveries)
+		return false;
+	memset(res, 0, sizeof(*res));
+	res->processed_at = (int64_t)time(NULL);
+	/* the row carries what the message says of itself, if it says it */
+	if (msg == NULL && message_decode(d->data, d->len, &decoded,
+	    &cause) == 0)
+		msg = decoded;
+	free(cause);
+	if (msg != NULL) {
+		res->message_id = xstrdup(msg->id);
+		res->source = msg->source != NULL ? xstrdup(msg->source) : NULL;
+		res->timestamp = msg->timestamp;
+	} else if (d->id != NULL) {
+		res->message_id = xstrdup(d->id);
+	}
+	xasprintf(&res->error, "given up: delivered %ju times without a "
+	    "result (the limit is %ju)", (uintmax_t)d->num_delivered,
+	    (uintmax_t)max_deliveries);
+	log_warn("message %s: %s", res->message_id != NULL ?
+	    res->message_id : "(no id)", res->error);
+	message_free(decoded);
+	return true;
+}
+
 /* The worker pool's process step. */
 static void
 pr_process(void *ctx, const struct delivery *d, struct processing_result *res)
 {
 	const struct processor *pr = ctx;
 
-	processor_process(d, res, pr->cfg->processing_delay_ms);
+	if (!processor_give_up(d, queue_max_deliveries(pr->q), res))
+		processor_process(d, res, pr->cfg->processing_delay_ms);
 }
 
 static void

@@ -177,7 +177,7 @@ START_TEST(defaults_match_spec)
 		.nats_stream = "DIPLOM_STREAM", .nats_subject_prefix = "diplom",
 		.nats_max_msgs = 1000000, .nats_max_bytes = -1,
 		.nats_max_age = 0, .nats_replicas = 1, .nats_ack_wait = 30000,
-		.nats_max_deliver = 3, .nats_fetch_batch = 10,
+		.nats_max_deliver = 0, .nats_fetch_batch = 10,
 		.max_body_bytes = 1048576, .drain_timeout_ms = 30000,
 		.log_level = LOG_LEVEL_INFO, .role_port = 8082,
 	});

@@ -15,6 +15,8 @@
 #include <sys/socket.h>
 #include <sys/wait.h>
 
+#include <nats/nats.h>
+
 #include "check_main.h"
 #include "check_util.h"
 #include "clock.h"
@@ -399,6 +401,69 @@ START_TEST(nak_redelivers_and_term_ends)
 }
 END_TEST
 
+/* The consumer's delivery limit on the test's broker, read or set. */
+static int64_t
+consumer_limit(int64_t set_to)
+{
+	natsConnection *nc = NULL;
+	jsCtx *js = NULL;
+	jsConsumerInfo *ci = NULL, *upd = NULL;
+	char url[64];
+	int64_t have;
+
+	snprintf(url, sizeof(url), "nats://127.0.0.1:%d", srv_port);
+	ck_assert_int_eq(natsConnection_ConnectTo(&nc, url), NATS_OK);
+	ck_assert_int_eq(natsConnection_JetStream(&js, nc, NULL), NATS_OK);
+	ck_assert_int_eq(js_GetConsumerInfo(&ci, js, "DIPLOM_STREAM",
+	    "messages-consumer", NULL, NULL), NATS_OK);
+	if (set_to != 0) {
+		ci->Config->MaxDeliver = set_to;
+		ck_assert_int_eq(js_UpdateConsumer(&upd, js, "DIPLOM_STREAM",
+		    ci->Config, NULL, NULL), NATS_OK);
+	}
+	have = upd != NULL ? upd->Config->MaxDeliver : ci->Config->MaxDeliver;
+	jsConsumerInfo_Destroy(upd);
+	jsConsumerInfo_Destroy(ci);
+	jsCtx_Destroy(js);
+	natsConnection_Destroy(nc);
+	return have;
+}
+
+/*
+ * The broker has no delivery limit: a message NAKed more often than an
+ * older release's limit of 2 is still delivered; the limit an older
+ * consumer has is lifted; NATS_MAX_DELIVER is the processor's own.
+ */
+START_TEST(consumer_has_no_delivery_limit)
+{
+	struct delivery *ds[4];
+	struct queue *q;
+
+	NEED_SERVER();
+	server_start();
+	q = open_queue();
+	ck_assert(wait_healthy(q, 1));
+	ck_assert_uint_eq(queue_max_deliveries(q), 0);
+	queue_close(q);
+	ck_assert_int_eq(consumer_limit(2), 2);
+
+	set_option("--nats-max-deliver=5");
+	q = open_queue();
+	ck_assert(wait_healthy(q, 1));
+	ck_assert_uint_eq(queue_max_deliveries(q), 5);
+	ck_assert_int_eq(consumer_limit(0), -1);
+	ck_assert_int_eq(publish_wait(q, "lim-1", "hello"), 0);
+	for (uint64_t n = 1; n <= 4; n++) {
+		ck_assert_int_eq(queue_receive(q, ds, 4, 5000), 1);
+		ck_assert_uint_eq(ds[0]->num_delivered, n);
+		ck_assert_int_eq(queue_reject(q, ds[0],
+		    n < 4 ? REJECT_RETRY : REJECT_TERM), 0);
+	}
+	ck_assert(wait_backlog(q, 0));
+	queue_close(q);
+}
+END_TEST
+
 START_TEST(shutdown_closes_receive_and_allows_ack)
 {
 	struct delivery *ds[4];
@@ -668,6 +733,7 @@ queue_nats_suite(void)
 	tcase_add_test(tc, short_max_age_still_creates_stream);
 	tcase_add_test(tc, publish_n_receive_ack_all_empties_backlog);
 	tcase_add_test(tc, nak_redelivers_and_term_ends);
+	tcase_add_test(tc, consumer_has_no_delivery_limit);
 	tcase_add_test(tc, shutdown_closes_receive_and_allows_ack);
 	tcase_add_test(tc, broker_absent_at_open_then_started);
 	tcase_add_test(tc, broker_lost_fails_fast_and_recovers);

@@ -56,6 +56,49 @@ START_TEST(processor_process_turns_undecodable_bytes_into_failed_result)
 }
 END_TEST
 
+/* Give up on raw bytes delivered n times, with a limit of max. */
+static bool
+give_up_raw(const char *raw, const char *id, uint64_t n, uint64_t max,
+    struct processing_result *res)
+{
+	struct delivery d = { .data = raw, .len = strlen(raw), .id = id,
+		.num_delivered = n };
+
+	return processor_give_up(&d, max, res);
+}
+
+START_TEST(processor_gives_up_only_past_the_limit)
+{
+	static const char raw[] = "{\"id\":\"g-1\",\"source\":\"s\","
+	    "\"timestamp\":7,\"payload\":\"aGk=\"}";
+	struct processing_result res;
+
+	ck_assert(!give_up_raw(raw, "g-1", 1000, 0, &res));
+	ck_assert(!give_up_raw(raw, "g-1", 3, 3, &res));
+	ck_assert(give_up_raw(raw, "g-1", 4, 3, &res));
+	ck_assert(!res.success);
+	ck_assert_str_eq(res.message_id, "g-1");
+	ck_assert_str_eq(res.source, "s");
+	ck_assert_int_eq(res.timestamp, 7);
+	ck_assert_ptr_nonnull(strstr(res.error, "delivered 4 times"));
+	result_clear(&res);
+}
+END_TEST
+
+START_TEST(processor_gives_up_on_bytes_it_cannot_decode_by_their_id)
+{
+	struct processing_result res;
+
+	ck_assert(give_up_raw("not json", "g-2", 2, 1, &res));
+	ck_assert(!res.success);
+	ck_assert_str_eq(res.message_id, "g-2");
+	result_clear(&res);
+	ck_assert(give_up_raw("not json", NULL, 2, 1, &res));
+	ck_assert_ptr_null(res.message_id);
+	result_clear(&res);
+}
+END_TEST
+
 START_TEST(processor_process_keeps_binary_payload_bytes)
 {
 	struct delivery d = { 0 };
@@ -137,6 +180,9 @@ role_processor_suite(void)
 	tcase_add_test(tc, processor_process_turns_undecodable_bytes_into_failed_result);
 	tcase_add_test(tc, processor_process_keeps_binary_payload_bytes);
 	tcase_add_test(tc, processor_process_without_id_has_no_row);
+	tcase_add_test(tc, processor_gives_up_only_past_the_limit);
+	tcase_add_test(tc,
+	    processor_gives_up_on_bytes_it_cannot_decode_by_their_id);
 	if (can_cap_memory())
 		tcase_add_test_raise_signal(tc,
 		    processor_process_aborts_when_memory_runs_out, SIGABRT);

@@ -27,13 +27,13 @@ tap_ok "a bad message at /enqueue is still 400" test "$(curl -s -o /dev/null \
 	-w '%{http_code}' -d '{"id":1}' "$PROC/enqueue")" = 400
 
 stop_pid "$processor_PID" TERM
-NATS_MAX_MSGS=500 NATS_MAX_DELIVER=7 start_role processor2 processor
+NATS_MAX_MSGS=500 NATS_ACK_WAIT=47s start_role processor2 processor
 wait_http "$PROC/health" 10
 tap_ok "a processor with other limits starts on the existing stream" \
 	kill -0 "$processor2_PID"
 warned() {
 	grep -q 'warn.*stream .*different.*max_msgs' "$T_TMP/processor2.log" &&
-		grep -q 'warn.*max_deliver' "$T_TMP/processor2.log"
+		grep -q 'warn.*consumer .*different.*ack_wait' "$T_TMP/processor2.log"
 }
 tap_ok "it warns about the stream's and the consumer's differing settings" warned
 still_flows() {

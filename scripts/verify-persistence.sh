@@ -1,25 +1,46 @@
 #!/bin/bash
-# Persistence verification: prove that no message ingest accepted is lost.
+# Persistence verification: every message ingest accepted ends with exactly
+# one row in the result store, processed or failed with a reason.
 #   scripts/verify-persistence.sh [--messages N] [--scenario S] [--backend B]
+#                                 [--short]
 #     --messages N   messages per scenario (default 2000)
-#     --scenario S   all (default), restart, crash, broker or switch
+#     --scenario S   all (default), or one or a comma-separated list of:
+#                    restart crash broker switch disk readonly crashloop
+#                    ingest broker-down slow
 #     --backend B    nats (default) or memory
+#     --short        faults held for seconds, not the minute or so of a
+#                    full run (what `make check` runs)
 # Each scenario starts a fresh stack of its own (nats-server on a free
 # loopback port with a fresh store, the three diplomd roles, a fresh results
-# database), sends N messages with diplom-loadgen --retry --record at a rate
-# that takes VERIFY_LOAD_SECONDS (5) seconds, disrupts the stack meanwhile,
-# waits until the processor has processed everything, and compares the
-# recorded accepted ids with the results database in SQLite:
-#   restart  processor SIGTERM, then started again
-#   crash    processor SIGKILL (while it has a backlog), then started again
-#   broker   nats-server SIGKILL, restarted on the same store and port
-#            (the daemons recover by themselves; n/a with --backend memory)
-#   switch   BACKEND -> the other -> BACKEND, with scripts/switch-queue.sh's
-#            logic (run_switch in tests/lib.sh)
-# Prints one table; exit status 1 when an accepted message was lost (or a
-# message got a second result row), 2 on a usage error or when a stack
-# could not be run, 0 otherwise. The memory backend is not durable across
-# SIGKILL, so `--backend memory --scenario crash` reports a loss and exits 1.
+# database), sends its messages with diplom-loadgen --retry --record, faults
+# the stack meanwhile, waits until the processor has worked off everything,
+# and compares the recorded accepted ids with the results database:
+#   restart      processor SIGTERM, then started again
+#   crash        processor SIGKILL (while it has a backlog), then started
+#   broker       nats-server SIGKILL, restarted on the same store and port
+#   switch       BACKEND -> the other -> BACKEND (scripts/switch-queue.sh's
+#                logic, run_switch in tests/lib.sh)
+#   disk         the result store on a small tmpfs, filled for 60 s (5)
+#                under load; /health must be 503 naming the result store;
+#                with nats the processor is SIGKILLed while the disk is full
+#                (whatever it acked before its commit would be lost), then
+#                space is given back
+#   readonly     the result store's files made immutable (chattr +i on an
+#                ext4 loop filesystem: read-only even for root) for 30 s (5)
+#   crashloop    processor SIGKILLed 5 times in a row while it holds the
+#                same messages (PROCESSING_DELAY_MS 10 s, 6 s short)
+#   ingest       ingest SIGKILLed mid-run, then started again
+#   broker-down  nats-server stopped for 30 s (5) under steady load; every
+#                message must be accepted once it is back
+#   slow         PROCESSING_DELAY_MS longer than NATS_ACK_WAIT: no message
+#                may be delivered twice (work-in-progress acks)
+# A scenario without meaning for the backend (a broker fault with memory)
+# or that needs root it does not have (disk, readonly) shows n/a.
+# Prints one table; exit status 1 when an accepted message has no row (or a
+# message got a second row, or broker-down left one unaccepted), 2 on a
+# usage error or when a stack could not be run or a fault not made, 0
+# otherwise. The memory backend is not durable across SIGKILL, so
+# `--backend memory --scenario crash` reports a loss and exits 1.
 # Binaries: $DIPLOMD and $DIPLOM_LOADGEN, else src/diplomd and
 # src/loadgen/diplom-loadgen under $top_builddir (default:
 # the build next to this script). VERIFY_KEEP=1 keeps the work
@@ -30,11 +51,13 @@
 MESSAGES=2000
 SCENARIO=all
 BACKEND=nats
+SHORT=0
 LOAD_SECONDS=${VERIFY_LOAD_SECONDS:-5}
+ALL_SCENARIOS="restart crash broker switch disk readonly crashloop ingest broker-down slow"
 
 # usage [STATUS] : the header above is the help text
 usage() {
-	script_help 25
+	script_help 51
 	exit "${1:-2}"
 }
 
@@ -52,6 +75,7 @@ while [ $# -gt 0 ]; do
 	--scenario=*) SCENARIO=${1#*=} ;;
 	--backend) BACKEND=$(opt_value "$1" "${2:-}") || exit 2; shift ;;
 	--backend=*) BACKEND=${1#*=} ;;
+	--short) SHORT=1 ;;
 	-h | --help) usage 0 ;;
 	*) echo "verify-persistence: unknown argument '$1'" >&2; exit 2 ;;
 	esac
@@ -60,11 +84,17 @@ done
 case $MESSAGES in
 '' | *[!0-9]* | 0) echo "verify-persistence: --messages must be a positive number" >&2; exit 2 ;;
 esac
-case $SCENARIO in
-all) SCENARIOS="restart crash broker switch" ;;
-restart | crash | broker | switch) SCENARIOS=$SCENARIO ;;
-*) echo "verify-persistence: unknown scenario '$SCENARIO'" >&2; exit 2 ;;
-esac
+if [ "$SCENARIO" = all ]; then
+	SCENARIOS=$ALL_SCENARIOS
+else
+	SCENARIOS=${SCENARIO//,/ }
+	for s in $SCENARIOS; do
+		case " $ALL_SCENARIOS " in
+		*" $s "*) ;;
+		*) echo "verify-persistence: unknown scenario '$s'" >&2; exit 2 ;;
+		esac
+	done
+fi
 case $BACKEND in
 nats) OTHER=memory ;;
 memory) OTHER=nats ;;
@@ -73,6 +103,13 @@ esac
 case $LOAD_SECONDS in
 '' | *[!0-9]* | 0) echo "verify-persistence: VERIFY_LOAD_SECONDS must be a positive number" >&2; exit 2 ;;
 esac
+# how long each timed fault holds, and the crash loop's work per message
+if [ "$SHORT" -eq 1 ]; then
+	DISK_S=5 READONLY_S=5 DOWN_S=5 CRASHLOOP_DELAY_MS=6000
+else
+	DISK_S=60 READONLY_S=30 DOWN_S=30 CRASHLOOP_DELAY_MS=10000
+fi
+CRASHLOOP_KILLS=5
 
 [ -x "$DIPLOMD" ] ||
 	{ echo "verify-persistence: diplomd not found; build it or set DIPLOMD" >&2; exit 2; }
@@ -93,15 +130,21 @@ STACK_DIRS=""
 T_KEEP_DIR=${VERIFY_KEEP:-}
 
 # stop_stacks : on every exit, stop each scenario's roles by their pid files
-# (the harness ends the loadgen and the broker it tracks)
+# (the harness ends the loadgen and the broker it tracks), then take away
+# the filesystems the disk and readonly scenarios mounted
 # shellcheck disable=SC2317 # run at exit through T_AT_EXIT
 stop_stacks() {
 	local d
 	for d in $STACK_DIRS; do
 		run_stack_stop "$d"
 	done
+	for d in $MOUNTS; do
+		chattr -R -i "$d" 2>/dev/null
+		umount "$d" 2>/dev/null
+	done
 }
 T_AT_EXIT=stop_stacks
+MOUNTS=""
 
 # stamp TEXT : progress on stderr, timestamped, the table alone on stdout
 # shellcheck disable=SC2317 # run by say, through SAY_WITH
@@ -116,7 +159,7 @@ stamp_switch() { stamp "    $*"; }
 # recorded in DIR/env (the run-directory layout run_switch works on)
 stack_start() {
 	local dir=$1 qt=$2 role
-	RESULTS=$dir/results.db
+	RESULTS=${RESULTS:-$dir/results.db}
 	stack_ports
 	export QUEUE_TYPE=$qt
 	export NATS_URL=nats://127.0.0.1:${NATS_PORT:-1}	# port 1: no broker
@@ -195,6 +238,138 @@ queue_switch() {
 	say "  now on $2"
 }
 
+# store_says PROC_URL WORDS : /health is 503 and its reason has WORDS
+# shellcheck disable=SC2317 # run through wait_until
+store_says() {
+	curl -s --max-time 2 "$1/health" |
+		jq -e --arg w "$2" '.healthy == false and (.reason | contains($w))' \
+		>/dev/null 2>&1
+}
+
+# store_mount DIR KIND : a filesystem of its own under DIR/store for the
+# result store, tmpfs (disk) or ext4 on a loop file (readonly: ext4 refuses
+# writes to an immutable file that is open already, tmpfs does not)
+store_mount() {
+	local dir=$1/store
+	mkdir -p "$dir"
+	case $2 in
+	tmpfs) mount -t tmpfs -o size=16m tmpfs "$dir" ;;
+	ext4)
+		truncate -s 64m "$1/store.img" &&
+			mkfs.ext4 -q -F "$1/store.img" &&
+			mount -o loop "$1/store.img" "$dir"
+		;;
+	esac || { say "  cannot mount a $2 filesystem for the result store"; return 1; }
+	MOUNTS="$MOUNTS $dir"
+}
+
+# store_hold_broken DIR SECONDS WHAT : with the store broken, check for
+# SECONDS that /health says so and that no row is added meanwhile
+store_hold_broken() {
+	local dir=$1 secs=$2 what=$3 rows0 rows1
+	if ! wait_until 15 store_says "$PROC" "result store"; then
+		say "  /health did not report the $what result store"
+		return 1
+	fi
+	say "  /health: $(curl -s --max-time 2 "$PROC/health" | jq -c .)"
+	rows0=$(sql "$RESULTS" "SELECT count(*) FROM results" 2>/dev/null)
+	sleep "$secs"
+	rows1=$(sql "$RESULTS" "SELECT count(*) FROM results" 2>/dev/null)
+	say "  rows while $what: ${rows0:-?} -> ${rows1:-?}"
+	[ "$rows0" = "$rows1" ] || { say "  rows were added to a $what store"; return 1; }
+}
+
+# disk_fault DIR : fill the store's filesystem for DISK_S under load; with
+# nats SIGKILL the processor while full (nothing it holds was acked: it
+# must all come again), give the space back, start the processor again
+disk_fault() {
+	local dir=$1
+	wait_accepted disk $((MESSAGES * 25 / 100)) ||
+		say "  (the load ended before 25% was accepted)"
+	say "  result store's filesystem full for ${DISK_S}s"
+	dd if=/dev/zero of="$dir/store/fill" bs=64k >/dev/null 2>&1
+	sync
+	store_hold_broken "$dir" "$DISK_S" full || return 1
+	if [ "$BACKEND" = nats ]; then
+		say "  processor SIGKILL while the disk is full"
+		run_role_stop "$dir" processor KILL 10 || return 1
+	fi
+	rm -f "$dir/store/fill"
+	say "  space given back"
+	if [ "$BACKEND" = nats ]; then
+		run_role_start "$dir" processor
+	fi
+	wait_health "$PROC" 30 || { say "  the processor did not recover"; return 1; }
+	say "  processor healthy again"
+}
+
+# readonly_fault DIR : the store's files and directory immutable for
+# READONLY_S under load, then writable again
+readonly_fault() {
+	local dir=$1
+	wait_accepted readonly $((MESSAGES * 25 / 100)) ||
+		say "  (the load ended before 25% was accepted)"
+	say "  result store read-only for ${READONLY_S}s (chattr +i)"
+	chattr +i "$RESULTS" "$RESULTS-wal" "$dir/store" 2>/dev/null
+	store_hold_broken "$dir" "$READONLY_S" read-only
+	local rc=$?
+	chattr -i "$RESULTS" "$RESULTS-wal" "$dir/store" 2>/dev/null
+	say "  writable again"
+	[ "$rc" -eq 0 ] || return 1
+	wait_health "$PROC" 30 || { say "  the processor did not recover"; return 1; }
+	say "  processor healthy again"
+}
+
+# crashloop_fault DIR : SIGKILL the processor CRASHLOOP_KILLS times, each
+# time once it holds the messages again (their ack wait has passed since
+# the last one died), then let one live
+crashloop_fault() {
+	local dir=$1 k wait_s
+	wait_s=$(( ${NATS_ACK_WAIT%s} + 2 ))
+	wait_accepted crashloop "$MESSAGES_NOW" ||
+		say "  (not all messages were accepted)"
+	sleep 1
+	for k in $(seq "$CRASHLOOP_KILLS"); do
+		say "  processor SIGKILL $k/$CRASHLOOP_KILLS, rows so far: $(sql "$RESULTS" "SELECT count(*) FROM results" 2>/dev/null)"
+		run_role_stop "$dir" processor KILL 10 || return 1
+		run_role_start "$dir" processor
+		wait_health "$PROC" 15 || { say "  the processor did not start"; return 1; }
+		# the messages come back once their ack wait ran out
+		sleep "$wait_s"
+	done
+	say "  processor left running"
+}
+
+# ingest_kill DIR : SIGKILL ingest mid-run and start it again
+ingest_kill() {
+	local dir=$1
+	wait_accepted ingest $((MESSAGES * 35 / 100)) ||
+		say "  (the load ended before 35% was accepted)"
+	say "  ingest SIGKILL"
+	run_role_stop "$dir" ingest KILL 10 || return 1
+	sleep 0.5
+	run_role_start "$dir" ingest
+	wait_health "$ING" 15 || { say "  ingest did not start again"; return 1; }
+	say "  ingest back"
+}
+
+# broker_down DIR : stop nats-server for DOWN_S under steady load, start it
+# again on the same store
+broker_down() {
+	local dir=$1
+	wait_accepted broker-down $((MESSAGES * 25 / 100)) ||
+		say "  (the load ended before 25% was accepted)"
+	say "  nats-server stopped for ${DOWN_S}s"
+	stop_nats TERM
+	sleep "$DOWN_S"
+	start_nats "$dir" || return 1
+	if ! wait_health "$ING" 30 || ! wait_health "$PROC" 30; then
+		say "  the daemons did not recover after the broker came back"
+		return 1
+	fi
+	say "  nats-server back, ingest and processor healthy again"
+}
+
 # disrupt SCENARIO DIR : the scenario's disruption, once load is flowing
 disrupt() {
 	local name=$1 dir=$2 next
@@ -221,66 +396,144 @@ disrupt() {
 			say "  (the load ended before $next were accepted)"
 		queue_switch "$dir" "$BACKEND" || return 1
 		;;
+	disk) disk_fault "$dir" ;;
+	readonly) readonly_fault "$dir" ;;
+	crashloop) crashloop_fault "$dir" ;;
+	ingest) ingest_kill "$dir" ;;
+	broker-down) broker_down "$dir" ;;
+	slow) : ;;
 	esac
 }
 
-# count_sql LABEL RESULTS_DB : accepted|processed|lost|duplicate|redelivered
-# (duplicate: result rows beyond the first per message id, which the primary
-# key should make impossible; redelivered: results with deliveries > 1)
+# count_sql LABEL RESULTS_DB :
+#   accepted|processed|failed|lost|duplicate|redelivered
+# (processed and failed: accepted messages with a row of that kind;
+# duplicate: result rows beyond the first per message id, which the primary
+# key should make impossible; redelivered: rows whose message was committed
+# more than once)
 count_sql() {
 	sqlite3 -batch -noheader -separator '|' -cmd '.timeout 5000' "$SENT_DB" "
 		ATTACH '$2' AS r;
+		CREATE TEMP TABLE acc AS SELECT DISTINCT message_id FROM sent
+		 WHERE label = '$1';
 		SELECT
 		 (SELECT count(*) FROM sent WHERE label = '$1'),
-		 (SELECT count(DISTINCT s.message_id) FROM sent s
-		   JOIN r.results x ON x.message_id = s.message_id
-		   WHERE s.label = '$1'),
-		 (SELECT count(*) FROM sent s WHERE s.label = '$1' AND NOT EXISTS
-		   (SELECT 1 FROM r.results x WHERE x.message_id = s.message_id)),
+		 (SELECT count(*) FROM acc a JOIN r.results x USING (message_id)
+		   WHERE x.success = 1),
+		 (SELECT count(*) FROM acc a JOIN r.results x USING (message_id)
+		   WHERE x.success = 0),
+		 (SELECT count(*) FROM acc a WHERE NOT EXISTS
+		   (SELECT 1 FROM r.results x WHERE x.message_id = a.message_id)),
 		 (SELECT count(*) - count(DISTINCT message_id) FROM r.results),
-		 (SELECT count(*) FROM r.results x WHERE x.deliveries > 1
-		   AND x.message_id IN (SELECT message_id FROM sent
-		                        WHERE label = '$1'));"
+		 (SELECT count(*) FROM acc a JOIN r.results x USING (message_id)
+		   WHERE x.deliveries > 1);"
 }
 
 ROWS=""
 LOST_ANY=0
 HARNESS_ERR=0
+ROW_FMT='%-12s %-20s %6s %9s %10s %7s %6s %15s %12s'
 
-# add_row SCENARIO BACKEND SENT ACCEPTED PROCESSED LOST DUP REDELIVERED
-add_row() { ROWS="$ROWS$(printf '%-9s %-20s %6s %9s %10s %6s %15s %12s' "$@")"$'\n'; }
+# add_row SCENARIO BACKEND SENT ACCEPTED PROCESSED FAILED LOST DUP REDELIVERED
+# shellcheck disable=SC2059 # the format is ours
+add_row() { ROWS="$ROWS$(printf "$ROW_FMT" "$@")"$'\n'; }
+
+# can_mount : whether this shell may mount a filesystem (root, and not
+# fakeroot's pretence of it), asked once
+can_mount() {
+	if [ -z "${CAN_MOUNT:-}" ]; then
+		CAN_MOUNT=no
+		mkdir -p "$T_TMP/probe"
+		if mount -t tmpfs -o size=1m tmpfs "$T_TMP/probe" 2>/dev/null; then
+			umount "$T_TMP/probe" && CAN_MOUNT=yes
+		fi
+	fi
+	[ "$CAN_MOUNT" = yes ]
+}
+
+# not_applicable SCENARIO : why the scenario cannot run here, if it cannot
+not_applicable() {
+	case "$1 $BACKEND" in
+	"broker memory" | "crashloop memory" | "broker-down memory" | "slow memory")
+		echo "no broker with the memory backend" ;;
+	disk* | readonly*)
+		can_mount || echo "mounting a filesystem needs root" ;;
+	esac
+}
+
+# scenario_settings NAME : the load and the processor's pace for NAME:
+# sets MESSAGES_NOW, RATE, RETRIES and exports the processor's settings
+scenario_settings() {
+	local secs=$LOAD_SECONDS
+	MESSAGES_NOW=$MESSAGES RETRIES=20
+	export PROCESSOR_WORKERS=4 NATS_FETCH_BATCH=10 NATS_ACK_WAIT=2s
+	case $1 in
+	disk) secs=$((LOAD_SECONDS + DISK_S)) ;;
+	readonly) secs=$((LOAD_SECONDS + READONLY_S)) ;;
+	broker-down) secs=$((LOAD_SECONDS + DOWN_S)) RETRIES=$((DOWN_S * 3 + 20)) ;;
+	esac
+	RATE=$(( (MESSAGES_NOW + secs - 1) / secs ))
+	# process at ~70% of the rate, so a backlog builds and every
+	# disruption finds messages queued
+	PROCESSING_DELAY_MS=$(( (4 * 1000 * 10 + RATE * 7 - 1) / (RATE * 7) ))
+	case $1 in
+	crashloop)
+		# each worker holds one message, all of them for the whole loop
+		[ "$MESSAGES_NOW" -le 40 ] || MESSAGES_NOW=40
+		RATE=1000 PROCESSOR_WORKERS=$MESSAGES_NOW NATS_FETCH_BATCH=1
+		PROCESSING_DELAY_MS=$CRASHLOOP_DELAY_MS
+		;;
+	slow)
+		# workers hold ten messages each, the last for 10 ack waits
+		[ "$MESSAGES_NOW" -le 80 ] || MESSAGES_NOW=80
+		RATE=1000 PROCESSOR_WORKERS=8 PROCESSING_DELAY_MS=2500
+		;;
+	esac
+	export PROCESSING_DELAY_MS
+}
+
+# proc_metric NAME : one counter of the processor's /metrics
+proc_metric() {
+	curl -s --max-time 3 "$PROC/metrics" |
+		awk -v n="$1" '$1 == n { print $2; exit }'
+}
 
 # run_scenario NAME : one scenario on a fresh stack; adds its table row
 run_scenario() {
-	local name=$1 dir=$T_TMP/$1 backend=$BACKEND start=$BACKEND rate delay
-	local lg_rc counts accepted processed lost dup redel lg_acc ok=1
-	if [ "$name" = broker ] && [ "$BACKEND" = memory ]; then
-		add_row "$name" memory n/a n/a n/a n/a n/a n/a
-		say "$name: n/a with the memory backend (no broker)"
+	local name=$1 dir=$T_TMP/$1 backend=$BACKEND start=$BACKEND why
+	local lg_rc counts accepted processed failed lost dup redel lg_acc
+	local ok=1 redelivered
+	why=$(not_applicable "$name")
+	if [ -n "$why" ]; then
+		add_row "$name" "$BACKEND" n/a n/a n/a n/a n/a n/a n/a
+		say "$name: n/a ($why)"
 		return 0
 	fi
 	[ "$name" = switch ] && backend="$BACKEND>$OTHER>$BACKEND"
 	mkdir -p "$dir"
-	# pace the load over LOAD_SECONDS; process at ~70% of that rate so a
-	# backlog builds and every disruption finds messages queued
-	rate=$(( (MESSAGES + LOAD_SECONDS - 1) / LOAD_SECONDS ))
-	delay=$(( (4 * 1000 * 10 + rate * 7 - 1) / (rate * 7) ))
-	export PROCESSOR_WORKERS=4 PROCESSING_DELAY_MS=$delay
-	export QUEUE_SIZE=$((MESSAGES + 1000)) NATS_ACK_WAIT=2s
+	scenario_settings "$name"
+	export QUEUE_SIZE=$((MESSAGES_NOW + 1000))
 	export NATS_STREAM=VERIFY_${name^^} LOG_LEVEL=${LOG_LEVEL:-info}
+	NATS_STREAM=${NATS_STREAM//-/_}
 	NATS_PORT=""
-	say "$name ($backend): $MESSAGES messages at $rate/s, processing ${delay} ms x 4 workers"
+	RESULTS=""
+	case $name in disk | readonly) RESULTS=$dir/store/results.db ;; esac
+	say "$name ($backend): $MESSAGES_NOW messages at $RATE/s, processing ${PROCESSING_DELAY_MS} ms x $PROCESSOR_WORKERS workers"
+	case $name in
+	disk) store_mount "$dir" tmpfs || { add_row "$name" "$backend" - - - - - - -; HARNESS_ERR=1; return; } ;;
+	readonly) store_mount "$dir" ext4 || { add_row "$name" "$backend" - - - - - - -; HARNESS_ERR=1; return; } ;;
+	esac
 	if [ "$BACKEND" = nats ] || [ "$name" = switch ]; then
-		start_nats "$dir" || { add_row "$name" "$backend" - - - - - -; HARNESS_ERR=1; return; }
+		start_nats "$dir" || { add_row "$name" "$backend" - - - - - - -; HARNESS_ERR=1; return; }
 	fi
 	if ! stack_start "$dir" "$start"; then
-		add_row "$name" "$backend" - - - - - -
+		add_row "$name" "$backend" - - - - - - -
 		HARNESS_ERR=1
 		run_stack_stop "$dir"; stop_nats
 		return
 	fi
-	"$DIPLOM_LOADGEN" --url "$GW/api/v1/ingest" -n "$MESSAGES" -c 8 \
-		--rate "$rate" --retry 20 --record "$SENT_DB" --label "$name" \
+	"$DIPLOM_LOADGEN" --url "$GW/api/v1/ingest" -n "$MESSAGES_NOW" -c 8 \
+		--rate "$RATE" --retry "$RETRIES" --record "$SENT_DB" --label "$name" \
 		--json >"$dir/loadgen.json" 2>"$dir/loadgen.log" &
 	LG_PID=$!
 	track "$LG_PID"
@@ -291,27 +544,38 @@ run_scenario() {
 	LG_PID=""
 	[ "$lg_rc" -eq 0 ] || { say "  diplom-loadgen exited $lg_rc: $(tail -n 3 "$dir/loadgen.log")"; ok=0; }
 	say "  load done: $(jq -c '{accepted, rejected, errors, retries, elapsed_s}' "$dir/loadgen.json" 2>/dev/null)"
-	if wait_drained "$PROC" 90; then
+	if wait_drained "$PROC" 120; then
 		say "  processor drained: $(proc_processed "$PROC") processed by the last processor"
 	else
-		say "  the processor did not drain within 90 s (backlog $(proc_backlog "$PROC"))"
+		say "  the processor did not drain within 120 s (backlog $(proc_backlog "$PROC"))"
+	fi
+	redelivered=$(proc_metric diplom_messages_redelivered_total)
+	say "  deliveries the last processor saw again: ${redelivered:-?}"
+	if [ "$name" = slow ] && [ "${redelivered:-1}" != 0 ]; then
+		say "  FAIL: a message was delivered again while it was being processed"
+		LOST_ANY=1
 	fi
 	run_stack_stop "$dir"
 	stop_nats
-	if ! counts=$(count_sql "$name" "$dir/results.db"); then
-		add_row "$name" "$backend" - - - - - -
+	if ! counts=$(count_sql "$name" "$RESULTS"); then
+		add_row "$name" "$backend" - - - - - - -
 		HARNESS_ERR=1
 		return
 	fi
-	IFS='|' read -r accepted processed lost dup redel <<<"$counts"
+	IFS='|' read -r accepted processed failed lost dup redel <<<"$counts"
 	lg_acc=$(jq -r '.accepted // empty' "$dir/loadgen.json" 2>/dev/null)
 	if [ -n "$lg_acc" ] && [ "$lg_acc" != "$accepted" ]; then
 		say "  note: loadgen counted $lg_acc accepted, sent.db holds $accepted"
 	fi
-	add_row "$name" "$backend" "$MESSAGES" "$accepted" "$processed" "$lost" "$dup" "$redel"
+	add_row "$name" "$backend" "$MESSAGES_NOW" "$accepted" "$processed" \
+		"$failed" "$lost" "$dup" "$redel"
 	if [ "$lost" -gt 0 ] || [ "$dup" -gt 0 ]; then
 		LOST_ANY=1
-		say "  FAIL: $lost accepted message(s) lost, $dup duplicate row(s)"
+		say "  FAIL: $lost accepted message(s) without a row, $dup duplicate row(s)"
+	fi
+	if [ "$name" = broker-down ] && [ "$accepted" -lt "$MESSAGES_NOW" ]; then
+		LOST_ANY=1
+		say "  FAIL: only $accepted of $MESSAGES_NOW were accepted once the broker was back"
 	fi
 	[ "$ok" -eq 1 ] || HARNESS_ERR=1
 }
@@ -321,8 +585,9 @@ say "verify-persistence: backend $BACKEND, scenarios: $SCENARIOS; work dir $T_TM
 for s in $SCENARIOS; do
 	run_scenario "$s"
 done
-printf '%-9s %-20s %6s %9s %10s %6s %15s %12s\n' scenario backend sent \
-	accepted processed lost "duplicate rows" redelivered
+# shellcheck disable=SC2059 # the format is ours
+printf "$ROW_FMT\n" scenario backend sent accepted processed failed lost \
+	"duplicate rows" redelivered
 printf '%s' "$ROWS"
 say "verify-persistence: $(( $(date +%s) - t0 )) s"
 if [ "$LOST_ANY" -ne 0 ]; then

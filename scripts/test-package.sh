@@ -156,7 +156,58 @@ roles_active() {
 	    diplomd@processor'
 }
 tap_ok "the three diplomd@ units are active" roles_active
+# Type=notify: the start returned once each role said READY=1, so each
+# answers at once, without the waiting roles_healthy allows
+healthy_now() {
+	local port
+	for port in 8080 8081 8082; do
+		curl -sf -o /dev/null --max-time 2 "http://127.0.0.1:$port/health" ||
+			return 1
+	done
+}
+tap_ok "when systemctl start returns, every role answers /health" healthy_now
 tap_ok "every role answers /health from outside" roles_healthy
+tap_ok "each role tells systemd what it does (StatusText)" \
+	sb 'sleep 11; systemctl show -p StatusText diplomd@processor |
+	    grep -q "backlog [0-9]*, [0-9]* messages/s" &&
+	    systemctl show -p StatusText diplomd@gateway | grep -q "requests/s"'
+# journald keeps each line's priority: -p warning leaves out info lines
+priorities() {
+	sb 'journalctl --no-pager -q -u diplomd@ingest -p info | grep -q started &&
+	    ! journalctl --no-pager -q -u diplomd@ingest -p warning |
+		grep -q started'
+}
+tap_ok "journalctl -p filters the daemon's lines by priority" priorities
+
+# watchdog_restarts : a role stopped with SIGSTOP stops answering the
+# watchdog's pings and systemd restarts it (WatchdogSec=4s for the test)
+watchdog_restarts() {
+	local pid newpid t0 i
+	sb 'mkdir -p /run/systemd/system/diplomd@ingest.service.d &&
+	    printf "[Service]\nWatchdogSec=4s\n" \
+		>/run/systemd/system/diplomd@ingest.service.d/watchdog.conf &&
+	    systemctl daemon-reload && systemctl restart diplomd@ingest' ||
+		return 1
+	pid=$(sb 'systemctl show -p MainPID --value diplomd@ingest')
+	t0=$(date +%s)
+	sb "kill -STOP $pid" || return 1
+	for i in $(seq 30); do
+		newpid=$(sb 'systemctl show -p MainPID --value diplomd@ingest')
+		if [ -n "$newpid" ] && [ "$newpid" != 0 ] && [ "$newpid" != "$pid" ] &&
+		    sb 'systemctl is-active --quiet diplomd@ingest'; then
+			tap_note "SIGSTOP to a new ingest process: $(($(date +%s) - t0)) s"
+			break
+		fi
+		sleep 1
+	done
+	sb 'rm -rf /run/systemd/system/diplomd@ingest.service.d &&
+	    systemctl daemon-reload && systemctl restart diplomd@ingest'
+	[ -n "$newpid" ] && [ "$newpid" != "$pid" ] && [ "$i" -lt 30 ]
+}
+tap_ok "the watchdog restarts a role stopped with SIGSTOP" watchdog_restarts
+tap_ok "the journal says the watchdog did it" \
+	sb 'journalctl --no-pager -q -u diplomd@ingest | grep -q -i watchdog'
+tap_ok "every role answers /health again" roles_healthy
 
 # verify_units UNIT... : systemd-analyze verify prints nothing for units
 # without problems (the sandbox has no man-db to resolve Documentation=:
@@ -321,6 +372,9 @@ through_gateway nats " on NATS"
 ids=$work/nats-stopped.ids
 : >"$ids"
 sb 'systemctl stop diplomd@processor'
+tap_ok "systemctl stop drains the processor: it logs stopped, exits 0" \
+	sb 'journalctl --no-pager -q -u diplomd@processor -n 5 | grep -q stopped &&
+	    [ "$(systemctl show -p Result --value diplomd@processor)" = success ]'
 post_messages 50 "$ids"
 tap_ok "ingest accepts all 50 messages while the processor is stopped" \
 	test "$(wc -l <"$ids")" = 50

@@ -24,6 +24,8 @@ struct event_loop {
 	int epfd;
 	struct loop_watch wake;		/* eventfd: stop */
 	atomic_bool stopping;
+	/* liveness: a ping the loop answers by copying it to pong */
+	atomic_uint ping, pong;
 	pthread_t thread;
 	bool running;
 	char name[16];
@@ -188,6 +190,7 @@ loop_main(void *arg)
 		}
 		loop->nevs = 0;
 		run_timers(loop, clock_now_ms());
+		atomic_store(&loop->pong, atomic_load(&loop->ping));
 	}
 	return NULL;
 }
@@ -200,6 +203,19 @@ event_loop_start(struct event_loop *loop, const char *name)
 		return -EAGAIN;
 	loop->running = true;
 	return 0;
+}
+
+void
+event_loop_ping(struct event_loop *loop)
+{
+	atomic_fetch_add(&loop->ping, 1);
+	eventfd_poke(loop->wake.fd);
+}
+
+bool
+event_loop_answered(struct event_loop *loop)
+{
+	return atomic_load(&loop->pong) == atomic_load(&loop->ping);
 }
 
 void

@@ -28,6 +28,13 @@ int event_loop_start(struct event_loop *loop, const char *name);
 void event_loop_stop(struct event_loop *loop);
 void event_loop_free(struct event_loop *loop);
 
+/*
+ * Liveness, for a watchdog: ping wakes the loop, which answers once it
+ * went round; answered says whether it answered the last ping.
+ */
+void event_loop_ping(struct event_loop *loop);
+bool event_loop_answered(struct event_loop *loop);
+
 /* The loop running on the calling thread, or NULL. */
 struct event_loop *event_loop_current(void);
 int event_loop_index(const struct event_loop *loop);

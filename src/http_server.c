@@ -971,6 +971,33 @@ http_server_wait_idle(struct http_server *srv, int64_t timeout_ms)
 }
 
 void
+http_server_ping(struct http_server *srv)
+{
+	for (int i = 0; i < srv->nloops; i++)
+		event_loop_ping(srv->loops[i].loop);
+}
+
+bool
+http_server_answered(struct http_server *srv)
+{
+	for (int i = 0; i < srv->nloops; i++) {
+		if (!event_loop_answered(srv->loops[i].loop))
+			return false;
+	}
+	return true;
+}
+
+uint64_t
+http_server_requests(struct http_server *srv)
+{
+	uint64_t n = 0;
+
+	for (size_t i = 0; i < N_CODES; i++)
+		n += atomic_load(&srv->metrics.by_code[i]);
+	return n;
+}
+
+void
 http_server_stop(struct http_server *srv)
 {
 	if (srv == NULL)

@@ -69,6 +69,14 @@ bool http_req_draining(const struct http_request *req);
 /* Wait up to timeout_ms until no request is in progress; 0 or -ETIMEDOUT. */
 int http_server_wait_idle(struct http_server *srv, int64_t timeout_ms);
 void http_server_stop(struct http_server *srv);
+/*
+ * Liveness, for a watchdog: ping every event loop; answered says whether
+ * each went round since the last ping.
+ */
+void http_server_ping(struct http_server *srv);
+bool http_server_answered(struct http_server *srv);
+/* Requests answered so far. */
+uint64_t http_server_requests(struct http_server *srv);
 
 const char *http_req_path(const struct http_request *req);
 /* The part of the path after a prefix route's prefix. */

@@ -1,9 +1,9 @@
 # src/local.mk - diplomd and libdiplom, the library it and its tests link
 
 DIPLOM_CFLAGS = $(MHD_CFLAGS) $(JSONC_CFLAGS) $(SQLITE_CFLAGS) \
-	$(CURL_CFLAGS) $(UUID_CFLAGS) $(NATS_CFLAGS)
+	$(CURL_CFLAGS) $(UUID_CFLAGS) $(NATS_CFLAGS) $(SYSTEMD_CFLAGS)
 DIPLOM_LIBS = $(MHD_LIBS) $(JSONC_LIBS) $(SQLITE_LIBS) $(CURL_LIBS) \
-	$(UUID_LIBS) $(NATS_LIBS)
+	$(UUID_LIBS) $(NATS_LIBS) $(SYSTEMD_LIBS)
 
 noinst_LIBRARIES += src/libdiplom.a
 src_libdiplom_a_CFLAGS = $(AM_CFLAGS) $(DIPLOM_CFLAGS)
@@ -12,6 +12,7 @@ src_libdiplom_a_SOURCES = \
 	src/duration.h \
 	src/config.c src/config.h \
 	src/log.c src/log.h \
+	src/notify.c src/notify.h \
 	src/message.c src/message.h \
 	src/queue.c src/queue.h \
 	src/queue_memory.c \

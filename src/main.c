@@ -1,16 +1,35 @@
-/* main.c - options, role dispatch and signals */
+/* main.c - options, role dispatch, signals and the service manager */
+#include <errno.h>
 #include <malloc.h>
 #include <signal.h>
+#include <stdbool.h>
 #include <sys/resource.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <curl/curl.h>
 
+#include "clock.h"
 #include "config.h"
 #include "log.h"
+#include "notify.h"
 #include "role.h"
+
+/* How often the status line is refreshed when no watchdog asks for more. */
+#define STATUS_EVERY_MS 10000
+
+/* The running role, as the service manager sees it. */
+struct supervision {
+	const struct role_ops *role;
+	void *state;
+	int64_t every_ms;		/* between two looks */
+	bool watchdog;
+	bool silent;			/* the last ping went unanswered */
+	uint64_t last_done;
+	int64_t last_ms;
+};
 
 /* Every connection is a descriptor: take all the hard limit allows. */
 static void
@@ -24,11 +43,83 @@ raise_fd_limit(void)
 	}
 }
 
+/* Tell the service manager what the role does: backlog and rate. */
+static void
+sv_status(struct supervision *sv)
+{
+	struct role_vitals v;
+	int64_t now = clock_now_ms();
+	double rate = 0;
+	char line[160];
+
+	role_vitals(sv->role, sv->state, &v);
+	if (sv->last_ms > 0 && now > sv->last_ms && v.done >= sv->last_done)
+		rate = (double)(v.done - sv->last_done) * 1000 /
+		    (double)(now - sv->last_ms);
+	if (v.backlog >= 0)
+		snprintf(line, sizeof(line), "backlog %jd, %.0f %s/s, %ju in "
+		    "all", (intmax_t)v.backlog, rate, v.unit,
+		    (uintmax_t)v.done);
+	else
+		snprintf(line, sizeof(line), "%.0f %s/s, %ju in all", rate,
+		    v.unit, (uintmax_t)v.done);
+	notify_status(line);
+	sv->last_done = v.done;
+	sv->last_ms = now;
+}
+
+/*
+ * Feed the watchdog only when every event loop and worker answered the
+ * last ping: a role whose threads hang is restarted, not kept alive by a
+ * main thread that merely waits for signals.
+ */
+static void
+sv_watchdog(struct supervision *sv)
+{
+	bool ok = role_answered(sv->role, sv->state);
+
+	if (ok)
+		notify_watchdog();
+	else if (!sv->silent)
+		log_error("watchdog: a thread did not answer within %jd ms; "
+		    "systemd will restart this role if it stays so",
+		    (intmax_t)sv->every_ms);
+	sv->silent = !ok;
+	role_ping(sv->role, sv->state);
+}
+
+/* Wait for SIGTERM or SIGINT, keeping the service manager informed. */
+static int
+wait_for_signal(const sigset_t *sigs, struct supervision *sv)
+{
+	struct timespec ts;
+	int sig;
+
+	if (!notify_wanted()) {
+		sigwait(sigs, &sig);
+		return sig;
+	}
+	role_ping(sv->role, sv->state);
+	for (;;) {
+		ts.tv_sec = sv->every_ms / 1000;
+		ts.tv_nsec = (sv->every_ms % 1000) * 1000000;
+		if ((sig = sigtimedwait(sigs, NULL, &ts)) > 0)
+			return sig;
+		if (errno != EAGAIN)
+			continue;
+		if (sv->watchdog)
+			sv_watchdog(sv);
+		sv_status(sv);
+	}
+}
+
 int
 main(int argc, char **argv)
 {
 	struct config cfg;
 	const struct role_ops *role;
+	struct supervision sv = { 0 };
+	int64_t watchdog_ms;
 	char *cause = NULL;
 	void *state = NULL;
 	sigset_t sigs;
@@ -75,7 +166,15 @@ main(int argc, char **argv)
 		return 1;
 	}
 	log_info("diplomd %s started", PACKAGE_VERSION);
-	sigwait(&sigs, &sig);
+	watchdog_ms = notify_watchdog_ms();
+	sv.role = role;
+	sv.state = state;
+	sv.watchdog = watchdog_ms > 0;
+	sv.every_ms = sv.watchdog && watchdog_ms / 2 < STATUS_EVERY_MS ?
+	    watchdog_ms / 2 : STATUS_EVERY_MS;
+	notify_ready("started");
+	sig = wait_for_signal(&sigs, &sv);
+	notify_stopping();
 	log_info("%s received, stopping (drain timeout %jd ms)",
 	    strsignal(sig), (intmax_t)cfg.drain_timeout_ms);
 	status = role->stop(state, cfg.drain_timeout_ms);

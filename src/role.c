@@ -11,6 +11,9 @@
 #include "role.h"
 #include "xmalloc.h"
 
+/* The server role_serve started: one role, one server, in a process. */
+static struct http_server *role_server;
+
 const struct role_ops *
 role_ops_for(enum role role)
 {
@@ -104,6 +107,7 @@ role_serve(const struct config *cfg, const struct http_route *routes,
 
 	if ((rc = http_server_start(srv, &o, cause)) != 0)
 		return rc;
+	role_server = *srv;
 	log_info("%s listening on %s:%d, %s", config_role_name(cfg->role),
 	    cfg->listen_address, o.port, what);
 	return 0;
@@ -119,4 +123,31 @@ role_drain(struct http_server *srv, int64_t timeout_ms)
 		return -ETIMEDOUT;
 	}
 	return 0;
+}
+
+void
+role_ping(const struct role_ops *ops, void *state)
+{
+	if (role_server != NULL)
+		http_server_ping(role_server);
+	if (ops->ping != NULL)
+		ops->ping(state);
+}
+
+bool
+role_answered(const struct role_ops *ops, void *state)
+{
+	if (role_server != NULL && !http_server_answered(role_server))
+		return false;
+	return ops->answered == NULL || ops->answered(state);
+}
+
+void
+role_vitals(const struct role_ops *ops, void *state, struct role_vitals *v)
+{
+	v->done = role_server != NULL ? http_server_requests(role_server) : 0;
+	v->unit = "requests";
+	v->backlog = -1;
+	if (ops->vitals != NULL)
+		ops->vitals(state, v);
 }

@@ -9,13 +9,37 @@
 #include "http_server.h"
 #include "queue.h"
 
+/* What a role has done, for the service manager's status line. */
+struct role_vitals {
+	uint64_t done;			/* requests, or messages processed */
+	const char *unit;		/* "requests", "messages" */
+	int64_t backlog;		/* -1: the role has none */
+};
+
 struct role_ops {
 	const char *name;
 	/* Set up and start serving; state for stop. */
 	int (*start)(const struct config *cfg, void **state, char **cause);
 	/* Graceful stop within timeout_ms; returns the exit status. */
 	int (*stop)(void *state, int64_t timeout_ms);
+	/*
+	 * Optional, for the watchdog and the status line: ping the role's
+	 * own threads, whether they answered, and what it has done so far
+	 * (else the server's requests count).
+	 */
+	void (*ping)(void *state);
+	bool (*answered)(void *state);
+	void (*vitals)(void *state, struct role_vitals *v);
 };
+
+/*
+ * Liveness of the running role, for the watchdog: ping its event loops
+ * and threads; answered says whether all went round since the last ping.
+ */
+void role_ping(const struct role_ops *ops, void *state);
+bool role_answered(const struct role_ops *ops, void *state);
+void role_vitals(const struct role_ops *ops, void *state,
+    struct role_vitals *v);
 
 extern const struct role_ops role_gateway_ops;
 extern const struct role_ops role_ingest_ops;

@@ -380,8 +380,41 @@ pr_stop(void *state, int64_t timeout_ms)
 	return 0;
 }
 
+static void
+pr_ping(void *state)
+{
+	struct processor *pr = state;
+
+	worker_pool_ping(pr->wp);
+}
+
+static bool
+pr_answered(void *state)
+{
+	struct processor *pr = state;
+
+	return worker_pool_answered(pr->wp);
+}
+
+static void
+pr_vitals(void *state, struct role_vitals *v)
+{
+	struct processor *pr = state;
+	struct worker_pool_stats ps;
+	struct queue_stats qs;
+
+	worker_pool_stats(pr->wp, &ps);
+	queue_stats(pr->q, &qs);
+	v->done = ps.processed + ps.errors;
+	v->unit = "messages";
+	v->backlog = qs.current_size;
+}
+
 const struct role_ops role_processor_ops = {
 	.name = "processor",
 	.start = pr_start,
 	.stop = pr_stop,
+	.ping = pr_ping,
+	.answered = pr_answered,
+	.vitals = pr_vitals,
 };

@@ -27,6 +27,20 @@
 /* A batch at least this large means load. */
 #define GROUP_COMMIT_LOAD 8
 
+/* How long a thread waits before it looks up to answer a liveness ping. */
+#define BEAT_MS 1000
+
+/*
+ * One thread's answer to the watchdog's pings: it copies the ping to pong
+ * as it goes round. A thread that waits for work or does it (processing
+ * may take long on purpose) is alive without going round.
+ */
+struct beat {
+	struct worker_pool *wp;
+	atomic_uint pong;
+	atomic_bool waiting;
+};
+
 struct pending {
 	struct delivery *d;
 	struct processing_result res;
@@ -46,6 +60,8 @@ struct worker_pool {
 	pthread_t settler;
 	bool committer_started, settler_started;
 	atomic_bool abandon;		/* start failed: workers stop taking */
+	atomic_uint ping;		/* liveness, see struct beat */
+	struct beat *beats;		/* each worker's, then the committer's */
 
 	/* lock guards everything below */
 	pthread_mutex_t lock;
@@ -71,19 +87,29 @@ struct worker_pool {
 	bool committer_done;		/* no batch will follow */
 };
 
+static void
+beat(struct beat *b)
+{
+	atomic_store(&b->pong, atomic_load(&b->wp->ping));
+}
+
 /*
  * Hand processed deliveries to the committer, all under one lock and with
  * one wakeup; waits while the committer is behind.
  */
 static void
-pool_hand_over(struct worker_pool *wp, struct pending *p, int n)
+pool_hand_over(struct worker_pool *wp, struct beat *b, struct pending *p,
+    int n)
 {
 	int i = 0;
 
 	pthread_mutex_lock(&wp->lock);
 	while (i < n) {
-		while (wp->count == wp->cap)
-			pthread_cond_wait(&wp->not_full, &wp->lock);
+		while (wp->count == wp->cap) {
+			clock_cond_wait_until(&wp->not_full, &wp->lock,
+			    clock_now_ns() + BEAT_MS * 1000000LL);
+			beat(b);
+		}
 		while (i < n && wp->count < wp->cap)
 			wp->ring[(wp->head + wp->count++) % wp->cap] = p[i++];
 		if (wp->count >= wp->wake_at || wp->count == wp->cap)
@@ -95,7 +121,8 @@ pool_hand_over(struct worker_pool *wp, struct pending *p, int n)
 static void *
 worker_main(void *arg)
 {
-	struct worker_pool *wp = arg;
+	struct beat *b = arg;
+	struct worker_pool *wp = b->wp;
 	struct delivery *ds[64];
 	struct pending done[64];
 	int n;
@@ -103,7 +130,9 @@ worker_main(void *arg)
 	pthread_setname_np(pthread_self(), "worker");
 
 	while (!atomic_load(&wp->abandon) &&
-	    (n = queue_receive(wp->q, ds, wp->batch, 1000)) != QUEUE_ECLOSED) {
+	    (n = queue_receive(wp->q, ds, wp->batch, BEAT_MS)) !=
+	    QUEUE_ECLOSED) {
+		beat(b);
 		if (n < 0) {
 			/* backend trouble: it logs; do not spin */
 			clock_sleep_ms(100);
@@ -114,10 +143,13 @@ worker_main(void *arg)
 
 			done[i].d = ds[i];
 			memset(&done[i].res, 0, sizeof(done[i].res));
+			atomic_store(&b->waiting, true);
 			wp->process(wp->ctx, ds[i], &done[i].res);
+			atomic_store(&b->waiting, false);
+			beat(b);
 			done[i].duration_ns = clock_now_ns() - t0;
 		}
-		pool_hand_over(wp, done, n);
+		pool_hand_over(wp, b, done, n);
 	}
 	pthread_mutex_lock(&wp->lock);
 	wp->workers_left--;
@@ -206,6 +238,8 @@ static void
 commit_until_stored(struct worker_pool *wp, struct processing_result **rows,
     size_t nrows)
 {
+	struct beat *b = &wp->beats[wp->nworkers];
+
 	int64_t backoff_ms = STORE_RETRY_MIN_MS;
 	bool failed = false;
 	char *cause = NULL;
@@ -220,6 +254,7 @@ commit_until_stored(struct worker_pool *wp, struct processing_result **rows,
 		free(cause);
 		cause = NULL;
 		clock_sleep_ms(backoff_ms);
+		beat(b);
 		backoff_ms = backoff_ms * 2 > STORE_RETRY_MAX_MS ?
 		    STORE_RETRY_MAX_MS : backoff_ms * 2;
 	}
@@ -282,6 +317,7 @@ committer_main(void *arg)
 	/* two buffers: one is filled and committed while the other settles */
 	struct pending *bufs[2] = { xcalloc(COMMIT_BATCH, sizeof(**bufs)),
 		xcalloc(COMMIT_BATCH, sizeof(**bufs)) };
+	struct beat *b = &wp->beats[wp->nworkers];
 	struct pending *batch;
 	size_t n = 0;
 	int k = 0;
@@ -290,12 +326,15 @@ committer_main(void *arg)
 	for (;; k ^= 1) {
 		batch = bufs[k];
 		wait_settled(wp, batch);
+		beat(b);
 		pthread_mutex_lock(&wp->lock);
 		if (n >= GROUP_COMMIT_LOAD)
 			group_wait(wp);
 		wp->wake_at = 1;
+		atomic_store(&b->waiting, true);
 		while (wp->count == 0 && wp->workers_left > 0)
 			pthread_cond_wait(&wp->not_empty, &wp->lock);
+		atomic_store(&b->waiting, false);
 		if (wp->count == 0) {
 			pthread_mutex_unlock(&wp->lock);
 			break;
@@ -366,8 +405,11 @@ worker_pool_start(struct worker_pool **out,
 	wp->cap = 2 * COMMIT_BATCH;
 	wp->ring = xcalloc(wp->cap, sizeof(*wp->ring));
 	wp->workers = xcalloc((size_t)wp->nworkers, sizeof(*wp->workers));
+	wp->beats = xcalloc((size_t)wp->nworkers + 1, sizeof(*wp->beats));
+	for (int i = 0; i <= wp->nworkers; i++)
+		wp->beats[i].wp = wp;
 	pthread_mutex_init(&wp->lock, NULL);
-	pthread_cond_init(&wp->not_full, NULL);
+	clock_cond_init(&wp->not_full);
 	clock_cond_init(&wp->not_empty);
 	clock_cond_init(&wp->finished);
 	pthread_mutex_init(&wp->settle_lock, NULL);
@@ -383,7 +425,7 @@ worker_pool_start(struct worker_pool **out,
 	wp->committer_started = true;
 	for (; wp->nstarted < wp->nworkers; wp->nstarted++) {
 		if ((rc = -pthread_create(&wp->workers[wp->nstarted], NULL,
-		    worker_main, wp)) != 0)
+		    worker_main, &wp->beats[wp->nstarted])) != 0)
 			goto out;
 	}
 out:
@@ -430,7 +472,28 @@ worker_pool_free(struct worker_pool *wp)
 	pthread_mutex_destroy(&wp->settle_lock);
 	free(wp->ring);
 	free(wp->workers);
+	free(wp->beats);
 	free(wp);
+}
+
+void
+worker_pool_ping(struct worker_pool *wp)
+{
+	atomic_fetch_add(&wp->ping, 1);
+}
+
+bool
+worker_pool_answered(struct worker_pool *wp)
+{
+	unsigned ping = atomic_load(&wp->ping);
+
+	for (int i = 0; i <= wp->nworkers; i++) {
+		struct beat *b = &wp->beats[i];
+
+		if (atomic_load(&b->pong) != ping && !atomic_load(&b->waiting))
+			return false;
+	}
+	return true;
 }
 
 bool

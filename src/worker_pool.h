@@ -53,5 +53,12 @@ void worker_pool_stats(struct worker_pool *wp, struct worker_pool_stats *st);
  * ...") into why. Held messages wait meanwhile, none is given up.
  */
 bool worker_pool_store_ok(struct worker_pool *wp, char *why, size_t len);
+/*
+ * Liveness, for a watchdog: ping the threads; answered says whether each
+ * went round since (or waits for work, or processes), which takes up to
+ * a second.
+ */
+void worker_pool_ping(struct worker_pool *wp);
+bool worker_pool_answered(struct worker_pool *wp);
 
 #endif

@@ -17,9 +17,18 @@ EXTRA_DIST += \
 	systemd/diplom-nats.service
 CLEANFILES += systemd/diplomd@.service
 
+# a daemon built without libsystemd sends no watchdog messages: no watchdog
+if HAVE_LIBSYSTEMD
+SYSTEMD_WATCHDOG = WatchdogSec=30s
+else
+SYSTEMD_WATCHDOG = \# WatchdogSec: this build has no libsystemd to send WATCHDOG=1
+endif
+
 # ExecStart names the daemon where this build installs it; sed, not
 # config.status, so that ${prefix} is fully expanded.
 systemd/diplomd@.service: $(srcdir)/systemd/diplomd@.service.in Makefile
 	$(AM_V_GEN)$(MKDIR_P) systemd && \
 	sed -e 's|@sbindir[@]|$(sbindir)|g' \
+		-e 's|@service_type[@]|$(SYSTEMD_SERVICE_TYPE)|g' \
+		-e 's|@watchdog[@]|$(SYSTEMD_WATCHDOG)|g' \
 		$(srcdir)/systemd/diplomd@.service.in >$@.tmp && mv $@.tmp $@

@@ -1,6 +1,7 @@
 /* check_event_loop.c - the epoll loop: watchers, timers, stopping */
 #include <errno.h>
 #include <stdatomic.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -258,6 +259,57 @@ START_TEST(timer_slots_are_bounded)
 }
 END_TEST
 
+/* A timer that holds its loop up until released, like a hung callback. */
+static atomic_bool hang;
+
+static void
+hang_cb(void *arg)
+{
+	struct timespec tick = { 0, 10 * 1000000 };
+
+	(void)arg;
+	while (atomic_load(&hang))
+		nanosleep(&tick, NULL);
+}
+
+/* Poll answered for up to ms; whether it answered. */
+static bool
+answers_within(int ms)
+{
+	struct timespec tick = { 0, 10 * 1000000 };
+
+	for (int i = 0; i < ms / 10; i++) {
+		if (event_loop_answered(loop))
+			return true;
+		nanosleep(&tick, NULL);
+	}
+	return event_loop_answered(loop);
+}
+
+START_TEST(ping_is_answered_unless_the_loop_hangs)
+{
+	struct loop_timer t = { -1, hang_cb, NULL };
+	struct timespec until_hung = { 0, 500 * 1000000 };
+
+	/* the timer hangs the loop 300 ms in, until released */
+	atomic_store(&hang, true);
+	ck_assert_int_eq(event_loop_add_timer(loop, &t), 0);
+	t.at_ms = clock_now_ms() + 300;
+	ck_assert_int_eq(event_loop_start(loop, "t-ping"), 0);
+	event_loop_ping(loop);
+	ck_assert(answers_within(250));
+
+	nanosleep(&until_hung, NULL);
+	event_loop_ping(loop);
+	ck_assert(!answers_within(200));
+	event_loop_ping(loop);
+	ck_assert(!answers_within(200));
+	atomic_store(&hang, false);
+	ck_assert(answers_within(1000));
+	event_loop_stop(loop);
+}
+END_TEST
+
 START_TEST(current_is_the_running_loop)
 {
 	ck_assert_ptr_null(event_loop_current());
@@ -278,6 +330,7 @@ event_loop_suite(void)
 	tcase_add_test(tc, timer_fires_once_when_due);
 	tcase_add_test(tc, timer_slots_are_bounded);
 	tcase_add_test(tc, current_is_the_running_loop);
+	tcase_add_test(tc, ping_is_answered_unless_the_loop_hangs);
 	suite_add_tcase(s, tc);
 	return s;
 }

@@ -1,6 +1,7 @@
 /* check_worker_pool.c - the worker pool over the memory queue */
 #include <limits.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -139,6 +140,52 @@ START_TEST(worker_pool_drains_backlog_queued_before_shutdown)
 }
 END_TEST
 
+/* Poll answered for up to ms. */
+static bool
+pool_answers_within(struct worker_pool *wp, int ms)
+{
+	for (int i = 0; i < ms / 10; i++) {
+		if (worker_pool_answered(wp))
+			return true;
+		tu_sleep_ms(10);
+	}
+	return worker_pool_answered(wp);
+}
+
+static atomic_bool slow_release;
+
+/* A process step that takes until released: long work, not a hang. */
+static void
+slow_process(void *ctx, const struct delivery *d,
+    struct processing_result *res)
+{
+	while (!atomic_load(&slow_release))
+		tu_sleep_ms(10);
+	process(ctx, d, res);
+}
+
+START_TEST(worker_pool_answers_pings_idle_and_busy)
+{
+	struct worker_pool *wp = NULL;
+	char *cause = NULL;
+
+	atomic_store(&slow_release, false);
+	ck_assert_int_eq(worker_pool_start(&wp, &(struct worker_pool_opts){
+	    .q = q, .rs = wp_rs, .workers = 2, .process = slow_process },
+	    &cause), 0);
+	worker_pool_ping(wp);
+	ck_assert(pool_answers_within(wp, 2500));
+	tu_publish_ok(q, "slow-1", "s");
+	tu_sleep_ms(200);
+	worker_pool_ping(wp);
+	ck_assert(pool_answers_within(wp, 2500));
+	atomic_store(&slow_release, true);
+	queue_shutdown(q);
+	ck_assert_int_eq(worker_pool_wait(wp, 5000), 0);
+	worker_pool_free(wp);
+}
+END_TEST
+
 Suite *
 worker_pool_suite(void)
 {
@@ -148,6 +195,7 @@ worker_pool_suite(void)
 	tcase_add_checked_fixture(tc, pool_setup, pool_teardown);
 	tcase_set_timeout(tc, 60);
 	tcase_add_test(tc, worker_pool_processes_commits_and_acks_every_message);
+	tcase_add_test(tc, worker_pool_answers_pings_idle_and_busy);
 	tcase_add_test(tc, worker_pool_drains_backlog_queued_before_shutdown);
 	suite_add_tcase(s, tc);
 	return s;

@@ -200,6 +200,8 @@ static int
 gw_start(const struct config *cfg, void **state, char **cause)
 {
 	struct gateway *gw = xcalloc(1, sizeof(*gw));
+	/* a list is parsed; the lookup across several comes later */
+	const char *proc = cfg->processor_url.urls[0];
 	char *what = NULL;
 	int rc;
 
@@ -207,11 +209,11 @@ gw_start(const struct config *cfg, void **state, char **cause)
 	gw->ingest_url = role_join_url(cfg->ingest_url, "/ingest");
 	gw->ingest_stats_url = role_join_url(cfg->ingest_url, "/stats");
 	gw->ingest_health_url = role_join_url(cfg->ingest_url, "/health");
-	gw->proc_stats_url = role_join_url(cfg->processor_url, "/stats");
-	gw->proc_health_url = role_join_url(cfg->processor_url, "/health");
-	gw->results_url = role_join_url(cfg->processor_url, "/results/");
+	gw->proc_stats_url = role_join_url(proc, "/stats");
+	gw->proc_health_url = role_join_url(proc, "/health");
+	gw->results_url = role_join_url(proc, "/results/");
 	xasprintf(&what, "ingest at %s, processor at %s", cfg->ingest_url,
-	    cfg->processor_url);
+	    proc);
 	if ((rc = http_client_start(&gw->hc, HOP_TIMEOUT_MS, cause)) != 0 ||
 	    (rc = role_serve(cfg, gw_routes, sizeof(gw_routes) /
 	    sizeof(*gw_routes), gw, (size_t)cfg->max_body_bytes, what,

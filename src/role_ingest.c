@@ -232,7 +232,8 @@ in_start(const struct config *cfg, void **state, char **cause)
 	int rc;
 
 	in->cfg = cfg;
-	in->enqueue_url = role_join_url(cfg->processor_url, "/enqueue");
+	in->enqueue_url = role_join_url(cfg->processor_url.urls[0],
+	    "/enqueue");
 	in->limits = (struct metadata_limits){
 		.max_keys = (size_t)cfg->max_metadata_keys,
 		.max_key_bytes = (size_t)cfg->max_metadata_key_bytes,

@@ -67,7 +67,8 @@ SHELL_TESTS = \
 	%D%/metrics.sh \
 	%D%/loadgen.sh \
 	%D%/gateway-upstream-bytes.sh \
-	%D%/idempotency.sh
+	%D%/idempotency.sh \
+	%D%/memory-processors.sh
 NATS_SHELL_TESTS = \
 	%D%/nats-persistence.sh \
 	%D%/nats-processor-crash.sh \

@@ -76,6 +76,7 @@ NATS_SHELL_TESTS = \
 	%D%/nats-back-pressure.sh \
 	%D%/nats-broker-late.sh \
 	%D%/nats-two-processors.sh \
+	%D%/nats-three-processors.sh \
 	%D%/nats-poison.sh \
 	%D%/nats-enqueue-config.sh \
 	%D%/nats-max-payload.sh \

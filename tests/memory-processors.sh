@@ -20,10 +20,14 @@ start_p2() {
 	wait_health "$P2" 10
 }
 start_role p1 processor
-wait_health "$P1" 10 && start_p2 || bail "the processors did not start"
+if ! wait_health "$P1" 10 || ! start_p2; then
+	bail "the processors did not start"
+fi
 start_role ingest ingest
 start_role gateway gateway
-wait_health "$ING" 10 && wait_health "$GW" 10 || bail "the stack did not start"
+if ! wait_health "$ING" 10 || ! wait_health "$GW" 10; then
+	bail "the stack did not start"
+fi
 
 enqueued() { stat_of "$1/stats" .queue.TotalEnqueued; }
 failovers() {
@@ -49,10 +53,9 @@ tap_note "split: p1 $e1, p2 $e2"
 tap_ok "400 messages accepted" all_accepted spread 400
 tap_ok "both processors got messages (round robin)" \
 	test "$e1" -ge 100 -a "$e2" -ge 100
-stores="$T_TMP/results.db $T_TMP/results2.db"
-# shellcheck disable=SC2086 # a list of files
+stores=("$T_TMP/results.db" "$T_TMP/results2.db")
 tap_ok "each accepted message has one row, in one of the two stores" \
-	wait_until 20 all_once $stores
+	wait_until 20 all_once "${stores[@]}"
 
 # one processor SIGKILLed while a client sends: every request still lands
 send kill --rate 200 --duration 3 -c 4 &
@@ -119,5 +122,5 @@ tap_ok "ingest counts the refusals" \
 # the accepted messages of the first two rounds are each in one store
 # (what the killed one held was lost with it: the memory backend)
 tap_ok "no message has a row in both stores" \
-	test "$(in_two_stores $stores)" = 0
+	test "$(in_two_stores "${stores[@]}")" = 0
 tap_done

@@ -132,11 +132,12 @@ lookup_answer(struct lookup *lk)
 	}
 	/* a processor that did not answer may hold it: not a 404 */
 	if (lk->not_found == 0)
-		xasprintf(&why, "no processor answered (%s)", lk->why);
+		xasprintf(&why, "no processor could look the result up (%s)",
+		    lk->why);
 	else
 		xasprintf(&why, "result not found on %zu of %zu processors; "
-		    "%zu did not answer and may hold it (%s)", lk->not_found,
-		    lk->asked, lk->failed, lk->why);
+		    "%zu could not look it up and may hold it (%s)",
+		    lk->not_found, lk->asked, lk->failed, lk->why);
 	http_respond_error(lk->req, HTTP_UNAVAILABLE, why);
 	free(why);
 }
@@ -148,7 +149,7 @@ lookup_part_done(void *arg, const struct http_reply *r)
 	struct lookup *lk = p->lk;
 
 	if (r->status == HTTP_OK) {
-		/* the first has it; a later one is a redelivery's copy */
+		/* the first; another store's is the same message twice */
 		if (lk->req != NULL)
 			respond_copy(lk->req, r);
 		lk->req = NULL;

@@ -94,7 +94,10 @@ check_config(const struct config *c)
 	FUZZ_CHECK(in_range(config_role_port(c), 1, 65535));
 	FUZZ_CHECK(nonempty(c->listen_address));
 	FUZZ_CHECK(http_url(c->ingest_url));
-	FUZZ_CHECK(http_url(c->processor_url));
+	FUZZ_CHECK(c->processor_url.n >= 1 &&
+	    c->processor_url.n <= CONFIG_MAX_URLS);
+	for (size_t i = 0; i < c->processor_url.n; i++)
+		FUZZ_CHECK(http_url(c->processor_url.urls[i]));
 	FUZZ_CHECK(c->queue_type != NULL &&
 	    queue_lookup(c->queue_type, NULL, NULL) == 0);
 	FUZZ_CHECK(in_range(int_of(c, "queue-size"), 1, INT32_MAX));

@@ -1,4 +1,5 @@
 /* config.c - settings table, environment and GNU long options */
+#include <ctype.h>
 #include <errno.h>
 #include <getopt.h>
 #include <inttypes.h>
@@ -11,6 +12,7 @@
 #include "config.h"
 #include "duration.h"
 #include "queue.h"
+#include "xmalloc.h"
 
 #define F(field) offsetof(struct config, field)
 
@@ -29,8 +31,9 @@ static const struct config_option general_options[] = {
 	  F(processor_port), "PORT", "processor port" },
 	{ "ingest-url", "INGEST_URL", CONFIG_URL, "http://localhost:8081", 0, 0,
 	  F(ingest_url), "URL", "where the gateway finds ingest" },
-	{ "processor-url", "PROCESSOR_URL", CONFIG_URL, "http://localhost:8082",
-	  0, 0, F(processor_url), "URL", "where ingest and gateway find the processor" },
+	{ "processor-url", "PROCESSOR_URL", CONFIG_URL_LIST,
+	  "http://localhost:8082", 0, 0, F(processor_url), "URL[,URL]...",
+	  "where ingest and gateway find the processors" },
 	{ "queue-type", "QUEUE_TYPE", CONFIG_QUEUE_TYPE, "memory", 0, 0,
 	  F(queue_type), "TYPE", "queue backend:" },
 	{ "workers", "PROCESSOR_WORKERS", CONFIG_INT, "4", 1, 1024, F(workers),
@@ -143,6 +146,95 @@ set_string(char **field, const char *val, char **cause)
 	return 0;
 }
 
+static void
+url_list_clear(struct config_url_list *l)
+{
+	for (size_t i = 0; i < l->n; i++)
+		free(l->urls[i]);
+	free(l->urls);
+	free(l->text);
+	memset(l, 0, sizeof(*l));
+}
+
+/* Check one part of the list val, [p, end), and append it to l. */
+static int
+url_list_add(struct config_url_list *l, const char *p, const char *end,
+    const char *what, const char *val, char **cause)
+{
+	char *url, *why = NULL;
+	int rc = 0;
+
+	if (p == end)
+		return bad_value(cause, what, val, "empty URL in the list");
+	if (l->n == CONFIG_MAX_URLS) {
+		xasprintf(&why, "more than %d URLs", CONFIG_MAX_URLS);
+		goto out;
+	}
+	url = xstrndup(p, (size_t)(end - p));
+	if (!valid_url(url)) {
+		/* a list names the culprit; a single URL is the value itself */
+		if (strchr(val, ',') != NULL)
+			xasprintf(&why, "'%s' is not an http:// or https:// URL",
+			    url);
+		else
+			why = xstrdup("expected an http:// or https:// URL");
+		free(url);
+		goto out;
+	}
+	/* a processor listed twice would be asked twice and fed twice */
+	for (size_t i = 0; i < l->n; i++) {
+		if (strcmp(l->urls[i], url) == 0) {
+			xasprintf(&why, "'%s' is listed twice", url);
+			free(url);
+			goto out;
+		}
+	}
+	l->urls[l->n++] = url;
+out:
+	if (why != NULL)
+		rc = bad_value(cause, what, val, why);
+	free(why);
+	return rc;
+}
+
+/*
+ * Split val at commas into the URL list *field; blanks around a URL are
+ * not part of it. A new value replaces the whole list, so that the command
+ * line overrides the environment rather than adding to it.
+ */
+static int
+set_url_list(struct config_url_list *field, const char *what,
+    const char *val, char **cause)
+{
+	struct config_url_list l = { 0 };
+	const char *p = val, *start, *end;
+	int rc;
+
+	l.text = xstrdup(val);
+	l.urls = xcalloc(CONFIG_MAX_URLS, sizeof(*l.urls));
+	for (;;) {
+		end = strchr(p, ',');
+		if (end == NULL)
+			end = p + strlen(p);
+		start = p;
+		while (start < end && isspace((unsigned char)*start))
+			start++;
+		p = end;
+		while (end > start && isspace((unsigned char)end[-1]))
+			end--;
+		if ((rc = url_list_add(&l, start, end, what, val, cause)) != 0)
+			goto out;
+		if (*p++ == '\0')
+			break;
+	}
+	url_list_clear(field);
+	*field = l;
+	return 0;
+out:
+	url_list_clear(&l);
+	return rc;
+}
+
 /*
  * Set the setting o, stored in base, from text; what names it in the
  * reason for a bad value (the option or the variable).
@@ -164,6 +256,8 @@ opt_set(void *base, const struct config_option *o, const char *what,
 		if (*val == '\0')
 			return bad_value(cause, what, val, "must not be empty");
 		return set_string(field, val, cause);
+	case CONFIG_URL_LIST:
+		return set_url_list(field, what, val, cause);
 	case CONFIG_ROLE:
 		for (int r = ROLE_GATEWAY; r <= ROLE_PROCESSOR; r++) {
 			if (strcmp(val, role_names[r]) == 0) {
@@ -386,12 +480,17 @@ config_free(struct config *cfg)
 		enum config_kind k = refs[i].o->kind;
 		void *base = ref_base(cfg, &refs[i]);
 
-		if (base != NULL && (k == CONFIG_STRING || k == CONFIG_URL ||
-		    k == CONFIG_QUEUE_TYPE)) {
-			char **p = (char **)((char *)base + refs[i].o->offset);
+		char *field;
 
-			free(*p);
-			*p = NULL;
+		if (base == NULL)
+			continue;
+		field = (char *)base + refs[i].o->offset;
+		if (k == CONFIG_URL_LIST) {
+			url_list_clear((struct config_url_list *)(void *)field);
+		} else if (k == CONFIG_STRING || k == CONFIG_URL ||
+		    k == CONFIG_QUEUE_TYPE) {
+			free(*(char **)(void *)field);
+			*(char **)(void *)field = NULL;
 		}
 	}
 	for (size_t gi = 0; gi < CONFIG_MAX_GROUPS; gi++) {
@@ -445,11 +544,20 @@ config_get_string(const struct config *cfg, const char *name,
 	const void *field;
 	const struct config_option *o = find_option(cfg, name, &field);
 
-	if (o == NULL || (o->kind != CONFIG_STRING && o->kind != CONFIG_URL &&
-	    o->kind != CONFIG_QUEUE_TYPE))
+	if (o == NULL)
 		return -ENOENT;
-	*v = *(char *const *)field;
-	return 0;
+	switch (o->kind) {
+	case CONFIG_URL_LIST:
+		*v = ((const struct config_url_list *)field)->text;
+		return 0;
+	case CONFIG_STRING:
+	case CONFIG_URL:
+	case CONFIG_QUEUE_TYPE:
+		*v = *(char *const *)field;
+		return 0;
+	default:
+		return -ENOENT;
+	}
 }
 
 const void *

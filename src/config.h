@@ -18,12 +18,23 @@ enum role {
 enum config_kind {
 	CONFIG_STRING,
 	CONFIG_URL,		/* http:// or https:// */
+	CONFIG_URL_LIST,	/* CONFIG_URLs, comma-separated */
 	CONFIG_PORT,		/* int, 1-65535 */
 	CONFIG_INT,		/* int64_t within min..max */
 	CONFIG_DURATION,	/* int64_t milliseconds */
 	CONFIG_ROLE,
 	CONFIG_QUEUE_TYPE,	/* a backend's name, checked by queue.c */
 	CONFIG_LOG_LEVEL,
+};
+
+/* The most URLs one CONFIG_URL_LIST setting may name. */
+#define CONFIG_MAX_URLS 32
+
+/* A CONFIG_URL_LIST setting: the text as given, and the URLs in it. */
+struct config_url_list {
+	char *text;
+	char **urls;
+	size_t n;		/* at least 1 once parsed */
 };
 
 /* One setting: its long option, its environment variable, its field. */
@@ -62,7 +73,7 @@ struct config {
 	int processor_port;
 	int port;			/* --port: the own role's port, 0: unset */
 	char *ingest_url;
-	char *processor_url;
+	struct config_url_list processor_url;	/* one or more processors */
 	char *queue_type;
 	int64_t workers;
 	int64_t processing_delay_ms;
@@ -102,7 +113,8 @@ void config_print_help(const char *prog);
 /*
  * The value of a setting named by its long option, for tools and tests:
  * CONFIG_INT, CONFIG_DURATION (ms) and CONFIG_PORT through int, the text
- * kinds through string; -ENOENT for an unknown name or another kind.
+ * kinds (a URL list: as given) through string; -ENOENT for an unknown name
+ * or another kind.
  */
 int config_get_int(const struct config *cfg, const char *name, int64_t *v);
 int config_get_string(const struct config *cfg, const char *name,

@@ -20,7 +20,8 @@
 #define HOP_CONNECTIONS 64
 
 struct call {
-	struct call *next;
+	/* in the part's live list while in flight, in its idle list after */
+	struct call *next, *prev;
 	CURL *easy;
 	char *url;
 	char *body;
@@ -42,6 +43,7 @@ struct client_part {
 	struct event_loop *loop;
 	CURLM *multi;
 	struct loop_timer timer;	/* curl's next timeout */
+	struct call *live;		/* calls in flight */
 	struct call *idle;		/* finished calls, easy handle kept */
 	bool closing;
 };
@@ -126,7 +128,19 @@ call_prepare(struct client_part *cp, struct call *c)
 	return 0;
 }
 
-/* Report the outcome and free what the call owned, but not the call. */
+/* Report r and free what the call owned, but not the call. */
+static void
+call_report(struct call *c, const struct http_reply *r)
+{
+	c->cb(c->arg, r);
+	curl_slist_free_all(c->headers);
+	free(c->url);
+	free(c->body);
+	free(c->reply);
+	memset(c, 0, sizeof(*c));
+}
+
+/* Report the outcome of the transfer. */
 static void
 call_finish(struct call *c, CURLcode code)
 {
@@ -142,12 +156,29 @@ call_finish(struct call *c, CURLcode code)
 		r.error = curl_easy_strerror(code);
 		r.body = "";
 	}
-	c->cb(c->arg, &r);
-	curl_slist_free_all(c->headers);
-	free(c->url);
-	free(c->body);
-	free(c->reply);
-	memset(c, 0, sizeof(*c));
+	call_report(c, &r);
+}
+
+static void
+live_add(struct client_part *cp, struct call *c)
+{
+	c->prev = NULL;
+	c->next = cp->live;
+	if (cp->live != NULL)
+		cp->live->prev = c;
+	cp->live = c;
+}
+
+static void
+live_remove(struct client_part *cp, struct call *c)
+{
+	if (c->prev != NULL)
+		c->prev->next = c->next;
+	else
+		cp->live = c->next;
+	if (c->next != NULL)
+		c->next->prev = c->prev;
+	c->next = c->prev = NULL;
 }
 
 static void
@@ -165,6 +196,7 @@ collect_done(struct client_part *cp)
 			continue;
 		curl_easy_getinfo(easy, CURLINFO_PRIVATE, (char **)&c);
 		curl_multi_remove_handle(cp->multi, easy);
+		live_remove(cp, c);
 		call_finish(c, code);
 		/* keep the handle, and its connection, for the next call */
 		c->easy = easy;
@@ -299,6 +331,29 @@ http_client_start(struct http_client **out, long timeout_ms, char **cause)
 	return 0;
 }
 
+/*
+ * Calls still in flight when the client stops: a caller that answered its
+ * own client before every answer came (the gateway's lookup across
+ * processors) frees what it keeps for them in the callback, so each still
+ * gets its one call.
+ */
+static void
+part_abandon_live(struct client_part *cp)
+{
+	struct http_reply r = { .body = "", .error = "the client stopped" };
+	struct call *c;
+
+	while ((c = cp->live) != NULL) {
+		CURL *e = c->easy;
+
+		live_remove(cp, c);
+		curl_multi_remove_handle(cp->multi, e);
+		call_report(c, &r);
+		curl_easy_cleanup(e);
+		free(c);
+	}
+}
+
 void
 http_client_stop(struct http_client *hc)
 {
@@ -312,6 +367,7 @@ http_client_stop(struct http_client *hc)
 			continue;
 		/* the loop has stopped: only free what curl still holds */
 		cp->closing = true;
+		part_abandon_live(cp);
 		curl_multi_cleanup(cp->multi);
 		for (c = cp->idle; c != NULL; c = next) {
 			next = c->next;
@@ -375,7 +431,9 @@ http_client_request_with(struct http_client *hc, const char *url,
 		call_finish(c, CURLE_OUT_OF_MEMORY);
 		curl_easy_cleanup(e);
 		free(c);
+		return;
 	}
+	live_add(cp, c);
 	/* curl asked for a timeout of 0 to start it: the loop sees to that */
 }
 

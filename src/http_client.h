@@ -13,11 +13,18 @@ struct http_reply {
 	const char *error;	/* why there was no answer */
 };
 
-/* Called once per request, on the loop that sent it; must not block. */
+/*
+ * Called once per request, on the loop that sent it; must not block. A
+ * request still in flight when the client stops gets its call from
+ * http_client_stop, with status 0, once the loops have stopped.
+ */
 typedef void (*http_client_cb)(void *arg, const struct http_reply *reply);
 
 int http_client_start(struct http_client **hc, long timeout_ms, char **cause);
-/* Free the client; the server's loops must have stopped. */
+/*
+ * Free the client; the server's loops must have stopped. Requests still in
+ * flight are called back with status 0 ("the client stopped").
+ */
 void http_client_stop(struct http_client *hc);
 
 /*

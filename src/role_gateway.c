@@ -16,6 +16,14 @@
 /* Bound on one hop to ingest or the processor. */
 #define HOP_TIMEOUT_MS 10000
 
+/* One processor as the gateway asks it. */
+struct gw_processor {
+	const char *url;		/* as configured */
+	char *stats_url;
+	char *health_url;
+	char *results_url;		/* .../results/ */
+};
+
 struct gateway {
 	const struct config *cfg;
 	struct http_server *srv;
@@ -23,17 +31,28 @@ struct gateway {
 	char *ingest_url;		/* .../ingest */
 	char *ingest_stats_url;
 	char *ingest_health_url;
-	char *proc_stats_url;
-	char *proc_health_url;
-	char *results_url;		/* .../results/ */
+	struct gw_processor *procs;	/* PROCESSOR_URL, in its order */
+	size_t n_procs;
 };
+
+/* Answer req with the upstream's status and a copy of its body. */
+static void
+respond_copy(struct http_request *req, const struct http_reply *r)
+{
+	/* a copy of all r->len bytes: the body may hold a NUL */
+	char *copy = xmalloc(r->len + 1);
+
+	memcpy(copy, r->body, r->len);
+	copy[r->len] = '\0';
+	http_respond(req, r->status, copy, r->len);
+}
 
 /* Pass the next hop's answer back as it is; no answer is a 503. */
 static void
 relay_reply(void *arg, const struct http_reply *r)
 {
 	struct http_request *req = arg;
-	char why[160], *copy;
+	char why[160];
 
 	if (r->status == 0) {
 		snprintf(why, sizeof(why), "upstream unavailable: %s",
@@ -41,11 +60,7 @@ relay_reply(void *arg, const struct http_reply *r)
 		http_respond_error(req, HTTP_UNAVAILABLE, why);
 		return;
 	}
-	/* a copy of all r->len bytes: the body may hold a NUL */
-	copy = xmalloc(r->len + 1);
-	memcpy(copy, r->body, r->len);
-	copy[r->len] = '\0';
-	http_respond(req, r->status, copy, r->len);
+	respond_copy(req, r);
 }
 
 static void
@@ -73,6 +88,103 @@ gw_ingest(struct http_request *req, void *ctx)
 	free(line);
 }
 
+/*
+ * GET /api/v1/messages/{id} with several processors: each keeps its own
+ * store, so all are asked at once and the first 200 is the answer. The
+ * callbacks run on the loop that sent the requests: no lock is needed.
+ */
+struct lookup {
+	struct http_request *req;	/* NULL once answered */
+	size_t asked;
+	size_t pending;			/* answers still to come */
+	size_t not_found;		/* processors that answered 404 */
+	size_t failed;			/* that gave no usable answer */
+	char *why;			/* the first failure */
+};
+
+struct lookup_part {
+	struct lookup *lk;
+	const char *url;		/* the processor's, for the reason */
+};
+
+/* Neither a 200 nor a 404: remember the first for the 503's reason. */
+static void
+lookup_failed(struct lookup *lk, const char *url, const struct http_reply *r)
+{
+	lk->failed++;
+	if (lk->why != NULL)
+		return;
+	if (r->status == 0)
+		xasprintf(&lk->why, "%s: %s", url, r->error);
+	else
+		xasprintf(&lk->why, "%s: answered %d", url, r->status);
+}
+
+/* Every processor answered and none had the result. */
+static void
+lookup_answer(struct lookup *lk)
+{
+	char *why = NULL;
+
+	if (lk->failed == 0) {
+		http_respond_error(lk->req, HTTP_NOT_FOUND, "result not found");
+		return;
+	}
+	/* a processor that did not answer may hold it: not a 404 */
+	if (lk->not_found == 0)
+		xasprintf(&why, "no processor could look the result up (%s)",
+		    lk->why);
+	else
+		xasprintf(&why, "result not found on %zu of %zu processors; "
+		    "%zu could not look it up and may hold it (%s)",
+		    lk->not_found, lk->asked, lk->failed, lk->why);
+	http_respond_error(lk->req, HTTP_UNAVAILABLE, why);
+	free(why);
+}
+
+static void
+lookup_part_done(void *arg, const struct http_reply *r)
+{
+	struct lookup_part *p = arg;
+	struct lookup *lk = p->lk;
+
+	if (r->status == HTTP_OK) {
+		/* the first; another store's is the same message twice */
+		if (lk->req != NULL)
+			respond_copy(lk->req, r);
+		lk->req = NULL;
+	} else if (r->status == HTTP_NOT_FOUND) {
+		lk->not_found++;
+	} else {
+		lookup_failed(lk, p->url, r);
+	}
+	free(p);
+	if (--lk->pending > 0)
+		return;
+	if (lk->req != NULL)
+		lookup_answer(lk);
+	free(lk->why);
+	free(lk);
+}
+
+static void
+lookup_start(struct gateway *gw, struct http_request *req, const char *id)
+{
+	struct lookup *lk = xcalloc(1, sizeof(*lk));
+	char *url;
+
+	lk->req = req;
+	lk->asked = lk->pending = gw->n_procs;
+	for (size_t i = 0; i < gw->n_procs; i++) {
+		struct lookup_part *p = xmalloc(sizeof(*p));
+
+		*p = (struct lookup_part){ lk, gw->procs[i].url };
+		xasprintf(&url, "%s%s", gw->procs[i].results_url, id);
+		http_client_request(gw->hc, url, NULL, 0, lookup_part_done, p);
+		free(url);
+	}
+}
+
 static void
 gw_message(struct http_request *req, void *ctx)
 {
@@ -81,48 +193,105 @@ gw_message(struct http_request *req, void *ctx)
 
 	if (id == NULL)
 		xalloc_failed();
-	xasprintf(&url, "%s%s", gw->results_url, id);
+	if (gw->n_procs > 1) {
+		lookup_start(gw, req, id);
+		free(id);
+		return;
+	}
+	/* one processor: its answer is the answer, whatever it is */
+	xasprintf(&url, "%s%s", gw->procs[0].results_url, id);
 	http_client_request(gw->hc, url, NULL, 0, relay_reply, req);
 	free(url);
 	free(id);
 }
 
-/* GET /api/v1/status gathers four answers; the client runs them in turn. */
+/*
+ * GET /api/v1/status gathers the health and stats of ingest and of each
+ * processor; "processor" keeps its old shape as the sum of them all.
+ */
 struct status_call {
 	struct http_request *req;
-	int pending;
+	size_t pending;
 	struct json_object *out;
+	struct json_object *procs;	/* out's "processors" array */
 };
 
 struct status_part {
 	struct status_call *sc;
-	const char *service;
-	bool health;		/* the /health answer, else /stats */
+	struct json_object *svc;	/* the entry this answer fills */
+	bool health;			/* the /health answer, else /stats */
 };
+
+/* Add the numbers of add into acc, key by key, into nested objects too. */
+static void
+stats_add(struct json_object *acc, struct json_object *add)
+{
+	struct json_object *copy;
+
+	if (!json_object_is_type(add, json_type_object))
+		return;
+	json_object_object_foreach(add, key, val) {
+		struct json_object *have = json_object_object_get(acc, key);
+
+		if (have == NULL) {
+			copy = NULL;
+			if (json_object_deep_copy(val, &copy, NULL) != 0)
+				xalloc_failed();
+			json_object_object_add(acc, key, copy);
+		} else if (json_object_is_type(have, json_type_int) &&
+		    json_object_is_type(val, json_type_int)) {
+			json_object_object_add(acc, key, json_object_new_int64(
+			    json_object_get_int64(have) +
+			    json_object_get_int64(val)));
+		} else if (json_object_is_type(have, json_type_object)) {
+			stats_add(have, val);
+		}
+	}
+}
+
+/* "processor": healthy when one is, its stats the sum of theirs. */
+static void
+status_sum(struct status_call *sc)
+{
+	struct json_object *sum = json_object_object_get(sc->out, "processor");
+	struct json_object *stats = json_object_new_object();
+	bool healthy = false;
+
+	for (size_t i = 0; i < json_object_array_length(sc->procs); i++) {
+		struct json_object *p = json_object_array_get_idx(sc->procs, i);
+
+		healthy |= json_object_get_boolean(
+		    json_object_object_get(p, "healthy"));
+		stats_add(stats, json_object_object_get(p, "stats"));
+	}
+	json_object_object_add(sum, "healthy",
+	    json_object_new_boolean(healthy));
+	json_object_object_add(sum, "stats", stats);
+}
 
 static void
 status_part_done(void *arg, const struct http_reply *r)
 {
 	struct status_part *p = arg;
 	struct status_call *sc = p->sc;
-	struct json_object *svc, *stats;
+	struct json_object *stats;
 	size_t len;
 	const char *s;
 
 	/* callbacks run on the client's one thread: no lock needed */
-	svc = json_object_object_get(sc->out, p->service);
 	if (p->health) {
-		json_object_object_add(svc, "healthy",
+		json_object_object_add(p->svc, "healthy",
 		    json_object_new_boolean(r->status == HTTP_OK));
 	} else {
 		stats = r->status == HTTP_OK ? json_tokener_parse(r->body) :
 		    NULL;
-		json_object_object_add(svc, "stats", stats != NULL ? stats :
+		json_object_object_add(p->svc, "stats", stats != NULL ? stats :
 		    json_object_new_object());
 	}
 	free(p);
 	if (--sc->pending > 0)
 		return;
+	status_sum(sc);
 	s = json_object_to_json_string_length(sc->out,
 	    JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE, &len);
 	http_respond(sc->req, HTTP_OK, xstrndup(s, len), len);
@@ -130,37 +299,63 @@ status_part_done(void *arg, const struct http_reply *r)
 	free(sc);
 }
 
+/* An entry with the keys in a fixed order, filled as the answers come. */
+static struct json_object *
+status_entry(const char *url)
+{
+	struct json_object *o = json_object_new_object();
+
+	if (url != NULL)
+		json_object_object_add(o, "url", json_object_new_string(url));
+	json_object_object_add(o, "healthy", json_object_new_boolean(false));
+	json_object_object_add(o, "stats", json_object_new_object());
+	return o;
+}
+
+/* Ask url, and fill svc with the answer. */
+static void
+status_ask(struct gateway *gw, struct status_call *sc,
+    struct json_object *svc, const char *url, bool health)
+{
+	struct status_part *p = xmalloc(sizeof(*p));
+
+	*p = (struct status_part){ sc, svc, health };
+	http_client_request(gw->hc, url, NULL, 0, status_part_done, p);
+}
+
 static void
 gw_status(struct http_request *req, void *ctx)
 {
 	struct gateway *gw = ctx;
 	struct status_call *sc = xcalloc(1, sizeof(*sc));
-	const struct {
-		const char *service;
-		const char *url;
-		bool health;
-	} parts[] = {
-		{ "ingest", gw->ingest_health_url, true },
-		{ "ingest", gw->ingest_stats_url, false },
-		{ "processor", gw->proc_health_url, true },
-		{ "processor", gw->proc_stats_url, false },
-	};
+	struct json_object *ingest = status_entry(NULL);
 
 	sc->req = req;
-	sc->pending = 4;
+	sc->pending = 2 + 2 * gw->n_procs;
 	sc->out = json_object_new_object();
-	json_object_object_add(sc->out, "ingest", json_object_new_object());
-	json_object_object_add(sc->out, "processor", json_object_new_object());
-	for (size_t i = 0; i < 4; i++) {
-		struct status_part *p = xmalloc(sizeof(*p));
+	sc->procs = json_object_new_array();
+	json_object_object_add(sc->out, "ingest", ingest);
+	json_object_object_add(sc->out, "processor", status_entry(NULL));
+	json_object_object_add(sc->out, "processors", sc->procs);
+	for (size_t i = 0; i < gw->n_procs; i++)
+		json_object_array_add(sc->procs,
+		    status_entry(gw->procs[i].url));
+	/* every entry exists before the first answer can come */
+	status_ask(gw, sc, ingest, gw->ingest_health_url, true);
+	status_ask(gw, sc, ingest, gw->ingest_stats_url, false);
+	for (size_t i = 0; i < gw->n_procs; i++) {
+		struct json_object *e = json_object_array_get_idx(sc->procs, i);
 
-		*p = (struct status_part){ sc, parts[i].service,
-			parts[i].health };
-		http_client_request(gw->hc, parts[i].url, NULL, 0,
-		    status_part_done, p);
+		status_ask(gw, sc, e, gw->procs[i].health_url, true);
+		status_ask(gw, sc, e, gw->procs[i].stats_url, false);
 	}
 }
 
+/*
+ * The gateway's own health: it serves, whatever its next hops do, so that
+ * a supervisor does not restart it for a processor's fault; those show in
+ * /api/v1/status.
+ */
 static void
 gw_health(struct http_request *req, void *ctx)
 {
@@ -190,10 +385,28 @@ gw_free(struct gateway *gw)
 	free(gw->ingest_url);
 	free(gw->ingest_stats_url);
 	free(gw->ingest_health_url);
-	free(gw->proc_stats_url);
-	free(gw->proc_health_url);
-	free(gw->results_url);
+	for (size_t i = 0; i < gw->n_procs; i++) {
+		free(gw->procs[i].stats_url);
+		free(gw->procs[i].health_url);
+		free(gw->procs[i].results_url);
+	}
+	free(gw->procs);
 	free(gw);
+}
+
+static void
+gw_processors(struct gateway *gw, const struct config_url_list *urls)
+{
+	gw->n_procs = urls->n;
+	gw->procs = xcalloc(urls->n, sizeof(*gw->procs));
+	for (size_t i = 0; i < urls->n; i++) {
+		struct gw_processor *p = &gw->procs[i];
+
+		p->url = urls->urls[i];
+		p->stats_url = role_join_url(p->url, "/stats");
+		p->health_url = role_join_url(p->url, "/health");
+		p->results_url = role_join_url(p->url, "/results/");
+	}
 }
 
 static int
@@ -207,11 +420,10 @@ gw_start(const struct config *cfg, void **state, char **cause)
 	gw->ingest_url = role_join_url(cfg->ingest_url, "/ingest");
 	gw->ingest_stats_url = role_join_url(cfg->ingest_url, "/stats");
 	gw->ingest_health_url = role_join_url(cfg->ingest_url, "/health");
-	gw->proc_stats_url = role_join_url(cfg->processor_url, "/stats");
-	gw->proc_health_url = role_join_url(cfg->processor_url, "/health");
-	gw->results_url = role_join_url(cfg->processor_url, "/results/");
-	xasprintf(&what, "ingest at %s, processor at %s", cfg->ingest_url,
-	    cfg->processor_url);
+	gw_processors(gw, &cfg->processor_url);
+	xasprintf(&what, "ingest at %s, %s at %s", cfg->ingest_url,
+	    gw->n_procs > 1 ? "processors" : "processor",
+	    cfg->processor_url.text);
 	if ((rc = http_client_start(&gw->hc, HOP_TIMEOUT_MS, cause)) != 0 ||
 	    (rc = role_serve(cfg, gw_routes, sizeof(gw_routes) /
 	    sizeof(*gw_routes), gw, (size_t)cfg->max_body_bytes, what,

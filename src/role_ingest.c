@@ -21,15 +21,22 @@ struct ingest {
 	struct http_server *srv;
 	struct http_client *hc;		/* memory backend: via the processor */
 	struct queue *q;		/* other backends: straight to them */
-	char *enqueue_url;
+	char **enqueue_urls;		/* each processor's /enqueue */
+	size_t n_enqueue;
 	struct metadata_limits limits;
 	atomic_uint_fast64_t received, sent, failed;
+	atomic_uint_fast64_t next;	/* round robin over enqueue_urls */
+	atomic_uint_fast64_t failovers;	/* offers passed to the next one */
 };
 
 /* One message on its way; answered when the backend holds it. */
 struct ingest_call {
 	struct ingest *in;
 	struct http_request *req;
+	char *body;			/* memory: the encoded message */
+	size_t len;
+	size_t first;			/* the processor its round began at */
+	size_t tried;			/* processors offered it so far */
 	char id[64];
 };
 
@@ -43,6 +50,7 @@ accepted(struct ingest_call *c)
 	n = xasprintf(&body,
 	    "{\"message_id\":\"%s\",\"status\":\"accepted\"}", c->id);
 	http_respond(c->req, HTTP_OK, body, (size_t)n);
+	free(c->body);
 	free(c);
 }
 
@@ -51,36 +59,98 @@ refused(struct ingest_call *c, int status, const char *why)
 {
 	atomic_fetch_add(&c->in->failed, 1);
 	http_respond_error(c->req, status, why);
+	free(c->body);
 	free(c);
 }
 
-/* The processor's answer to /enqueue. */
+static void on_enqueued(void *arg, const struct http_reply *r);
+
+/* Offer the message to the next processor of its round. */
+static void
+enqueue_next(struct ingest_call *c)
+{
+	struct ingest *in = c->in;
+	size_t i = (c->first + c->tried++) % in->n_enqueue;
+	char *body;
+
+	/* the client takes the body: keep ours while another may need it */
+	if (c->tried < in->n_enqueue) {
+		body = xmalloc(c->len + 1);
+		memcpy(body, c->body, c->len);
+		body[c->len] = '\0';
+	} else {
+		body = c->body;
+		c->body = NULL;
+	}
+	http_client_request(in->hc, in->enqueue_urls[i], body, c->len,
+	    on_enqueued, c);
+}
+
+/* The processor offered the message last, as configured. */
+static const char *
+last_tried(const struct ingest_call *c)
+{
+	size_t i = (c->first + c->tried - 1) % c->in->n_enqueue;
+
+	return c->in->cfg->processor_url.urls[i];
+}
+
+/* Why the processor offered the message last did not take it. */
+static void
+enqueue_reason(const struct ingest_call *c, const struct http_reply *r,
+    char *why, size_t size)
+{
+	struct ingest *in = c->in;
+	struct json_object *o;
+	const char *err;
+	char what[200];
+
+	if (r->status == 0) {
+		snprintf(what, sizeof(what), "processor unavailable: %s",
+		    r->error);
+	} else {
+		o = json_tokener_parse(r->body);
+		err = json_object_get_string(json_object_object_get(o,
+		    "error"));
+		snprintf(what, sizeof(what), "%s", err != NULL ? err :
+		    "processor refused the message");
+		json_object_put(o);
+	}
+	if (in->n_enqueue == 1)
+		snprintf(why, size, "%s", what);
+	else
+		snprintf(why, size, "%s (%zu of %zu processors tried, the "
+		    "last %s)", what, c->tried, in->n_enqueue,
+		    last_tried(c));
+}
+
+/*
+ * The processor's answer to /enqueue. One that is full, draining or
+ * unreachable passes the message on to the next, until each was offered
+ * it once; an answer that ends with a timeout may mean the first one
+ * queued it too, which is the at-least-once a client's retry also has.
+ */
 static void
 on_enqueued(void *arg, const struct http_reply *r)
 {
 	struct ingest_call *c = arg;
-	struct json_object *o;
-	const char *err;
-	char why[200];
+	bool busy = r->status == 0 || r->status == HTTP_UNAVAILABLE;
+	char why[400];
 
 	if (r->status == HTTP_ACCEPTED) {
 		accepted(c);
 		return;
 	}
-	if (r->status == 0) {
-		snprintf(why, sizeof(why), "processor unavailable: %s",
-		    r->error);
-		refused(c, HTTP_UNAVAILABLE, why);
+	if (busy && c->tried < c->in->n_enqueue) {
+		atomic_fetch_add(&c->in->failovers, 1);
+		log_debug("message %s: %s answered %d, trying the next "
+		    "processor", c->id, last_tried(c), r->status);
+		enqueue_next(c);
 		return;
 	}
-	o = json_tokener_parse(r->body);
-	err = json_object_get_string(json_object_object_get(o, "error"));
-	snprintf(why, sizeof(why), "%s", err != NULL ? err :
-	    "processor refused the message");
-	json_object_put(o);
+	enqueue_reason(c, r, why, sizeof(why));
 	/* full or draining is the client's 503; anything else is our fault */
-	refused(c, r->status == HTTP_UNAVAILABLE ? HTTP_UNAVAILABLE :
-	    HTTP_BAD_GATEWAY, why);
+	refused(c, busy ? HTTP_UNAVAILABLE : HTTP_BAD_GATEWAY, why);
 }
 
 /* The backend's answer to a publish. */
@@ -109,7 +179,7 @@ in_ingest(struct http_request *req, void *ctx)
 	struct ingest *in = ctx;
 	struct data_message *msg;
 	struct ingest_call *c;
-	char *cause = NULL, *body, keyed_id[37];
+	char *cause = NULL, keyed_id[37];
 	size_t len;
 	const char *raw = http_req_body(req, &len);
 	const char *key = http_req_header(req, "Idempotency-Key");
@@ -139,14 +209,15 @@ in_ingest(struct http_request *req, void *ctx)
 		queue_publish(in->q, msg, on_published, c);
 		return;
 	}
-	body = message_encode(msg, &len);
+	c->body = message_encode(msg, &c->len);
 	message_free(msg);
-	if (body == NULL) {
+	if (c->body == NULL) {
 		refused(c, HTTP_INTERNAL_ERROR, "cannot encode the message");
 		return;
 	}
-	http_client_request(in->hc, in->enqueue_url, body, len, on_enqueued,
-	    c);
+	/* spread the messages: each round starts one processor further */
+	c->first = (size_t)(atomic_fetch_add(&in->next, 1) % in->n_enqueue);
+	enqueue_next(c);
 }
 
 static void
@@ -192,8 +263,12 @@ in_write_metrics(FILE *out, void *ctx)
 	role_metric(out, "diplom_ingest_failed_total", "counter",
 	    "Messages the backend did not take.",
 	    (double)atomic_load(&in->failed));
-	if (in->q == NULL)
+	if (in->q == NULL) {
+		role_metric(out, "diplom_ingest_failovers_total", "counter",
+		    "Messages a processor did not take, offered to the next.",
+		    (double)atomic_load(&in->failovers));
 		return;
+	}
 	queue_stats(in->q, &st);
 	role_metric(out, "diplom_backend_healthy", "gauge",
 	    "1 while the queue backend is reachable.", st.healthy);
@@ -220,7 +295,9 @@ in_free(struct ingest *in)
 {
 	http_client_stop(in->hc);
 	queue_close(in->q);
-	free(in->enqueue_url);
+	for (size_t i = 0; i < in->n_enqueue; i++)
+		free(in->enqueue_urls[i]);
+	free(in->enqueue_urls);
 	free(in);
 }
 
@@ -232,7 +309,11 @@ in_start(const struct config *cfg, void **state, char **cause)
 	int rc;
 
 	in->cfg = cfg;
-	in->enqueue_url = role_join_url(cfg->processor_url, "/enqueue");
+	in->n_enqueue = cfg->processor_url.n;
+	in->enqueue_urls = xcalloc(in->n_enqueue, sizeof(*in->enqueue_urls));
+	for (size_t i = 0; i < in->n_enqueue; i++)
+		in->enqueue_urls[i] = role_join_url(cfg->processor_url.urls[i],
+		    "/enqueue");
 	in->limits = (struct metadata_limits){
 		.max_keys = (size_t)cfg->max_metadata_keys,
 		.max_key_bytes = (size_t)cfg->max_metadata_key_bytes,
@@ -244,8 +325,13 @@ in_start(const struct config *cfg, void **state, char **cause)
 	 */
 	if (queue_in_processor(cfg->queue_type)) {
 		rc = http_client_start(&in->hc, ENQUEUE_TIMEOUT_MS, cause);
-		xasprintf(&what, "queue %s via %s", cfg->queue_type,
-		    in->enqueue_url);
+		if (in->n_enqueue == 1)
+			xasprintf(&what, "queue %s via %s", cfg->queue_type,
+			    in->enqueue_urls[0]);
+		else
+			xasprintf(&what, "queue %s via %zu processors, round "
+			    "robin: %s", cfg->queue_type, in->n_enqueue,
+			    cfg->processor_url.text);
 	} else {
 		rc = queue_open(cfg->queue_type, cfg, &in->q, cause);
 		xasprintf(&what, "queue %s", cfg->queue_type);

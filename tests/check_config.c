@@ -132,7 +132,7 @@ assert_settings(const struct settings *w)
 	ck_assert_int_eq(cfg.ingest_port, w->ingest_port);
 	ck_assert_int_eq(cfg.processor_port, w->processor_port);
 	ck_assert_str_eq(cfg.ingest_url, w->ingest_url);
-	ck_assert_str_eq(cfg.processor_url, w->processor_url);
+	ck_assert_str_eq(cfg.processor_url.text, w->processor_url);
 	ck_assert_str_eq(cfg.queue_type, w->queue_type);
 	ck_assert_int_eq(int_of("queue-size"), w->queue_size);
 	ck_assert_int_eq(cfg.workers, w->workers);
@@ -434,6 +434,12 @@ static const struct {
 	{ "LOG_LEVEL=verbose", "LOG_LEVEL" },
 	{ "INGEST_URL=ftp://ingest", "INGEST_URL" },
 	{ "PROCESSOR_URL=localhost:8082", "PROCESSOR_URL" },
+	{ "PROCESSOR_URL=http://a:1,ftp://b:2", "PROCESSOR_URL" },
+	{ "PROCESSOR_URL=http://a:1,,http://b:2", "PROCESSOR_URL" },
+	{ "PROCESSOR_URL=http://a:1,", "PROCESSOR_URL" },
+	{ "PROCESSOR_URL=,http://a:1", "PROCESSOR_URL" },
+	{ "PROCESSOR_URL=http://a:1, ,http://b:2", "PROCESSOR_URL" },
+	{ "PROCESSOR_URL=http://a:1,http://a:1", "PROCESSOR_URL" },
 };
 
 START_TEST(bad_environment_value_names_the_variable)
@@ -468,6 +474,7 @@ static const struct {
 	{ "--log-level=loud", "--log-level" },
 	{ "--ingest-url=localhost:8081", "--ingest-url" },
 	{ "--processor-url=", "--processor-url" },
+	{ "--processor-url=http://a:1, localhost:8082", "--processor-url" },
 	{ "--role=worker", "--role" },
 	{ "--listen-address=", "--listen-address" },
 };
@@ -573,6 +580,114 @@ START_TEST(help_and_version_exit_ok)
 }
 END_TEST
 
+/* --- PROCESSOR_URL: one URL or a comma-separated list ------------------- */
+
+/* Assert that PROCESSOR_URL was split into exactly the n URLs of want. */
+static void
+assert_urls(const char *const *want, size_t n)
+{
+	ck_assert_uint_eq(cfg.processor_url.n, n);
+	for (size_t i = 0; i < n; i++)
+		ck_assert_str_eq(cfg.processor_url.urls[i], want[i]);
+}
+
+START_TEST(one_processor_url_is_a_list_of_one)
+{
+	static const char *const want[] = { "http://localhost:8082" };
+	char *argv[] = { (char *)"diplomd", (char *)"--role=gateway", NULL };
+
+	parse_ok(NULL, argv);
+	assert_urls(want, 1);
+	ck_assert_str_eq(str_of("processor-url"), "http://localhost:8082");
+}
+END_TEST
+
+START_TEST(processor_urls_split_at_commas_without_blanks)
+{
+	static const char *const env[] = {
+		"PROCESSOR_URL=http://a:1, https://b:2/ ,\thttp://127.0.1.3:3",
+		NULL,
+	};
+	static const char *const want[] = {
+		"http://a:1", "https://b:2/", "http://127.0.1.3:3",
+	};
+	char *argv[] = { (char *)"diplomd", (char *)"--role=ingest", NULL };
+
+	parse_ok(env, argv);
+	assert_urls(want, 3);
+	/* the text stays as given, for logs and tools */
+	ck_assert_str_eq(str_of("processor-url"),
+	    "http://a:1, https://b:2/ ,\thttp://127.0.1.3:3");
+}
+END_TEST
+
+START_TEST(command_line_list_replaces_the_environments)
+{
+	static const char *const env[] = {
+		"PROCESSOR_URL=http://a:1,http://b:2,http://c:3", NULL,
+	};
+	static const char *const want[] = { "http://x:1", "http://y:2" };
+	char *argv[] = { (char *)"diplomd", (char *)"--role=gateway",
+		(char *)"--processor-url=http://x:1,http://y:2", NULL };
+
+	parse_ok(env, argv);
+	assert_urls(want, 2);
+}
+END_TEST
+
+START_TEST(bad_url_in_a_list_is_named)
+{
+	static const char *const env[] = {
+		"PROCESSOR_URL=http://a:1,localhost:8082,http://c:3", NULL,
+	};
+	char *argv[] = { (char *)"diplomd", (char *)"--role=gateway", NULL };
+
+	parse_usage(env, argv, "PROCESSOR_URL");
+	ck_assert_msg(strstr(cause, "'localhost:8082' is not") != NULL,
+	    "cause '%s'", cause);
+	/* one line, like every other usage error */
+	ck_assert_ptr_null(strchr(cause, '\n'));
+}
+END_TEST
+
+START_TEST(duplicate_and_empty_urls_say_so)
+{
+	static const char *const dup[] = {
+		"PROCESSOR_URL=http://a:1, http://a:1", NULL,
+	};
+	static const char *const empty[] = {
+		"PROCESSOR_URL=http://a:1,,http://b:2", NULL,
+	};
+	char *argv[] = { (char *)"diplomd", (char *)"--role=gateway", NULL };
+
+	parse_usage(dup, argv, "'http://a:1' is listed twice");
+	parse_usage(empty, argv, "empty URL in the list");
+}
+END_TEST
+
+START_TEST(too_many_urls_are_refused)
+{
+	char *argv[] = { (char *)"diplomd", (char *)"--role=gateway", NULL,
+		NULL };
+	char *list = NULL, *arg = NULL, *next;
+
+	for (int i = 0; i <= CONFIG_MAX_URLS; i++) {
+		if (asprintf(&next, "%s%shttp://p%d:1", list != NULL ? list :
+		    "", list != NULL ? "," : "", i) < 0)
+			ck_abort_msg("out of memory");
+		free(list);
+		list = next;
+	}
+	if (asprintf(&arg, "--processor-url=%s", list) < 0)
+		ck_abort_msg("out of memory");
+	argv[2] = arg;
+	parse_usage(NULL, argv, "--processor-url");
+	ck_assert_msg(strstr(cause, "more than") != NULL, "cause '%s'", cause);
+	free(arg);
+	free(list);
+}
+END_TEST
+
 Suite *
 config_suite(void)
 {
@@ -613,6 +728,16 @@ config_suite(void)
 	tcase_add_test(tc, option_without_its_value_is_a_usage_error);
 	tcase_add_test(tc, stray_argument_is_a_usage_error);
 	tcase_add_test(tc, help_and_version_exit_ok);
+	suite_add_tcase(s, tc);
+
+	tc = tcase_create("url list");
+	tcase_add_checked_fixture(tc, setup, teardown);
+	tcase_add_test(tc, one_processor_url_is_a_list_of_one);
+	tcase_add_test(tc, processor_urls_split_at_commas_without_blanks);
+	tcase_add_test(tc, command_line_list_replaces_the_environments);
+	tcase_add_test(tc, bad_url_in_a_list_is_named);
+	tcase_add_test(tc, duplicate_and_empty_urls_say_so);
+	tcase_add_test(tc, too_many_urls_are_refused);
 	suite_add_tcase(s, tc);
 	return s;
 }

@@ -494,6 +494,41 @@ START_TEST(slow_server_times_out)
 }
 END_TEST
 
+/* true once the server holds n requests at /slow */
+static bool
+slow_holds(int n)
+{
+	bool yes;
+
+	pthread_mutex_lock(&srv.lock);
+	yes = srv.slow_waiting >= n;
+	pthread_mutex_unlock(&srv.lock);
+	return yes;
+}
+
+START_TEST(request_in_flight_at_stop_gets_its_one_call)
+{
+	struct req rq = { .hc = hc, .out = &res.out[0] };
+	int64_t at = clock_now_ms() + 10000;
+
+	snprintf(rq.url, sizeof(rq.url), "http://127.0.0.1:%d/slow",
+	    srv.port);
+	on_loop(send_req, &rq);
+	while (!slow_holds(1) && clock_now_ms() < at)
+		usleep(1000);
+	ck_assert(slow_holds(1));
+	/* the caller answered its client already and stops meanwhile */
+	event_loop_stop(lp.loop);
+	http_client_stop(hc);
+	hc = NULL;
+	ck_assert_int_eq(wait_done(1, 1000), 1);
+	ck_assert_int_eq(res.out[0].calls, 1);
+	ck_assert_int_eq(res.out[0].status, 0);
+	ck_assert_str_eq(res.out[0].error, "the client stopped");
+	ck_assert_uint_eq(res.out[0].len, 0);
+}
+END_TEST
+
 START_TEST(request_off_the_loop_fails_at_once)
 {
 	struct outcome o = { 0 };
@@ -605,6 +640,7 @@ http_client_suite(void)
 	tcase_add_test(tc, dead_port_is_an_error_at_once);
 	tcase_add_test(tc, slow_server_times_out);
 	tcase_add_test(tc, request_off_the_loop_fails_at_once);
+	tcase_add_test(tc, request_in_flight_at_stop_gets_its_one_call);
 	tcase_add_test(tc, many_requests_answered_at_once_all_complete);
 	suite_add_tcase(s, tc);
 

@@ -787,3 +787,40 @@ load_through() {
 		test "$(missing "$label")" = 0
 	tap_ok "and none is a duplicate" test "$(strangers)" = "$base"
 }
+
+# --- several processors, each with its own result store ----------------------
+
+# stores_sql SQL DB... : SQL over the recorded ids ($T_TMP/sent.db, table
+# sent) with the result stores DB... attached; the view every_row
+# (message_id, store) holds the rows of them all, store being the
+# position of its DB in the list (1, 2, ...)
+stores_sql() {
+	local q=$1 i=0 db attach='' view=''
+	shift
+	for db in "$@"; do
+		i=$((i + 1))
+		attach="$attach ATTACH '$db' AS r$i;"
+		view="$view${view:+ UNION ALL }SELECT message_id, $i AS store FROM r$i.results"
+	done
+	sqlite3 -batch -noheader -cmd '.timeout 2000' "$T_TMP/sent.db" \
+		"$attach CREATE TEMP VIEW every_row AS $view; $q"
+}
+
+# not_once DB... : recorded ids that have not exactly one row across the
+# stores DB... (none yet, or one in two stores)
+not_once() {
+	stores_sql "SELECT count(*) FROM sent s WHERE (SELECT count(*)
+		FROM every_row r WHERE r.message_id = s.message_id) <> 1" "$@"
+}
+
+# in_two_stores DB... : ids with rows in more than one of the stores DB...
+in_two_stores() {
+	stores_sql "SELECT count(*) FROM (SELECT message_id FROM every_row
+		GROUP BY message_id HAVING count(DISTINCT store) > 1)" "$@"
+}
+
+# all_once DB... : every recorded id has exactly one row across DB...
+all_once() { [ "$(not_once "$@")" = 0 ]; }
+
+# loadgen_json FILE FILTER : a figure from a diplom-loadgen --json summary
+loadgen_json() { jq -r "$2" "$1" 2>/dev/null; }

@@ -68,7 +68,8 @@ SHELL_TESTS = \
 	%D%/loadgen.sh \
 	%D%/gateway-upstream-bytes.sh \
 	%D%/idempotency.sh \
-	%D%/notify.sh
+	%D%/notify.sh \
+	%D%/memory-processors.sh
 NATS_SHELL_TESTS = \
 	%D%/nats-persistence.sh \
 	%D%/nats-processor-crash.sh \
@@ -76,6 +77,7 @@ NATS_SHELL_TESTS = \
 	%D%/nats-back-pressure.sh \
 	%D%/nats-broker-late.sh \
 	%D%/nats-two-processors.sh \
+	%D%/nats-three-processors.sh \
 	%D%/nats-poison.sh \
 	%D%/nats-enqueue-config.sh \
 	%D%/nats-max-payload.sh \

@@ -101,6 +101,10 @@ check_config(const struct config *c)
 	FUZZ_CHECK(c->queue_type != NULL &&
 	    queue_lookup(c->queue_type, NULL, NULL) == 0);
 	FUZZ_CHECK(in_range(int_of(c, "queue-size"), 1, INT32_MAX));
+	FUZZ_CHECK(duration_ok(c->results_retention_ms));
+	FUZZ_CHECK(c->results_max_bytes >= 0);
+	FUZZ_CHECK(c->log_format == LOG_FORMAT_TEXT ||
+	    c->log_format == LOG_FORMAT_JSON);
 	FUZZ_CHECK(in_range(c->workers, 1, 1024));
 	FUZZ_CHECK(in_range(c->processing_delay_ms, 0, 3600000));
 	FUZZ_CHECK(nonempty(c->results_db));

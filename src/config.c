@@ -42,6 +42,12 @@ static const struct config_option general_options[] = {
 	  3600000, F(processing_delay_ms), "MS", "simulated work per message" },
 	{ "results-db", "RESULTS_DB", CONFIG_STRING, "diplom-results.db", 0, 0,
 	  F(results_db), "PATH", "processor's SQLite result store" },
+	{ "results-retention", "RESULTS_RETENTION", CONFIG_DURATION, "0", 0, 0,
+	  F(results_retention_ms), "DURATION",
+	  "delete results processed longer ago (0: keep them)" },
+	{ "results-max-bytes", "RESULTS_MAX_BYTES", CONFIG_INT, "0", 0,
+	  INT64_MAX, F(results_max_bytes), "N",
+	  "delete the oldest results past this size (0: no limit)" },
 	{ "max-body-bytes", "MAX_BODY_BYTES", CONFIG_INT, "1048576", 1,
 	  INT32_MAX, F(max_body_bytes), "N", "larger request bodies get 413" },
 	{ "max-client-connections", "MAX_CLIENT_CONNECTIONS", CONFIG_INT,
@@ -69,6 +75,8 @@ static const struct config_option general_options[] = {
 	  F(drain_timeout_ms), "DURATION", "bound on a graceful stop" },
 	{ "log-level", "LOG_LEVEL", CONFIG_LOG_LEVEL, "info", 0, 0,
 	  F(log_level), "LEVEL", "error, warn, info or debug" },
+	{ "log-format", "LOG_FORMAT", CONFIG_LOG_FORMAT, "text", 0, 0,
+	  F(log_format), "FORMAT", "text, or json: one object a line" },
 };
 
 static const char *const role_names[] = {
@@ -302,6 +310,11 @@ opt_set(void *base, const struct config_option *o, const char *what,
 		if (log_level_parse(val, (enum log_level *)field) != 0)
 			return bad_value(cause, what, val,
 			    "expected error, warn, info or debug");
+		return 0;
+	case CONFIG_LOG_FORMAT:
+		if (log_format_parse(val, (enum log_format *)field) != 0)
+			return bad_value(cause, what, val,
+			    "expected text or json");
 		return 0;
 	}
 	return bad_value(cause, what, val, "unknown kind of setting");

@@ -25,6 +25,7 @@ enum config_kind {
 	CONFIG_ROLE,
 	CONFIG_QUEUE_TYPE,	/* a backend's name, checked by queue.c */
 	CONFIG_LOG_LEVEL,
+	CONFIG_LOG_FORMAT,
 };
 
 /* The most URLs one CONFIG_URL_LIST setting may name. */
@@ -78,6 +79,8 @@ struct config {
 	int64_t workers;
 	int64_t processing_delay_ms;
 	char *results_db;
+	int64_t results_retention_ms;	/* 0: keep every result */
+	int64_t results_max_bytes;	/* 0: no limit */
 	int64_t max_body_bytes;
 	int64_t max_client_conns;	/* 0: no limit */
 	int64_t request_timeout_ms;	/* 0: none */
@@ -88,6 +91,7 @@ struct config {
 	int64_t max_metadata_value_bytes;
 	int64_t drain_timeout_ms;
 	enum log_level log_level;
+	enum log_format log_format;
 	/* each group's settings, in the order of config_groups() */
 	void *group[CONFIG_MAX_GROUPS];
 };

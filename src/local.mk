@@ -19,6 +19,7 @@ src_libdiplom_a_SOURCES = \
 	src/queue_nats.c src/queue_nats_int.h src/queue_nats_provision.c \
 	src/queue_nats_pull.c \
 	src/result_store.c src/result_store.h \
+	src/retention.c src/retention.h \
 	src/worker_pool.c src/worker_pool.h \
 	src/xmalloc.c src/xmalloc.h \
 	src/http_server.c src/http_server.h \

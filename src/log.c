@@ -1,10 +1,14 @@
-/* log.c - leveled logging to stderr, journald-aware */
+/* log.c - leveled logging to stderr, journald-aware, text or JSON */
+#include <pthread.h>
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 #include <time.h>
+
+#include <json-c/json.h>
 
 #include "log.h"
 
@@ -13,6 +17,22 @@ static enum log_level log_max = LOG_LEVEL_INFO;
 /* Under systemd, stderr is the journal: a "<N>" prefix sets the priority and
  * the journal adds its own timestamp. Elsewhere a timestamp helps. */
 static int log_to_journal;
+
+static enum log_format log_fmt = LOG_FORMAT_TEXT;
+
+/* A call site of warnings or errors, known by its format. */
+struct burst {
+	const char *fmt;
+	time_t window;		/* start of the current window */
+	unsigned lines;		/* let through in it */
+	unsigned suppressed;	/* since the last line let through */
+};
+
+#define N_BURSTS 64
+static struct burst bursts[N_BURSTS];
+static unsigned burst_max = LOG_BURST;
+static int burst_window = LOG_BURST_WINDOW_S;
+static pthread_mutex_t bursts_lock = PTHREAD_MUTEX_INITIALIZER;
 
 static const char *const level_names[] = { "error", "warn", "info", "debug" };
 static const int level_syslog[] = { 3, 4, 6, 7 };
@@ -23,6 +43,34 @@ log_init(const char *tag, enum log_level level)
 	log_tag = tag;
 	log_max = level;
 	log_to_journal = getenv("JOURNAL_STREAM") != NULL;
+}
+
+void
+log_set_format(enum log_format format)
+{
+	log_fmt = format;
+}
+
+void
+log_set_burst(unsigned burst, int window_s)
+{
+	pthread_mutex_lock(&bursts_lock);
+	burst_max = burst;
+	burst_window = window_s;
+	memset(bursts, 0, sizeof(bursts));
+	pthread_mutex_unlock(&bursts_lock);
+}
+
+int
+log_format_parse(const char *s, enum log_format *format)
+{
+	if (strcasecmp(s, "text") == 0)
+		*format = LOG_FORMAT_TEXT;
+	else if (strcasecmp(s, "json") == 0)
+		*format = LOG_FORMAT_JSON;
+	else
+		return -1;
+	return 0;
 }
 
 void
@@ -59,28 +107,107 @@ log_level_name(enum log_level level)
 	return level_names[level];
 }
 
-static void
-log_vemit(enum log_level level, const char *fmt, va_list ap)
+/*
+ * Whether a warning or an error from fmt may be written now; if so, how
+ * many from it were suppressed before it. A broker that stays down or a
+ * full disk must not fill the journal.
+ */
+static bool
+burst_allows(const char *fmt, unsigned *suppressed)
 {
-	char msg[1024];
+	time_t now = time(NULL);
+	struct burst *b = NULL;
+	bool ok;
+
+	*suppressed = 0;
+	pthread_mutex_lock(&bursts_lock);
+	for (size_t i = 0; i < N_BURSTS; i++) {
+		if (bursts[i].fmt == fmt || bursts[i].fmt == NULL) {
+			b = &bursts[i];
+			break;
+		}
+	}
+	if (b == NULL) {
+		/* more call sites than slots: let them all through */
+		pthread_mutex_unlock(&bursts_lock);
+		return true;
+	}
+	if (b->fmt == NULL || now - b->window >= burst_window) {
+		b->fmt = fmt;
+		b->window = now;
+		b->lines = 0;
+	}
+	ok = b->lines < burst_max;
+	if (ok) {
+		b->lines++;
+		*suppressed = b->suppressed;
+		b->suppressed = 0;
+	} else {
+		b->suppressed++;
+	}
+	pthread_mutex_unlock(&bursts_lock);
+	return ok;
+}
+
+static void
+emit_json(enum log_level level, const char *id, const char *msg,
+    const char *stamp)
+{
+	struct json_object *o = json_object_new_object();
+
+	if (o == NULL)
+		return;
+	json_object_object_add(o, "time", json_object_new_string(stamp));
+	json_object_object_add(o, "level",
+	    json_object_new_string(level_names[level]));
+	json_object_object_add(o, "role", json_object_new_string(log_tag));
+	if (id != NULL)
+		json_object_object_add(o, "message_id",
+		    json_object_new_string(id));
+	json_object_object_add(o, "message", json_object_new_string(msg));
+	if (log_to_journal)
+		fprintf(stderr, "<%d>%s\n", level_syslog[level],
+		    json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN));
+	else
+		fprintf(stderr, "%s\n",
+		    json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN));
+	json_object_put(o);
+}
+
+static void
+log_vemit(enum log_level level, const char *id, const char *fmt, va_list ap)
+{
+	char msg[1024], stamp[64];
+	unsigned suppressed = 0;
 	struct timespec ts;
 	struct tm tm;
+	size_t n;
 
 	if (level > log_max)
 		return;
-	vsnprintf(msg, sizeof(msg), fmt, ap);
-	/* one fprintf per line keeps lines from threads whole */
-	if (log_to_journal) {
-		fprintf(stderr, "<%d>%s: %s\n", level_syslog[level],
-		    level_names[level], msg);
+	if (level <= LOG_LEVEL_WARN && !burst_allows(fmt, &suppressed))
 		return;
-	}
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	n = strlen(msg);
+	if (suppressed > 0 && n < sizeof(msg))
+		snprintf(msg + n, sizeof(msg) - n, " (%u more like it "
+		    "suppressed)", suppressed);
 	clock_gettime(CLOCK_REALTIME, &ts);
 	gmtime_r(&ts.tv_sec, &tm);
-	fprintf(stderr, "%04d-%02d-%02dT%02d:%02d:%02d.%03ldZ %s %s: %s\n",
+	snprintf(stamp, sizeof(stamp), "%04d-%02d-%02dT%02d:%02d:%02d.%03ldZ",
 	    tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour,
-	    tm.tm_min, tm.tm_sec, ts.tv_nsec / 1000000, log_tag,
-	    level_names[level], msg);
+	    tm.tm_min, tm.tm_sec, ts.tv_nsec / 1000000);
+	/* one fprintf per line keeps lines from threads whole */
+	if (log_fmt == LOG_FORMAT_JSON)
+		emit_json(level, id, msg, stamp);
+	else if (log_to_journal)
+		fprintf(stderr, "<%d>%s: %s%s%s%s\n", level_syslog[level],
+		    level_names[level], id != NULL ? "message " : "",
+		    id != NULL ? id : "", id != NULL ? ": " : "", msg);
+	else
+		fprintf(stderr, "%s %s %s: %s%s%s%s\n", stamp, log_tag,
+		    level_names[level], id != NULL ? "message " : "",
+		    id != NULL ? id : "", id != NULL ? ": " : "", msg);
 }
 
 #define LOG_FN(name, level)				\
@@ -89,7 +216,7 @@ log_vemit(enum log_level level, const char *fmt, va_list ap)
 	{						\
 		va_list ap;				\
 		va_start(ap, fmt);			\
-		log_vemit(level, fmt, ap);		\
+		log_vemit(level, NULL, fmt, ap);	\
 		va_end(ap);				\
 	}
 
@@ -97,3 +224,14 @@ LOG_FN(log_error, LOG_LEVEL_ERROR)
 LOG_FN(log_warn, LOG_LEVEL_WARN)
 LOG_FN(log_info, LOG_LEVEL_INFO)
 LOG_FN(log_debug, LOG_LEVEL_DEBUG)
+
+void
+log_message(enum log_level level, const char *message_id, const char *fmt,
+    ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	log_vemit(level, message_id, fmt, ap);
+	va_end(ap);
+}

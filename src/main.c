@@ -140,6 +140,7 @@ main(int argc, char **argv)
 		return 2;
 	}
 	log_init(config_role_name(cfg.role), cfg.log_level);
+	log_set_format(cfg.log_format);
 
 	/* every thread inherits this mask; only sigwait below sees them */
 	sigemptyset(&sigs);

@@ -16,6 +16,8 @@
 
 struct result_store {
 	sqlite3 *wdb;			/* the committer's own connection */
+	sqlite3 *pdb;			/* the pruner's, opened by its first run */
+	sqlite3_stmt *prune_age, *prune_oldest, *used_bytes, *span;
 	sqlite3_stmt *upsert;
 	/* rlock guards rdb and get */
 	pthread_mutex_t rlock;
@@ -39,6 +41,29 @@ static const char upsert_sql[] =
     " success, error, result, deliveries) VALUES (?1, ?2, ?3, ?4, ?5, ?6,"
     " ?7, 1) ON CONFLICT (message_id) DO UPDATE SET"
     " deliveries = deliveries + 1";
+
+/*
+ * Pruning takes the oldest rows first, in transactions this small, so that
+ * the committer never waits long for the write lock. Rows are in rowid
+ * order of their commits, so the oldest are the first rowids: no index on
+ * processed_at is kept up on the hot path for this.
+ */
+#define PRUNE_BATCH 500
+
+static const char prune_age_sql[] =
+    "DELETE FROM results WHERE rowid IN (SELECT rowid FROM results"
+    " ORDER BY rowid LIMIT ?1) AND processed_at < ?2";
+static const char prune_oldest_sql[] =
+    "DELETE FROM results WHERE rowid IN (SELECT rowid FROM results"
+    " ORDER BY rowid LIMIT ?1)";
+static const char used_bytes_sql[] =
+    "SELECT (c.page_count - f.freelist_count) * s.page_size"
+    " FROM pragma_page_count() c, pragma_freelist_count() f,"
+    " pragma_page_size() s";
+
+/* About how many rows there are, without counting them. */
+static const char span_sql[] =
+    "SELECT max(rowid) - min(rowid) + 1 FROM results";
 
 static const char get_sql[] =
     "SELECT source, timestamp, processed_at, success, error, result,"
@@ -67,7 +92,8 @@ db_open(const char *path, sqlite3 **db, char **cause)
 	 * the log several times is copied back only once.
 	 */
 	static const char pragmas[] =
-	    "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL;"
+	    "PRAGMA auto_vacuum=INCREMENTAL;"
+	    " PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL;"
 	    " PRAGMA wal_autocheckpoint=8000;"
 	    " PRAGMA journal_size_limit=67108864;";
 
@@ -149,6 +175,11 @@ result_store_close(struct result_store *rs)
 		return;
 	sqlite3_finalize(rs->upsert);
 	sqlite3_finalize(rs->get);
+	sqlite3_finalize(rs->prune_age);
+	sqlite3_finalize(rs->prune_oldest);
+	sqlite3_finalize(rs->used_bytes);
+	sqlite3_finalize(rs->span);
+	sqlite3_close(rs->pdb);
 	sqlite3_close(rs->wdb);
 	sqlite3_close(rs->rdb);
 	pthread_mutex_destroy(&rs->rlock);
@@ -248,4 +279,123 @@ out:
 	if (rc != 0)
 		result_clear(res);
 	return rc;
+}
+
+/*
+ * The pruner's connection and statements. Freed pages go back to the file
+ * only with incremental vacuum, which a store made before it was the
+ * default gets by one VACUUM here.
+ */
+static int
+prune_open(struct result_store *rs, char **cause)
+{
+	const char *path = sqlite3_db_filename(rs->wdb, "main");
+	sqlite3_stmt *st = NULL;
+	int mode = -1;
+
+	if (rs->pdb != NULL)
+		return 0;
+	if (db_open(path != NULL && path[0] != '\0' ? path : ":memory:",
+	    &rs->pdb, cause) != 0)
+		return -EIO;
+	if (sqlite3_prepare_v2(rs->pdb, "PRAGMA auto_vacuum", -1, &st,
+	    NULL) == SQLITE_OK && sqlite3_step(st) == SQLITE_ROW)
+		mode = sqlite3_column_int(st, 0);
+	sqlite3_finalize(st);
+	if ((mode != 2 && sqlite3_exec(rs->pdb, "PRAGMA auto_vacuum="
+	    "INCREMENTAL; VACUUM", NULL, NULL, NULL) != SQLITE_OK) ||
+	    sqlite3_prepare_v2(rs->pdb, prune_age_sql, -1, &rs->prune_age,
+	    NULL) != SQLITE_OK ||
+	    sqlite3_prepare_v2(rs->pdb, prune_oldest_sql, -1,
+	    &rs->prune_oldest, NULL) != SQLITE_OK ||
+	    sqlite3_prepare_v2(rs->pdb, used_bytes_sql, -1, &rs->used_bytes,
+	    NULL) != SQLITE_OK ||
+	    sqlite3_prepare_v2(rs->pdb, span_sql, -1, &rs->span, NULL) !=
+	    SQLITE_OK) {
+		*cause = db_cause(rs->pdb, "prune");
+		sqlite3_close(rs->pdb);
+		rs->pdb = NULL;
+		return -EIO;
+	}
+	return 0;
+}
+
+/* Run one delete of at most `limit` rows; rows deleted, or -1. */
+static int64_t
+prune_step(struct result_store *rs, sqlite3_stmt *st, int limit,
+    int64_t before)
+{
+	int64_t n = -1;
+
+	sqlite3_reset(st);
+	if (sqlite3_bind_int(st, 1, limit) != SQLITE_OK ||
+	    (before > 0 && sqlite3_bind_int64(st, 2, before) != SQLITE_OK))
+		goto out;
+	if (sqlite3_step(st) == SQLITE_DONE)
+		n = sqlite3_changes64(rs->pdb);
+out:
+	sqlite3_reset(st);
+	return n;
+}
+
+/* The one integer st yields, or -1. */
+static int64_t
+query_int(sqlite3_stmt *st)
+{
+	int64_t n = -1;
+
+	sqlite3_reset(st);
+	if (sqlite3_step(st) == SQLITE_ROW)
+		n = sqlite3_column_int64(st, 0);
+	sqlite3_reset(st);
+	return n;
+}
+
+/*
+ * How many of the oldest rows to delete so that the rest take about
+ * max_bytes (from the bytes a row takes on average), at most a batch;
+ * 0 when they are within it.
+ */
+static int
+rows_over(struct result_store *rs, int64_t max_bytes)
+{
+	int64_t used = query_int(rs->used_bytes);
+	int64_t rows = query_int(rs->span), over;
+
+	if (used <= max_bytes || rows <= 0)
+		return 0;
+	over = (used - max_bytes) / (used / rows > 0 ? used / rows : 1) + 1;
+	return over > PRUNE_BATCH ? PRUNE_BATCH : (int)over;
+}
+
+int
+result_store_prune(struct result_store *rs, int64_t before,
+    int64_t max_bytes, uint64_t *pruned, char **cause)
+{
+	int64_t n = 0;
+	int over;
+
+	*pruned = 0;
+	*cause = NULL;
+	if (prune_open(rs, cause) != 0)
+		return -EIO;
+	while (before > 0 && (n = prune_step(rs, rs->prune_age, PRUNE_BATCH,
+	    before)) > 0) {
+		*pruned += (uint64_t)n;
+		if (n < PRUNE_BATCH)
+			break;
+	}
+	while (n >= 0 && max_bytes > 0 && (over = rows_over(rs,
+	    max_bytes)) > 0 && (n = prune_step(rs, rs->prune_oldest, over,
+	    0)) > 0)
+		*pruned += (uint64_t)n;
+	if (n < 0) {
+		*cause = db_cause(rs->pdb, "prune");
+		return -EIO;
+	}
+	/* the file shrinks once the log is checkpointed */
+	if (*pruned > 0)
+		sqlite3_exec(rs->pdb, "PRAGMA incremental_vacuum;"
+		    " PRAGMA wal_checkpoint(PASSIVE)", NULL, NULL, NULL);
+	return 0;
 }

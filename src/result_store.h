@@ -3,6 +3,7 @@
 #define DIPLOM_RESULT_STORE_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 #include "message.h"
 
@@ -22,5 +23,15 @@ int result_store_commit(struct result_store *rs,
 /* Fill res for id; -ENOENT when not stored. Safe from any thread. */
 int result_store_get(struct result_store *rs, const char *id,
     struct processing_result *res);
+
+/*
+ * Delete the rows processed before `before` (Unix seconds; 0: none for
+ * their age), then the oldest rows while the rows take more than max_bytes
+ * (0: no limit), in small transactions of their own, and give the freed
+ * pages back to the file system. *pruned: rows deleted. From one thread,
+ * beside the committer and the readers.
+ */
+int result_store_prune(struct result_store *rs, int64_t before,
+    int64_t max_bytes, uint64_t *pruned, char **cause);
 
 #endif

@@ -9,6 +9,7 @@
 #include "log.h"
 #include "queue.h"
 #include "result_store.h"
+#include "retention.h"
 #include "role.h"
 #include "worker_pool.h"
 #include "xmalloc.h"
@@ -19,6 +20,7 @@ struct processor {
 	struct queue *q;
 	struct result_store *rs;
 	struct worker_pool *wp;
+	struct retention *ret;		/* NULL: results are kept */
 };
 
 /* A message that could not be decoded becomes a failed result. */
@@ -93,8 +95,8 @@ processor_give_up(const struct delivery *d, uint64_t max_deliveries,
 	xasprintf(&res->error, "given up: delivered %ju times without a "
 	    "result (the limit is %ju)", (uintmax_t)d->num_delivered,
 	    (uintmax_t)max_deliveries);
-	log_warn("message %s: %s", res->message_id != NULL ?
-	    res->message_id : "(no id)", res->error);
+	log_message(LOG_LEVEL_WARN, res->message_id != NULL ?
+	    res->message_id : "(no id)", "%s", res->error);
 	message_free(decoded);
 	return true;
 }
@@ -278,6 +280,9 @@ pr_write_metrics(FILE *out, void *ctx)
 		{ "diplom_queue_terminated_total", "counter",
 		  "Deliveries given up for good (stored as failed).",
 		  (double)qc.terminated },
+		{ "diplom_results_pruned_total", "counter",
+		  "Result rows deleted by RESULTS_RETENTION and "
+		  "RESULTS_MAX_BYTES.", (double)retention_pruned(pr->ret) },
 	};
 
 	for (size_t i = 0; i < sizeof(m) / sizeof(*m); i++)
@@ -301,6 +306,7 @@ static const struct http_route pr_routes[] = {
 static void
 pr_free(struct processor *pr)
 {
+	retention_stop(pr->ret);
 	queue_close(pr->q);
 	result_store_close(pr->rs);
 	free(pr);
@@ -321,7 +327,9 @@ pr_start(const struct config *cfg, void **state, char **cause)
 		goto out;
 	wo.q = pr->q;
 	wo.rs = pr->rs;
-	if ((rc = worker_pool_start(&pr->wp, &wo, cause)) != 0)
+	if ((rc = retention_start(&pr->ret, pr->rs, cfg->results_retention_ms,
+	    cfg->results_max_bytes, cause)) != 0 ||
+	    (rc = worker_pool_start(&pr->wp, &wo, cause)) != 0)
 		goto out;
 	/* serve last: healthy means able to take and process messages */
 	xasprintf(&what, "queue %s, %jd workers, results in %s",

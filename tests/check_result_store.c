@@ -422,6 +422,118 @@ START_TEST(existing_file_loses_wider_bits)
 }
 END_TEST
 
+/* Commit n rows id-<first+i> processed at `at`, each of `size` bytes. */
+static void
+commit_rows(int first, int n, int64_t at, size_t size)
+{
+	struct processing_result *rows[100], r[100];
+	char id[32], *payload = malloc(size + 1);
+
+	memset(payload, 'x', size);
+	payload[size] = '\0';
+	for (int done = 0; done < n;) {
+		int k = n - done < 100 ? n - done : 100;
+
+		for (int i = 0; i < k; i++) {
+			snprintf(id, sizeof(id), "id-%d", first + done + i);
+			r[i] = make_result(id, payload);
+			r[i].processed_at = at;
+			rows[i] = &r[i];
+		}
+		commit(rows, (size_t)k);
+		for (int i = 0; i < k; i++)
+			result_clear(&r[i]);
+		done += k;
+	}
+	free(payload);
+}
+
+static uint64_t
+prune(int64_t before, int64_t max_bytes)
+{
+	uint64_t n = 0;
+	char *cause = NULL;
+
+	ck_assert_msg(result_store_prune(rs, before, max_bytes, &n, &cause) ==
+	    0, "prune: %s", cause != NULL ? cause : "?");
+	return n;
+}
+
+/* Bytes of the database and its write-ahead log together. */
+static off_t
+file_size(void)
+{
+	char wal[PATH_MAX + 8];
+	struct stat st;
+	off_t n;
+
+	ck_assert_int_eq(stat(db_path, &st), 0);
+	n = st.st_size;
+	snprintf(wal, sizeof(wal), "%s-wal", db_path);
+	if (stat(wal, &st) == 0)
+		n += st.st_size;
+	return n;
+}
+
+START_TEST(prune_deletes_rows_older_than_the_cut_only)
+{
+	struct processing_result got;
+
+	commit_rows(0, 1200, 1000, 10);
+	commit_rows(1200, 300, 5000, 10);
+	commit_rows(1500, 5, 1000, 10);	/* old, behind new rows */
+	ck_assert_uint_eq(prune(2000, 0), 1200);
+	ck_assert_int_eq(query_int("SELECT count(*) FROM results"), 305);
+	ck_assert_int_eq(result_store_get(rs, "id-5", &got), -ENOENT);
+	ck_assert_int_eq(result_store_get(rs, "id-1200", &got), 0);
+	result_clear(&got);
+	/* the stragglers go once they are among the oldest rows */
+	ck_assert_uint_eq(prune(2000, 0), 5);
+	ck_assert_uint_eq(prune(2000, 0), 0);
+	ck_assert_int_eq(query_int("SELECT count(*) FROM results"), 300);
+	ck_assert_uint_eq(prune(6000, 0), 300);
+}
+END_TEST
+
+START_TEST(prune_keeps_the_rows_under_max_bytes_and_the_file_shrinks)
+{
+	off_t before;
+
+	commit_rows(0, 2000, 1000, 4000);
+	before = file_size();
+	ck_assert_int_gt(before, 8000000);
+	ck_assert_uint_gt(prune(0, 1000000), 0);
+	ck_assert_int_le(query_int("SELECT count(*) FROM results"), 250);
+	ck_assert_int_gt(query_int("SELECT count(*) FROM results"), 150);
+	/* the newest are kept */
+	ck_assert_int_eq(query_int("SELECT count(*) FROM results WHERE "
+	    "message_id = 'id-1999'"), 1);
+	result_store_close(rs);
+	rs = NULL;
+	ck_assert_int_lt(file_size(), before / 4);
+	open_or_fail();
+}
+END_TEST
+
+START_TEST(a_store_without_incremental_vacuum_is_converted)
+{
+	sqlite3 *db;
+
+	result_store_close(rs);
+	rs = NULL;
+	tu_remove_db(db_path);
+	ck_assert_int_eq(sqlite3_open(db_path, &db), SQLITE_OK);
+	ck_assert_int_eq(sqlite3_exec(db, "CREATE TABLE t(a)", NULL, NULL,
+	    NULL), SQLITE_OK);
+	sqlite3_close(db);
+	open_or_fail();
+	ck_assert_int_eq(query_int("PRAGMA auto_vacuum"), 0);
+	commit_rows(0, 10, 1000, 10);
+	ck_assert_uint_eq(prune(2000, 0), 10);
+	ck_assert_int_eq(query_int("PRAGMA auto_vacuum"), 2);
+}
+END_TEST
+
 Suite *
 result_store_suite(void)
 {
@@ -445,6 +557,10 @@ result_store_suite(void)
 	tcase_add_test(tc, open_on_a_directory_fails_with_cause);
 	tcase_add_test(tc, files_are_0640_whatever_the_umask);
 	tcase_add_test(tc, existing_file_loses_wider_bits);
+	tcase_add_test(tc, prune_deletes_rows_older_than_the_cut_only);
+	tcase_add_test(tc,
+	    prune_keeps_the_rows_under_max_bytes_and_the_file_shrinks);
+	tcase_add_test(tc, a_store_without_incremental_vacuum_is_converted);
 	suite_add_tcase(s, tc);
 	return s;
 }

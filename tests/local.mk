@@ -19,6 +19,7 @@ CHECK_SUITES = \
 	%D%/check_http_client \
 	%D%/check_http_server \
 	%D%/check_loadgen \
+	%D%/check_log \
 	%D%/check_message \
 	%D%/check_queue \
 	%D%/check_queue_memory \
@@ -69,6 +70,7 @@ SHELL_TESTS = \
 	%D%/gateway-upstream-bytes.sh \
 	%D%/idempotency.sh \
 	%D%/notify.sh \
+	%D%/retention.sh \
 	%D%/memory-processors.sh
 NATS_SHELL_TESTS = \
 	%D%/nats-persistence.sh \

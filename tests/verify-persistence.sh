@@ -45,7 +45,9 @@ no_loss() {
 # all_processed FILE SCENARIO : no accepted message ended as failed
 all_processed() { row_of "$1" "$2" | awk '{ exit !($6 == 0 && $5 == $4) }'; }
 
-bash "$VERIFY" --short --messages 300 >"$T_TMP/nats.out" 2>"$T_TMP/verify-nats.log"
+# with a retention, as the package runs: the pruner must not disturb it
+RESULTS_RETENTION=1h bash "$VERIFY" --short --messages 300 \
+	>"$T_TMP/nats.out" 2>"$T_TMP/verify-nats.log"
 rc=$?
 sed 's/^/# /' "$T_TMP/nats.out"
 tap_ok "nats, all scenarios: exit 0" test "$rc" -eq 0

@@ -42,6 +42,25 @@ redelivered() {
 		message_id IN (SELECT message_id FROM s.sent WHERE label = '$1')"
 }
 
+# cluster_consumer_states : per running node, its view of the stream and
+# the consumer: messages, delivered and acknowledged stream sequences,
+# pending, waiting pull requests, leader
+cluster_consumer_states() {
+	local n
+	for n in 1 2 3; do
+		[ -n "${CL_PID[$n]}" ] || continue
+		printf 'n%s %s ' "$n" "$(cluster_mon "$n" \
+			'/jsz?consumers=true' | jq -c --arg s "$NATS_STREAM" \
+			'.account_details[]?.stream_detail[]? | select(.name == $s)
+			| {msgs: .state.messages, last: .state.last_seq,
+			   leader: .cluster.leader} + (.consumer_detail[0] |
+			{delivered: .delivered.stream_seq,
+			 acked: .ack_floor.stream_seq, pending: .num_pending,
+			 ack_pending: .num_ack_pending, waiting: .num_waiting,
+			 c_leader: .cluster.leader})' 2>/dev/null)"
+	done
+}
+
 # run_scenario NAME RATE SECONDS : a fresh cluster and stack, a load of
 # RATE messages/s for SECONDS, scenario_NAME 2 s in, then the checks
 run_scenario() {
@@ -78,6 +97,12 @@ run_scenario() {
 	tap_note "$name: ingest $(watch_503_summary "$dir/watch-503.log")"
 	tap_note "$name: the client's longest wait between two accepts:" \
 		"$(accept_gap "$T_TMP/sent.db" "$name") s"
+	if [ "$lost" != 0 ]; then
+		tap_note "$name: the processor's stats: $(curl -s --max-time 2 \
+			"$PROC/stats")"
+		tap_note "$name: the consumer as each node sees it:" \
+			"$(cluster_consumer_states)"
+	fi
 	tap_ok "$name: messages were accepted" test "$acc" -gt 0
 	tap_ok "$name: every accepted message has its row (0 lost)" \
 		test "$lost" = 0

@@ -84,6 +84,7 @@ NATS_SHELL_TESTS = \
 	%D%/nats-enqueue-config.sh \
 	%D%/nats-max-payload.sh \
 	%D%/nats-idempotency.sh \
+	%D%/nats-cluster.sh \
 	%D%/store-full.sh
 # man pages against --help; the compose file; scripts/verify-persistence.sh
 # (a small run) and scripts/switch-queue.sh
@@ -103,7 +104,7 @@ TESTS += $(SHELL_TESTS) $(NATS_SHELL_TESTS) $(ABUSE_SHELL_TESTS) \
 	$(OTHER_SHELL_TESTS)
 dist_check_SCRIPTS += $(SHELL_TESTS) $(NATS_SHELL_TESTS) \
 	$(ABUSE_SHELL_TESTS) $(OTHER_SHELL_TESTS)
-EXTRA_DIST += %D%/lib.sh
+EXTRA_DIST += %D%/lib.sh %D%/lib-cluster.sh
 EXTRA_DIST += docker/Dockerfile docker/Dockerfile.dockerignore \
 	docker/docker-compose.yml
 

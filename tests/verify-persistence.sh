@@ -2,7 +2,9 @@
 # scripts/verify-persistence.sh in its short form: every nats scenario
 # (processor restart, SIGKILL and crash loop, broker SIGKILL and outage,
 # ingest SIGKILL, a full and a read-only result store, slow processing, a
-# backend switch both ways) leaves every accepted message with one row; so
+# backend switch both ways, a three-node cluster losing its stream leader
+# and then another node, and one node cut off from the other two) leaves
+# every accepted message with one row; so
 # do the memory backend's store faults and ingest SIGKILL; NATS_MAX_DELIVER
 # turns a crash loop into failed rows, not losses; and the verifier can
 # fail: a processor SIGKILL on the memory backend loses its backlog, which
@@ -13,12 +15,12 @@ need_tools jq sqlite3
 need_loadgen
 
 VERIFY=$top_srcdir/scripts/verify-persistence.sh
-NATS_SCENARIOS="restart crash broker switch disk readonly crashloop ingest broker-down slow"
+NATS_SCENARIOS="restart crash broker switch disk readonly crashloop ingest broker-down slow cluster partition"
 MEM_SCENARIOS="disk readonly ingest"
 # short runs: 300 messages over 2 s per scenario
 export DIPLOMD DIPLOM_LOADGEN VERIFY_LOAD_SECONDS=2 TMPDIR=$T_TMP
 
-tap_plan 21
+tap_plan 23
 
 # can_mount_here : root that may mount (the verifier's disk and readonly
 # scenarios need it; without it they show n/a)
@@ -91,9 +93,20 @@ reports_loss() {
 			END { exit !(NR == 1 && ok) }'
 }
 tap_ok "memory, crash: the loss is reported (lost > 0)" reports_loss
+# stale_nft_table : an nft table of a test cluster whose shell has ended
+stale_nft_table() {
+	local t
+	for t in $(nft list tables 2>/dev/null | awk '{ print $3 }'); do
+		case $t in
+		diplom_test_*) pid_running "${t#diplom_test_}" || return 0 ;;
+		esac
+	done
+	return 1
+}
 left_nothing() {
 	! ls -d "$T_TMP"/diplom-verify-persistence.* >/dev/null 2>&1 &&
-		! grep -q "$T_TMP" /proc/mounts
+		! grep -q "$T_TMP" /proc/mounts &&
+		! stale_nft_table
 }
-tap_ok "the verifier removed its work directories and mounts" left_nothing
+tap_ok "the verifier removed its work directories, mounts and nft rules" left_nothing
 tap_done

@@ -385,9 +385,11 @@ nq_refresh_stats(struct nats_queue *nq)
 		nq->need_ensure = true;
 		nq_update_locked(nq);
 	}
-	if (size >= 0)
+	/* a failed request leaves the figure stale, to be asked again */
+	if (size >= 0) {
 		nq->stats_size = size;
-	nq->stats_at_ms = clock_now_ms();
+		nq->stats_at_ms = clock_now_ms();
+	}
 	pthread_cond_broadcast(&nq->stats_cv);
 	pthread_mutex_unlock(&nq->mu);
 	jsConsumerInfo_Destroy(ci);

@@ -25,8 +25,14 @@ struct result_store {
 	sqlite3_stmt *get;
 };
 
+/*
+ * The schema's version, in the database's user_version. A newer diplomd
+ * migrates an older store at start; an older one refuses a newer store.
+ */
+#define SCHEMA_VERSION 1
+
 static const char schema[] =
-    "CREATE TABLE IF NOT EXISTS results ("
+    "CREATE TABLE results ("
     " message_id TEXT PRIMARY KEY,"
     " source TEXT,"
     " timestamp INTEGER,"
@@ -34,7 +40,17 @@ static const char schema[] =
     " success INTEGER NOT NULL,"
     " error TEXT,"
     " result BLOB,"
-    " deliveries INTEGER NOT NULL DEFAULT 1)";
+    " deliveries INTEGER NOT NULL DEFAULT 1,"
+    " message BLOB)";
+
+/*
+ * migrations[v] takes a store from version v to v + 1. Version 0 is the
+ * schema of diplom 0.1.0, which had no version.
+ */
+static const char *const migrations[SCHEMA_VERSION] = {
+	/* 1: a failed row keeps the message as it came, to be replayed */
+	"ALTER TABLE results ADD COLUMN message BLOB",
+};
 
 static const char upsert_sql[] =
     "INSERT INTO results (message_id, source, timestamp, processed_at,"
@@ -100,8 +116,7 @@ db_open(const char *path, sqlite3 **db, char **cause)
 	if (sqlite3_open_v2(path, db, SQLITE_OPEN_READWRITE |
 	    SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, NULL) != SQLITE_OK ||
 	    sqlite3_busy_timeout(*db, 10000) != SQLITE_OK ||
-	    sqlite3_exec(*db, pragmas, NULL, NULL, NULL) != SQLITE_OK ||
-	    sqlite3_exec(*db, schema, NULL, NULL, NULL) != SQLITE_OK) {
+	    sqlite3_exec(*db, pragmas, NULL, NULL, NULL) != SQLITE_OK) {
 		*cause = db_cause(*db, path);
 		return -EIO;
 	}
@@ -135,6 +150,75 @@ out:
 	return rc;
 }
 
+/* The integer a one-value query yields, or -1. */
+static int64_t
+db_int(sqlite3 *db, const char *sql)
+{
+	sqlite3_stmt *st = NULL;
+	int64_t v = -1;
+
+	if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) == SQLITE_OK &&
+	    sqlite3_step(st) == SQLITE_ROW)
+		v = sqlite3_column_int64(st, 0);
+	sqlite3_finalize(st);
+	return v;
+}
+
+/*
+ * Create the schema, or bring an older one up to SCHEMA_VERSION, in one
+ * transaction: a migration that fails leaves the store as it was.
+ */
+static int
+schema_ensure(sqlite3 *db, const char *path, char **cause)
+{
+	int64_t have, tables;
+	char *sql = NULL;
+	int rc = -EIO;
+
+	if (sqlite3_exec(db, "BEGIN IMMEDIATE", NULL, NULL, NULL) !=
+	    SQLITE_OK) {
+		*cause = db_cause(db, path);
+		return -EIO;
+	}
+	have = db_int(db, "PRAGMA user_version");
+	tables = db_int(db, "SELECT count(*) FROM sqlite_master WHERE "
+	    "type = 'table' AND name = 'results'");
+	if (have < 0 || tables < 0) {
+		*cause = db_cause(db, path);
+		goto out;
+	}
+	if (have > SCHEMA_VERSION) {
+		if (asprintf(cause, "%s: written by a newer diplomd (schema "
+		    "version %jd; this one knows up to %d)", path,
+		    (intmax_t)have, SCHEMA_VERSION) < 0)
+			*cause = NULL;
+		rc = -EPROTO;
+		goto out;
+	}
+	if (tables == 0 && sqlite3_exec(db, schema, NULL, NULL, NULL) !=
+	    SQLITE_OK)
+		goto fail;
+	for (int64_t v = tables == 0 ? SCHEMA_VERSION : have;
+	    v < SCHEMA_VERSION; v++) {
+		if (sqlite3_exec(db, migrations[v], NULL, NULL, NULL) !=
+		    SQLITE_OK)
+			goto fail;
+	}
+	xasprintf(&sql, "PRAGMA user_version = %d", SCHEMA_VERSION);
+	if (sqlite3_exec(db, sql, NULL, NULL, NULL) != SQLITE_OK ||
+	    sqlite3_exec(db, "COMMIT", NULL, NULL, NULL) != SQLITE_OK)
+		goto fail;
+	rc = 0;
+	goto out;
+fail:
+	*cause = db_cause(db, "migrating the result store");
+out:
+	free(sql);
+	if (rc != 0)
+		sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
+	return rc;
+}
+
 int
 result_store_open(struct result_store **out, const char *path, char **cause)
 {
@@ -145,6 +229,7 @@ result_store_open(struct result_store **out, const char *path, char **cause)
 	pthread_mutex_init(&rs->rlock, NULL);
 	if ((rc = db_file_mode(path, cause)) != 0 ||
 	    (rc = db_open(path, &rs->wdb, cause)) != 0 ||
+	    (rc = schema_ensure(rs->wdb, path, cause)) != 0 ||
 	    (rc = db_open(path, &rs->rdb, cause)) != 0)
 		goto out;
 	rc = -EIO;

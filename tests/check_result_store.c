@@ -534,6 +534,67 @@ START_TEST(a_store_without_incremental_vacuum_is_converted)
 }
 END_TEST
 
+/* Replace the store with one made by db_sql, through a connection of our own. */
+static void
+store_made_by(const char *db_sql)
+{
+	sqlite3 *db;
+
+	result_store_close(rs);
+	rs = NULL;
+	tu_remove_db(db_path);
+	ck_assert_int_eq(sqlite3_open(db_path, &db), SQLITE_OK);
+	ck_assert_msg(sqlite3_exec(db, db_sql, NULL, NULL, NULL) == SQLITE_OK,
+	    "%s", sqlite3_errmsg(db));
+	sqlite3_close(db);
+}
+
+/* diplom 0.1.0's store: its schema, unversioned, with two rows. */
+START_TEST(a_store_of_0_1_0_is_migrated_and_keeps_its_rows)
+{
+	struct processing_result got;
+
+	store_made_by("PRAGMA journal_mode=WAL;"
+	    "CREATE TABLE IF NOT EXISTS results (message_id TEXT PRIMARY KEY,"
+	    " source TEXT, timestamp INTEGER, processed_at INTEGER,"
+	    " success INTEGER NOT NULL, error TEXT, result BLOB,"
+	    " deliveries INTEGER NOT NULL DEFAULT 1);"
+	    "INSERT INTO results VALUES ('old-1', 's', 1, 2, 1, NULL,"
+	    " 'PROCESSED_a', 1), ('old-2', 's', 1, 2, 0, 'bad', '', 3);");
+	open_or_fail();
+	ck_assert_int_eq(query_int("PRAGMA user_version"), 1);
+	ck_assert_int_eq(query_int("SELECT count(*) FROM pragma_table_info("
+	    "'results') WHERE name = 'message'"), 1);
+	ck_assert_int_eq(result_store_get(rs, "old-1", &got), 0);
+	ck_assert(got.success);
+	ck_assert_mem_eq(got.result, "PROCESSED_a", 11);
+	result_clear(&got);
+	ck_assert_int_eq(result_store_get(rs, "old-2", &got), 0);
+	ck_assert(!got.success);
+	ck_assert_str_eq(got.error, "bad");
+	ck_assert_int_eq(got.deliveries, 3);
+	result_clear(&got);
+	commit_rows(0, 3, 5, 10);
+	ck_assert_int_eq(query_int("SELECT count(*) FROM results"), 5);
+}
+END_TEST
+
+START_TEST(a_store_of_a_newer_diplomd_is_refused)
+{
+	char *cause = NULL;
+
+	store_made_by("CREATE TABLE results (message_id TEXT PRIMARY KEY);"
+	    "PRAGMA user_version = 7;");
+	ck_assert_int_eq(result_store_open(&rs, db_path, &cause), -EPROTO);
+	ck_assert_ptr_null(rs);
+	ck_assert_ptr_nonnull(strstr(cause, "newer diplomd"));
+	ck_assert_ptr_nonnull(strstr(cause, "version 7"));
+	free(cause);
+	/* and left as it was */
+	ck_assert_int_eq(query_int("PRAGMA user_version"), 7);
+}
+END_TEST
+
 Suite *
 result_store_suite(void)
 {
@@ -561,6 +622,8 @@ result_store_suite(void)
 	tcase_add_test(tc,
 	    prune_keeps_the_rows_under_max_bytes_and_the_file_shrinks);
 	tcase_add_test(tc, a_store_without_incremental_vacuum_is_converted);
+	tcase_add_test(tc, a_store_of_0_1_0_is_migrated_and_keeps_its_rows);
+	tcase_add_test(tc, a_store_of_a_newer_diplomd_is_refused);
 	suite_add_tcase(s, tc);
 	return s;
 }

@@ -10,7 +10,8 @@ dist_noinst_SCRIPTS += \
 	%D%/integration-test.sh \
 	%D%/bench.sh \
 	%D%/bench-drain.sh \
-	%D%/test-package.sh
+	%D%/test-package.sh \
+	%D%/test-upgrade.sh
 EXTRA_DIST += .ci/run doc/benchmarks.md
 
 # Figures for doc/benchmarks.md; asserts nothing.

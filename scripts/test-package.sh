@@ -10,6 +10,7 @@
 # apt, and ports 8080-8082 and 4222 free on this host: the sandbox shares
 # the host's network.  Prints TAP; exits non-zero when a check fails.
 # Environment: DIPLOM_SANDBOX (the sandbox directory, /var/tmp/diplom-sbx),
+# DIPLOM_KEEP_DEB (a directory to copy the built package to),
 # SYSTEMD_SANDBOX (the tool), KEEP_SANDBOX=1 (leave it running to look
 # around), DEB_BUILD_OPTIONS (default nocheck: make check runs on its own in
 # CI; this script tests the installed package).
@@ -78,34 +79,18 @@ if [ $# -ge 1 ]; then
 	deb=$(readlink -f "$1")
 	[ -f "$deb" ] || bail "$deb not found"
 else
-	# Build in a copy: dpkg-buildpackage writes its results to the parent
-	# directory, and the copy leaves the developer's configured tree alone.
-	# Build products of an in-tree build are left out so that debhelper
-	# configures from scratch.
-	src=$work/diplom
-	mkdir -p "$src"
-	tar -C "$top_srcdir" -cf - \
-		--exclude=.git --exclude=autom4te.cache --exclude=.deps \
-		--exclude='*.o' --exclude='*.a' --exclude=.dirstamp \
-		--exclude=./Makefile --exclude=./config.status \
-		--exclude=./config.log --exclude=./config.h --exclude=./stamp-h1 \
-		--exclude=./src/diplomd --exclude=./src/loadgen/diplom-loadgen \
-		--exclude='./tests/*.log' --exclude='./tests/*.trs' \
-		--exclude=./debian/diplom --exclude=./debian/.debhelper \
-		--exclude=./debian/files --exclude='./debian/*.substvars' \
-		--exclude='./debian/*.log' \
-		--exclude=./debian/debhelper-build-stamp \
-		. | tar -C "$src" -xf -
-	tap_note "building the package in $src"
-	if ! (cd "$src" &&
-	    DEB_BUILD_OPTIONS=${DEB_BUILD_OPTIONS-nocheck parallel=2} \
-	    dpkg-buildpackage -us -uc -b) >"$work/build.log" 2>&1; then
+	tap_note "building the package from $top_srcdir"
+	if ! deb_build "$top_srcdir" "$work/new" >"$work/build.log" 2>&1; then
 		tail -n 40 "$work/build.log" | sed 's/^/#   /'
 		tap_fail "dpkg-buildpackage -us -uc -b builds the package"
 		bail "no package to test"
 	fi
-	deb=$(ls "$work"/diplom_*.deb)
+	deb=$(ls "$work"/new/diplom_*.deb)
 	tap_pass "dpkg-buildpackage -us -uc -b builds $(basename "$deb")"
+	# for scripts/test-upgrade.sh, which installs it over an older one
+	if [ -n "${DIPLOM_KEEP_DEB:-}" ]; then
+		cp "$deb" "$DIPLOM_KEEP_DEB/"
+	fi
 fi
 
 # --- sandbox ------------------------------------------------------------------

@@ -825,3 +825,30 @@ all_once() { [ "$(not_once "$@")" = 0 ]; }
 
 # loadgen_json FILE FILTER : a figure from a diplom-loadgen --json summary
 loadgen_json() { jq -r "$2" "$1" 2>/dev/null; }
+
+# --- Debian packages ----------------------------------------------------------
+
+# deb_build SRC DIR : build the binary package of the tree SRC in DIR/diplom
+# (a copy without the products of an in-tree build, so that debhelper
+# configures from scratch; dpkg-buildpackage writes the .deb to DIR).
+# DEB_BUILD_OPTIONS defaults to nocheck: make check runs on its own.
+deb_build() {
+	local src=$1 dir=$2
+	mkdir -p "$dir/diplom"
+	tar -C "$src" -cf - \
+		--exclude=.git --exclude=autom4te.cache --exclude=.deps \
+		--exclude='*.o' --exclude='*.a' --exclude=.dirstamp \
+		--exclude=./Makefile --exclude=./config.status \
+		--exclude=./config.log --exclude=./config.h --exclude=./stamp-h1 \
+		--exclude=./src/diplomd --exclude=./src/loadgen/diplom-loadgen \
+		--exclude='./tests/*.log' --exclude='./tests/*.trs' \
+		--exclude='./_*' \
+		--exclude=./debian/diplom --exclude=./debian/.debhelper \
+		--exclude=./debian/files --exclude='./debian/*.substvars' \
+		--exclude='./debian/*.log' \
+		--exclude=./debian/debhelper-build-stamp \
+		. | tar -C "$dir/diplom" -xf - &&
+		(cd "$dir/diplom" &&
+		DEB_BUILD_OPTIONS=${DEB_BUILD_OPTIONS-nocheck parallel=2} \
+		dpkg-buildpackage -us -uc -b)
+}

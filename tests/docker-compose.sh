@@ -1,6 +1,7 @@
 #!/bin/bash
 # docker-compose.sh - docker/docker-compose.yml has the services, settings,
-# healthchecks and start order that SPEC section 7 and the README promise.
+# healthchecks, start order and published ports that SPEC section 7 and the
+# README promise.
 # No Docker engine is needed: the file is parsed with python3-yaml.
 . "$(dirname "$0")/lib.sh"
 
@@ -48,8 +49,12 @@ check("nats runs nats:2.10-alpine",
       lambda: svc("nats")["image"] == "nats:2.10-alpine")
 check("nats runs with JetStream, monitoring on 8222, store in /data",
       lambda: " ".join(svc("nats")["command"]) == "-js -m 8222 -sd /data")
-check("nats publishes 4222 and 8222",
-      lambda: {"4222:4222", "8222:8222"} <= set(svc("nats")["ports"]))
+check("only the gateway publishes a port",
+      lambda: [n for n in doc["services"] if "ports" in svc(n)]
+      == ["gateway"])
+check("the gateway is published on 127.0.0.1 only, port 8080 by default",
+      lambda: svc("gateway")["ports"]
+      == ["127.0.0.1:${DIPLOM_GATEWAY_PORT:-8080}:8080"])
 check("nats keeps its store on the nats-data volume",
       lambda: "nats-data:/data" in svc("nats")["volumes"])
 check("nats has a healthcheck",

@@ -34,3 +34,12 @@ load-test: all
 verify-persistence: all
 	$(SCRIPT_ENV) bash $(srcdir)/%D%/verify-persistence.sh
 .PHONY: integration-test load-test verify-persistence
+
+# Docker: docker/Dockerfile and docker/docker-compose.yml built and run for
+# real, both backends (root; Docker is installed and started when missing).
+dist_noinst_SCRIPTS += \
+	%D%/docker-lib.sh \
+	%D%/docker-test.sh
+docker-test: all
+	$(SCRIPT_ENV) bash $(srcdir)/%D%/docker-test.sh
+.PHONY: docker-test

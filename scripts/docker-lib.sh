@@ -91,10 +91,19 @@ dk_daemon_up() {
 	fi
 	pid=$!
 	echo "$pid" >"$dir/dockerd.pid"
-	if ! dk_wait 60 dk_answers; then
-		say "dockerd did not answer within 60 s (log: $dir/dockerd.log)"
-		return 1
-	fi
+	local end=$((SECONDS + 60))
+	until dk_answers; do
+		if ! pid_running "$pid"; then
+			say "dockerd exited (log: $dir/dockerd.log)"
+			return 1
+		fi
+		if [ "$SECONDS" -ge "$end" ]; then
+			say "dockerd did not answer within 60 s" \
+				"(log: $dir/dockerd.log)"
+			return 1
+		fi
+		sleep 1
+	done
 	# the containerd it runs as its child, to be sure it ends with it
 	pgrep -P "$pid" -x containerd >"$dir/containerd.pid" || :
 }

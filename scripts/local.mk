@@ -35,3 +35,20 @@ load-test: all
 verify-persistence: all
 	$(SCRIPT_ENV) bash $(srcdir)/%D%/verify-persistence.sh
 .PHONY: integration-test load-test verify-persistence
+
+# Docker: docker/Dockerfile and docker/docker-compose.yml built and run
+# (root; Docker is installed and started when missing, see the scripts).
+# make docker-up brings the stack up on http://127.0.0.1:8080 (QUEUE_TYPE=nats
+# for the broker); make docker-down stops it, DOCKER_DOWN_FLAGS=-v removes
+# its volumes too; make docker-test is the test CI runs.
+dist_noinst_SCRIPTS += \
+	%D%/docker-lib.sh \
+	%D%/docker-stack.sh \
+	%D%/docker-test.sh
+docker-up:
+	$(SCRIPT_ENV) bash $(srcdir)/%D%/docker-stack.sh up
+docker-down:
+	$(SCRIPT_ENV) bash $(srcdir)/%D%/docker-stack.sh down $(DOCKER_DOWN_FLAGS)
+docker-test: all
+	$(SCRIPT_ENV) bash $(srcdir)/%D%/docker-test.sh
+.PHONY: docker-up docker-down docker-test

@@ -1,7 +1,9 @@
 #!/bin/bash
 # docker-compose.sh - docker/docker-compose.yml has the services, settings,
-# healthchecks and start order that SPEC section 7 and the README promise.
-# No Docker engine is needed: the file is parsed with python3-yaml.
+# healthchecks, start order and published ports that SPEC section 7 and the
+# README promise, and docker/nats.Dockerfile is a stand-in for the nats image
+# that runs diplom's broker settings.  No Docker engine is needed: the file
+# is parsed with python3-yaml.  scripts/docker-test.sh runs the stack.
 . "$(dirname "$0")/lib.sh"
 
 compose=$top_srcdir/docker/docker-compose.yml
@@ -10,11 +12,14 @@ python3 -c 'import yaml' 2>/dev/null ||
 	tap_skip_all "python3 with the yaml module (python3-yaml) not found"
 
 # not exec: the harness's trap removes its temporary directory at exit
-python3 - "$compose" <<'PY'
+python3 - "$compose" "$top_srcdir" <<'PY'
+import os
+import re
 import sys
 import yaml
 
 path = sys.argv[1]
+top = sys.argv[2]
 checks = []
 
 
@@ -44,14 +49,47 @@ def health_curl(name, port):
 
 roles = {"gateway": 8080, "ingest": 8081, "processor": 8082}
 
-check("nats runs nats:2.10-alpine",
-      lambda: svc("nats")["image"] == "nats:2.10-alpine")
-check("nats runs with JetStream, monitoring on 8222, store in /data",
-      lambda: " ".join(svc("nats")["command"]) == "-js -m 8222 -sd /data")
-check("nats publishes 4222 and 8222",
-      lambda: {"4222:4222", "8222:8222"} <= set(svc("nats")["ports"]))
+def read(rel):
+    with open(os.path.join(top, rel)) as f:
+        return f.read()
+
+
+def standin():
+    text = read("docker/nats.Dockerfile")
+    return {
+        "from": re.search(r"^FROM debian:bookworm-slim$", text, re.M),
+        "server": re.search(r"apt-get install .*nats-server", text),
+        "wget": re.search(r"apt-get install .*wget", text),
+        "conf": re.search(r"^COPY systemd/diplom-nats.conf "
+                          r"/etc/nats/diplom-nats.conf$", text, re.M),
+    }
+
+
+conf_mount = "../systemd/diplom-nats.conf:/etc/nats/diplom-nats.conf:ro"
+
+check("nats runs ${NATS_IMAGE}, nats:2.10-alpine by default",
+      lambda: svc("nats")["image"] == "${NATS_IMAGE:-nats:2.10-alpine}")
+check("nats runs diplom's settings with JetStream, monitoring on 8222, "
+      "store in /data",
+      lambda: " ".join(svc("nats")["command"])
+      == "-c /etc/nats/diplom-nats.conf -js -m 8222 -sd /data")
+check("nats gets systemd/diplom-nats.conf read-only",
+      lambda: conf_mount in svc("nats")["volumes"])
+check("systemd/diplom-nats.conf raises max_payload",
+      lambda: re.search(r"^max_payload:", read("systemd/diplom-nats.conf"),
+                        re.M))
 check("nats keeps its store on the nats-data volume",
       lambda: "nats-data:/data" in svc("nats")["volumes"])
+check("the nats stand-in is Debian's nats-server on debian:bookworm-slim",
+      lambda: standin()["from"] and standin()["server"])
+check("the nats stand-in has wget for the healthcheck and diplom's settings",
+      lambda: standin()["wget"] and standin()["conf"])
+check("only the gateway publishes a port",
+      lambda: [n for n in doc["services"] if "ports" in svc(n)]
+      == ["gateway"])
+check("the gateway is published on 127.0.0.1 only, port 8080 by default",
+      lambda: svc("gateway")["ports"]
+      == ["127.0.0.1:${DIPLOM_GATEWAY_PORT:-8080}:8080"])
 check("nats has a healthcheck",
       lambda: bool(svc("nats")["healthcheck"]["test"]))
 check("the nats-data volume is declared",
@@ -92,7 +130,7 @@ failed = 0
 for n, (desc, fn) in enumerate(checks, 1):
     try:
         ok = fn()
-    except (KeyError, TypeError, AttributeError) as e:
+    except (KeyError, TypeError, AttributeError, OSError) as e:
         ok = False
         desc += " (missing %s)" % e
     if not ok:

@@ -106,6 +106,7 @@ dist_check_SCRIPTS += $(SHELL_TESTS) $(NATS_SHELL_TESTS) \
 	$(ABUSE_SHELL_TESTS) $(OTHER_SHELL_TESTS)
 EXTRA_DIST += %D%/lib.sh %D%/lib-cluster.sh
 EXTRA_DIST += docker/Dockerfile docker/Dockerfile.dockerignore \
+	docker/nats.Dockerfile docker/nats.Dockerfile.dockerignore \
 	docker/docker-compose.yml
 
 # The suites of concurrent code and a high-concurrency integration test,

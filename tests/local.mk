@@ -123,7 +123,10 @@ CONCURRENCY_TESTS = \
 	%D%/check_queue_nats \
 	%D%/check_result_store \
 	%D%/check_worker_pool \
-	%D%/abuse-burst-upstream.sh
+	%D%/check_log \
+	%D%/abuse-burst-upstream.sh \
+	%D%/notify.sh \
+	%D%/retention.sh
 check-concurrency: all
 	$(MAKE) $(AM_MAKEFLAGS) check TESTS="$(CONCURRENCY_TESTS)"
 check-valgrind: all

@@ -71,7 +71,8 @@ SHELL_TESTS = \
 	%D%/idempotency.sh \
 	%D%/notify.sh \
 	%D%/retention.sh \
-	%D%/memory-processors.sh
+	%D%/memory-processors.sh \
+	%D%/openapi.sh
 NATS_SHELL_TESTS = \
 	%D%/nats-persistence.sh \
 	%D%/nats-processor-crash.sh \
@@ -105,6 +106,8 @@ TESTS += $(SHELL_TESTS) $(NATS_SHELL_TESTS) $(ABUSE_SHELL_TESTS) \
 dist_check_SCRIPTS += $(SHELL_TESTS) $(NATS_SHELL_TESTS) \
 	$(ABUSE_SHELL_TESTS) $(OTHER_SHELL_TESTS)
 EXTRA_DIST += %D%/lib.sh %D%/lib-cluster.sh
+# doc/openapi.yaml against a linter and the real answers (openapi.sh)
+EXTRA_DIST += %D%/openapi-check.py doc/openapi.yaml
 EXTRA_DIST += docker/Dockerfile docker/Dockerfile.dockerignore \
 	docker/nats.Dockerfile docker/nats.Dockerfile.dockerignore \
 	docker/docker-compose.yml

@@ -1,0 +1,234 @@
+#!/bin/bash
+# doc/openapi.yaml against the daemon: an OpenAPI linter (@redocly/cli,
+# installed with npm into a cache of its own) finds it valid, and real
+# answers of every role match what it says of their status, headers and
+# bodies (tests/openapi-check.py). Every status it lists for an endpoint
+# must have been provoked here, so the two cannot drift apart.
+. "$(dirname "$0")/lib.sh"
+
+REDOCLY_VERSION=1.34.20
+DOC=$top_srcdir/doc/openapi.yaml
+RECORDS=$T_TMP/records
+tap_plan
+
+# needed: a failure when DIPLOM_REQUIRE_NATS=1 (CI), else a skip
+need() {
+	if [ "${DIPLOM_REQUIRE_NATS:-0}" = 1 ]; then
+		echo "Bail out! $1 and DIPLOM_REQUIRE_NATS=1"
+		exit 1
+	fi
+	tap_skip_all "$1"
+}
+python3 -c 'import jsonschema, yaml' 2>/dev/null ||
+	need "python3 with jsonschema and yaml not installed"
+
+# --- the linter ------------------------------------------------------------
+
+# A cache outside the tree (make distcheck, several clones): installed into
+# a directory of its own, then renamed into place, so that two runs at once
+# cannot see half an install.
+LINT_CACHE=${DIPLOM_TOOLS_CACHE:-${XDG_CACHE_HOME:-${HOME:-$T_TMP}/.cache}/diplom}
+LINT_DIR=$LINT_CACHE/redocly-cli-$REDOCLY_VERSION
+REDOCLY=$LINT_DIR/node_modules/.bin/redocly
+
+install_redocly() {
+	local tmp
+	[ -x "$REDOCLY" ] && return 0
+	mkdir -p "$LINT_CACHE" && tmp=$(mktemp -d "$LINT_CACHE/.install.XXXXXX") ||
+		return 1
+	if ! npm install --prefix "$tmp" --no-audit --no-fund --no-save \
+		--loglevel=error "@redocly/cli@$REDOCLY_VERSION" \
+		>"$T_TMP/npm.log" 2>&1; then
+		sed 's/^/# /' "$T_TMP/npm.log" | tail -20
+		rm -rf "$tmp"
+		return 1
+	fi
+	mv -T "$tmp" "$LINT_DIR" 2>/dev/null || rm -rf "$tmp"
+	[ -x "$REDOCLY" ]
+}
+
+lint() {
+	# from $T_TMP, where no redocly.yaml changes the rules
+	(cd "$T_TMP" && REDOCLY_TELEMETRY=off REDOCLY_SUPPRESS_UPDATE_NOTICE=true \
+		"$REDOCLY" lint --extends=recommended-strict "$DOC") \
+		>"$T_TMP/lint.log" 2>&1
+	local rc=$?
+	[ "$rc" = 0 ] || sed 's/^/# /' "$T_TMP/lint.log"
+	return "$rc"
+}
+
+if [ ! -x "$REDOCLY" ] && ! command -v npm >/dev/null 2>&1; then
+	if [ "${DIPLOM_REQUIRE_NATS:-0}" = 1 ]; then
+		tap_fail "npm is needed for the linter (DIPLOM_REQUIRE_NATS=1)"
+	else
+		tap_skip "the document passes @redocly/cli lint" "npm not installed"
+	fi
+elif ! install_redocly; then
+	tap_fail "@redocly/cli@$REDOCLY_VERSION installs with npm"
+else
+	tap_ok "the document passes @redocly/cli@$REDOCLY_VERSION lint (recommended-strict)" lint
+fi
+
+# --- real answers ----------------------------------------------------------
+
+# r ROLE METHOD TEMPLATE PATH [OPTIONS] : one request to ROLE's base URL,
+# checked (openapi-check.py req); its body in $T_TMP/out
+r() {
+	local role=$1 url
+	shift
+	case $role in
+	gateway) url=$GW ;;
+	ingest) url=$ING ;;
+	processor) url=$PROC ;;
+	esac
+	python3 "$top_srcdir/tests/openapi-check.py" "$DOC" "$RECORDS" req \
+		"$role=$url" "$@" >"$T_TMP/out"
+}
+
+# check COMMAND ARGS... : another command of openapi-check.py
+check() { python3 "$top_srcdir/tests/openapi-check.py" "$DOC" "$RECORDS" "$@"; }
+
+# drain ROLE URL PID : every operation of the role is 503 while it drains;
+# then it ends
+drain() {
+	local rc=0
+	check drain "$1=$2" "$3" || rc=1
+	pid_wait "$3" 25 || rc=1
+	untrack "$3"
+	return "$rc"
+}
+
+# all ok: run every check of a group even after one failed
+all() {
+	local rc=0 cmd
+	for cmd in "$@"; do
+		eval "$cmd" || rc=1
+	done
+	return "$rc"
+}
+
+# big N : a JSON ingest request of about N bytes
+big() { printf '{"data":"%*s"}' "$1" '' | tr ' ' x; }
+
+has_result() { [ "$(http_code "$PROC/stats")" = 200 ] && [ "$(http_code "$PROC/results/$1")" = 200 ]; }
+
+stack_ports
+export MAX_BODY_BYTES=4096 DRAIN_TIMEOUT=20s
+stack_roles || bail "the stack did not start"
+
+ING_BODY='{"source":"openapi","data":"hello","metadata":{"k":"v"}}'
+ID=
+gateway_ingest() {
+	r gateway POST /api/v1/ingest /api/v1/ingest -d "$ING_BODY" --expect 200 &&
+		ID=$(jq -r .message_id "$T_TMP/out")
+	all "r gateway POST /api/v1/ingest /api/v1/ingest -H 'Idempotency-Key: openapi-1' -d '$ING_BODY' --expect 200" \
+		"r gateway POST /api/v1/ingest /api/v1/ingest -d '{\"data\":' --expect 400" \
+		"r gateway POST /api/v1/ingest /api/v1/ingest -H 'Idempotency-Key: $(printf '%*s' 129 '' | tr ' ' k)' -d '{}' --expect 400" \
+		"r gateway POST /api/v1/ingest /api/v1/ingest -d '$(big 5000)' --expect 413" &&
+		[ -n "$ID" ]
+}
+tap_ok "gateway POST /api/v1/ingest: 200, 400, 413" gateway_ingest
+
+tap_ok "ingest POST /ingest: 200, 400, 413" all \
+	"r ingest POST /ingest /ingest -d '{}' --expect 200" \
+	"r ingest POST /ingest /ingest -H 'Idempotency-Key: openapi-2' -d '$ING_BODY' --expect 200" \
+	"r ingest POST /ingest /ingest -d '{\"metadata\":{\"k\":1}}' --expect 400" \
+	"r ingest POST /ingest /ingest -d '$(big 5000)' --expect 413"
+
+# a payload that is not UTF-8 comes back base64
+tap_ok "processor POST /enqueue: 202, 400" all \
+	"r processor POST /enqueue /enqueue -d '{\"id\":\"openapi-bin\",\"payload\":\"//4=\"}' --expect 202" \
+	"r processor POST /enqueue /enqueue -d '{\"payload\":\"aGk=\"}' --expect 400" \
+	"r processor POST /enqueue /enqueue -d '{\"id\":\"x\",\"payload\":\"not base64\"}' --expect 400"
+
+if ! wait_until 10 has_result "$ID" || ! wait_until 10 has_result openapi-bin; then
+	bail "the messages were not processed"
+fi
+tap_ok "results: 200 (text and base64), 404" all \
+	"r processor GET /results/{id} /results/$ID --expect 200" \
+	"r processor GET /results/{id} /results/openapi-bin --expect 200" \
+	"grep -q result_encoding $T_TMP/out" \
+	"r processor GET /results/{id} /results/no-such-id --expect 404" \
+	"r gateway GET /api/v1/messages/{id} /api/v1/messages/$ID --expect 200" \
+	"r gateway GET /api/v1/messages/{id} /api/v1/messages/no-such-id --expect 404"
+
+tap_ok "status, stats, health and metrics of every role: 200" all \
+	"r gateway GET /api/v1/status /api/v1/status --expect 200" \
+	"r ingest GET /stats /stats --expect 200" \
+	"r processor GET /stats /stats --expect 200" \
+	"r gateway GET /health /health --expect 200" \
+	"r ingest GET /health /health --expect 200" \
+	"r processor GET /health /health --expect 200" \
+	"r gateway GET /metrics /metrics --expect 200" \
+	"r ingest GET /metrics /metrics --expect 200" \
+	"r processor GET /metrics /metrics --expect 200"
+
+tap_ok "every role, every endpoint: 405 with Allow, 413, 400, HEAD; 404 elsewhere" \
+	check sweep "gateway=$GW" "ingest=$ING" "processor=$PROC"
+
+tap_ok "the processor drains: 503 on every endpoint" \
+	drain processor "$PROC" "$processor_PID"
+tap_ok "without a processor: 503 from ingest and the gateway, status 200" all \
+	"r ingest POST /ingest /ingest -d '{}' --expect 503" \
+	"r gateway POST /api/v1/ingest /api/v1/ingest -d '{}' --expect 503" \
+	"r gateway GET /api/v1/messages/{id} /api/v1/messages/$ID --expect 503" \
+	"r gateway GET /api/v1/status /api/v1/status --expect 200" \
+	"jq -e '.processor.healthy == false and .processors[0].stats == {}' $T_TMP/out >/dev/null"
+tap_ok "ingest drains: 503 on every endpoint" drain ingest "$ING" "$ingest_PID"
+tap_ok "without ingest: 503 from the gateway, status 200" all \
+	"r gateway POST /api/v1/ingest /api/v1/ingest -d '{}' --expect 503" \
+	"r gateway GET /api/v1/status /api/v1/status --expect 200"
+tap_ok "the gateway drains: 503 on every endpoint" \
+	drain gateway "$GW" "$gateway_PID"
+
+# A second stack for what needs other settings: a processor that takes one
+# message at a time, slowly, with a body limit below ingest's (so that it
+# refuses what ingest accepts: ingest's 502); and for the gateway's lookups
+# a processor of its own, whose result store is then made unreadable.
+RESULTS=$T_TMP/results2.db
+stack_ports
+LOOKUP_PORT=$(free_port)
+LOOKUP=http://127.0.0.1:$LOOKUP_PORT
+QUEUE_SIZE=1 PROCESSOR_WORKERS=1 PROCESSING_DELAY_MS=3000 \
+	start_role processor processor --max-body-bytes=64
+RESULTS_DB=$T_TMP/lookup.db start_role lookup processor --port="$LOOKUP_PORT"
+wait_health "$PROC" && wait_health "$LOOKUP" || bail "the processors did not start"
+start_role ingest ingest
+PROCESSOR_URL=$LOOKUP start_role gateway gateway
+wait_health "$ING" && wait_health "$GW" || bail "the second stack did not start"
+
+tap_ok "a processor that refuses what ingest took: 502 from ingest and the gateway" all \
+	"r ingest POST /ingest /ingest -d '$(big 2000)' --expect 502" \
+	"r gateway POST /api/v1/ingest /api/v1/ingest -d '$(big 2000)' --expect 502"
+
+dequeued() { [ "$(stat_of "$PROC/stats" .queue.TotalDequeued)" = 1 ]; }
+full() {
+	# one in the worker, one queued: the queue is full for 3 s
+	r processor POST /enqueue /enqueue -d '{"id":"full-1"}' --expect 202 &&
+		wait_until 5 dequeued &&
+		r processor POST /enqueue /enqueue -d '{"id":"full-2"}' --expect 202 &&
+		all "r processor POST /enqueue /enqueue -d '{\"id\":\"full-3\"}' --expect 503" \
+			"r ingest POST /ingest /ingest -d '{}' --expect 503" \
+			"r gateway POST /api/v1/ingest /api/v1/ingest -d '{}' --expect 503"
+}
+tap_ok "a full queue: 503 from the processor, ingest and the gateway" full
+
+# zeroes over the store's files: the next read fails
+unreadable() {
+	local f
+	PROC=$LOOKUP r processor POST /enqueue /enqueue -d '{"id":"lookup-1","payload":"aGk="}' --expect 202 &&
+		wait_until 10 eval '[ "$(proc_processed "$LOOKUP")" = 1 ]' || return 1
+	for f in "$T_TMP/lookup.db" "$T_TMP/lookup.db-wal"; do
+		[ -s "$f" ] && dd if=/dev/zero of="$f" bs="$(stat -c %s "$f")" \
+			count=1 conv=notrunc status=none
+	done
+	all "PROC=$LOOKUP r processor GET /results/{id} /results/lookup-1 --expect 500" \
+		"r gateway GET /api/v1/messages/{id} /api/v1/messages/lookup-1 --expect 500"
+}
+tap_ok "an unreadable result store: 500 from the processor and the gateway" unreadable
+stop_pid "$lookup_PID" KILL
+stop_pid "$processor_PID" KILL
+
+tap_ok "every status the document lists was seen, every answer as it says" \
+	check coverage
+tap_done

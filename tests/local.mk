@@ -16,6 +16,7 @@ AM_TESTS_ENVIRONMENT = \
 CHECK_SUITES = \
 	%D%/check_config \
 	%D%/check_event_loop \
+	%D%/check_histogram \
 	%D%/check_http_client \
 	%D%/check_http_server \
 	%D%/check_loadgen \
@@ -42,6 +43,7 @@ LDADD = %D%/libcheckutil.a src/libdiplom.a $(DIPLOM_LIBS) $(CHECK_LIBS)
 TEST_CFLAGS = $(AM_CFLAGS) $(DIPLOM_CFLAGS) $(CHECK_CFLAGS)
 %C%_check_config_CFLAGS = $(TEST_CFLAGS)
 %C%_check_event_loop_CFLAGS = $(TEST_CFLAGS)
+%C%_check_histogram_CFLAGS = $(TEST_CFLAGS)
 %C%_check_http_client_CFLAGS = $(TEST_CFLAGS)
 %C%_check_http_server_CFLAGS = $(TEST_CFLAGS)
 # the loadgen's suite links the loadgen's library, not the daemon's
@@ -112,6 +114,7 @@ EXTRA_DIST += docker/Dockerfile docker/Dockerfile.dockerignore \
 # first failure).
 CONCURRENCY_TESTS = \
 	%D%/check_event_loop \
+	%D%/check_histogram \
 	%D%/check_http_client \
 	%D%/check_http_server \
 	%D%/check_queue \

@@ -275,6 +275,7 @@ in_write_metrics(FILE *out, void *ctx)
 	role_metric(out, "diplom_queue_depth", "gauge",
 	    "Messages in the backend not yet done.",
 	    (double)st.current_size);
+	queue_write_histograms(in->q, out);
 }
 
 static void

@@ -253,6 +253,12 @@ pr_write_metrics(FILE *out, void *ctx)
 		  "1 while the queue backend is reachable.", qs.healthy },
 		{ "diplom_queue_depth", "gauge",
 		  "Messages waiting or in flight.", (double)qs.current_size },
+		{ "diplom_queue_pending", "gauge",
+		  "Messages waiting to be delivered (the consumer's backlog).",
+		  (double)(qs.current_size - qs.ack_pending) },
+		{ "diplom_queue_ack_pending", "gauge",
+		  "Messages delivered and not yet acknowledged.",
+		  (double)qs.ack_pending },
 		{ "diplom_queue_enqueued_total", "counter",
 		  "Messages this processor put into the backend.",
 		  (double)qs.enqueued },
@@ -278,10 +284,20 @@ pr_write_metrics(FILE *out, void *ctx)
 		{ "diplom_queue_terminated_total", "counter",
 		  "Deliveries given up for good (stored as failed).",
 		  (double)qc.terminated },
+		{ "diplom_workers", "gauge",
+		  "Worker threads.", (double)ps.workers },
+		{ "diplom_workers_busy", "gauge",
+		  "Worker threads processing a message now.",
+		  (double)ps.busy },
+		{ "diplom_result_store_errors_total", "counter",
+		  "Commits the result store refused (each retry counts).",
+		  (double)ps.store_errors },
 	};
 
 	for (size_t i = 0; i < sizeof(m) / sizeof(*m); i++)
 		role_metric(out, m[i].name, m[i].type, m[i].help, m[i].value);
+	queue_write_histograms(pr->q, out);
+	worker_pool_write_histograms(pr->wp, out);
 }
 
 static void

@@ -281,7 +281,9 @@ in_write_metrics(FILE *out, void *ctx)
 static void
 in_metrics(struct http_request *req, void *ctx)
 {
-	role_respond_metrics(req, in_write_metrics, ctx);
+	const struct ingest *in = ctx;
+
+	role_respond_metrics(req, in->cfg, in_write_metrics, ctx);
 }
 
 static const struct http_route in_routes[] = {

@@ -303,7 +303,9 @@ pr_write_metrics(FILE *out, void *ctx)
 static void
 pr_metrics(struct http_request *req, void *ctx)
 {
-	role_respond_metrics(req, pr_write_metrics, ctx);
+	const struct processor *pr = ctx;
+
+	role_respond_metrics(req, pr->cfg, pr_write_metrics, ctx);
 }
 
 static const struct http_route pr_routes[] = {

@@ -8,7 +8,7 @@ set -e
 PKGS="build-essential autoconf automake pkgconf
 libmicrohttpd-dev libjson-c-dev libsqlite3-dev libcurl4-openssl-dev uuid-dev
 libnats-dev check nats-server sqlite3 curl jq python3 python3-yaml wrk
-apache2-utils e2fsprogs nftables libsystemd-dev"
+apache2-utils e2fsprogs nftables libsystemd-dev prometheus"
 
 missing=""
 for p in $PKGS; do

@@ -71,7 +71,8 @@ SHELL_TESTS = \
 	%D%/gateway-upstream-bytes.sh \
 	%D%/idempotency.sh \
 	%D%/notify.sh \
-	%D%/memory-processors.sh
+	%D%/memory-processors.sh \
+	%D%/prometheus.sh
 NATS_SHELL_TESTS = \
 	%D%/nats-persistence.sh \
 	%D%/nats-processor-crash.sh \
@@ -106,6 +107,10 @@ dist_check_SCRIPTS += $(SHELL_TESTS) $(NATS_SHELL_TESTS) \
 EXTRA_DIST += %D%/lib.sh
 EXTRA_DIST += docker/Dockerfile docker/Dockerfile.dockerignore \
 	docker/docker-compose.yml
+# the monitoring: alert rules and their unit tests, the dashboard, and what
+# scrapes in Docker, all read by tests/prometheus.sh
+EXTRA_DIST += monitoring/diplom-rules.yml monitoring/diplom-rules.test.yml \
+	monitoring/grafana-dashboard.json docker/prometheus.yml
 
 # The suites of concurrent code and a high-concurrency integration test,
 # for the ThreadSanitizer build (./configure --enable-tsan): make

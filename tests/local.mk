@@ -98,6 +98,7 @@ ABUSE_SHELL_TESTS = \
 OTHER_SHELL_TESTS = \
 	%D%/man-options.sh \
 	%D%/docker-compose.sh \
+	%D%/monitoring-compose.sh \
 	%D%/verify-persistence.sh \
 	%D%/switch-queue.sh
 TESTS += $(SHELL_TESTS) $(NATS_SHELL_TESTS) $(ABUSE_SHELL_TESTS) \
@@ -108,9 +109,11 @@ EXTRA_DIST += %D%/lib.sh
 EXTRA_DIST += docker/Dockerfile docker/Dockerfile.dockerignore \
 	docker/docker-compose.yml
 # the monitoring: alert rules and their unit tests, the dashboard, and what
-# scrapes in Docker, all read by tests/prometheus.sh
+# scrapes in Docker (tests/prometheus.sh, tests/monitoring-compose.sh)
 EXTRA_DIST += monitoring/diplom-rules.yml monitoring/diplom-rules.test.yml \
-	monitoring/grafana-dashboard.json docker/prometheus.yml
+	monitoring/grafana-dashboard.json docker/prometheus.yml \
+	docker/prometheus.Dockerfile docker/prometheus.Dockerfile.dockerignore \
+	docker/monitoring-compose.yml
 
 # The suites of concurrent code and a high-concurrency integration test,
 # for the ThreadSanitizer build (./configure --enable-tsan): make

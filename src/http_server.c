@@ -23,6 +23,7 @@
 
 #include "clock.h"
 #include "event_loop.h"
+#include "histogram.h"
 #include "http_server.h"
 #include "log.h"
 #include "message.h"
@@ -38,13 +39,11 @@ static const int counted_codes[] = { 200, 202, 400, 404, 405, 413, 500, 502,
 /* Upper bounds of the latency histogram's buckets, in seconds. */
 static const double latency_bounds[] = { 0.0005, 0.001, 0.0025, 0.005, 0.01,
 	0.025, 0.05, 0.1, 0.25, 0.5, 1, 5 };
-#define N_BUCKETS (sizeof(latency_bounds) / sizeof(*latency_bounds))
 
 /* Request counts and latencies; relaxed atomics, added on the loops. */
 struct http_metrics {
 	atomic_uint_fast64_t by_code[N_CODES];
-	atomic_uint_fast64_t bucket[N_BUCKETS + 1];	/* last: +Inf only */
-	atomic_uint_fast64_t sum_us;
+	struct histogram latency;
 	atomic_uint_fast64_t conns_refused;	/* over the per-client limit */
 	atomic_uint_fast64_t request_timeouts;	/* cut off mid-request */
 	atomic_uint_fast64_t bodies_refused;	/* over the body memory */
@@ -168,24 +167,18 @@ http_req_header(const struct http_request *req, const char *name)
 static void
 count_request(struct http_metrics *m, int status, int64_t ns)
 {
-	size_t i, b;
+	size_t i;
 
 	for (i = 0; i < N_CODES - 1 && counted_codes[i] != status; i++)
 		;
 	atomic_fetch_add_explicit(&m->by_code[i], 1, memory_order_relaxed);
-	for (b = 0; b < N_BUCKETS && (double)ns / 1e9 > latency_bounds[b];
-	    b++)
-		;
-	atomic_fetch_add_explicit(&m->bucket[b], 1, memory_order_relaxed);
-	atomic_fetch_add_explicit(&m->sum_us, (uint64_t)(ns / 1000),
-	    memory_order_relaxed);
+	histogram_observe_ns(&m->latency, ns);
 }
 
 void
 http_write_metrics(const struct http_request *req, FILE *out)
 {
 	const struct http_metrics *m = &req->srv->metrics;
-	uint64_t cum = 0;
 
 	fprintf(out, "# HELP diplom_http_requests_total HTTP requests answered, "
 	    "by status.\n# TYPE diplom_http_requests_total counter\n");
@@ -197,22 +190,9 @@ http_write_metrics(const struct http_request *req, FILE *out)
 		fprintf(out, "diplom_http_requests_total{code=\"%s\"} %ju\n",
 		    code, (uintmax_t)atomic_load(&m->by_code[i]));
 	}
-	fprintf(out, "# HELP diplom_http_request_duration_seconds Time from "
-	    "a request's arrival to its answer.\n"
-	    "# TYPE diplom_http_request_duration_seconds histogram\n");
-	for (size_t b = 0; b <= N_BUCKETS; b++) {
-		cum += atomic_load(&m->bucket[b]);
-		if (b < N_BUCKETS)
-			fprintf(out, "diplom_http_request_duration_seconds_bucket"
-			    "{le=\"%g\"} %ju\n", latency_bounds[b],
-			    (uintmax_t)cum);
-		else
-			fprintf(out, "diplom_http_request_duration_seconds_bucket"
-			    "{le=\"+Inf\"} %ju\n", (uintmax_t)cum);
-	}
-	fprintf(out, "diplom_http_request_duration_seconds_sum %.6f\n"
-	    "diplom_http_request_duration_seconds_count %ju\n",
-	    (double)atomic_load(&m->sum_us) / 1e6, (uintmax_t)cum);
+	histogram_write(&m->latency, out,
+	    "diplom_http_request_duration_seconds",
+	    "Time from a request's arrival to its answer.");
 	fprintf(out, "# HELP diplom_http_connections_refused_total "
 	    "Connections refused: their client held its limit.\n"
 	    "# TYPE diplom_http_connections_refused_total counter\n"
@@ -920,6 +900,8 @@ http_server_start(struct http_server **out, const struct http_server_opts *o,
 	srv = xcalloc(1, sizeof(*srv));
 	srv->opts = *o;
 	srv->listen_fd = -1;
+	histogram_init(&srv->metrics.latency, latency_bounds,
+	    sizeof(latency_bounds) / sizeof(*latency_bounds));
 	pthread_mutex_init(&srv->lock, NULL);
 	pthread_mutex_init(&srv->clients_lock, NULL);
 	clock_cond_init(&srv->idle);

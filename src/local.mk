@@ -11,6 +11,7 @@ src_libdiplom_a_SOURCES = \
 	src/clock.h \
 	src/duration.h \
 	src/config.c src/config.h \
+	src/histogram.c src/histogram.h \
 	src/log.c src/log.h \
 	src/notify.c src/notify.h \
 	src/message.c src/message.h \

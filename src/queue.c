@@ -3,8 +3,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "clock.h"
 #include "log.h"
 #include "queue.h"
+#include "xmalloc.h"
 
 /* The backends, in the order of --help: a new one is one more X(). */
 #define QUEUE_BACKENDS(X) X(queue_memory_ops) X(queue_nats_ops)
@@ -13,6 +15,18 @@
 #define ENTRY(ops) &ops,
 QUEUE_BACKENDS(DECLARE)
 static const struct queue_ops *const backends[] = { QUEUE_BACKENDS(ENTRY) };
+
+/* Upper bounds of the publish latency's buckets, in seconds. */
+static const double publish_bounds[] = { 0.0001, 0.00025, 0.0005, 0.001,
+	0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10 };
+
+/* A publish under way: its caller's callback, and when it began. */
+struct publish_call {
+	struct queue *q;
+	queue_publish_cb cb;
+	void *arg;
+	int64_t t0;
+};
 
 /* struct delivery's state: the front door's bookkeeping */
 enum {
@@ -88,17 +102,36 @@ queue_open(const char *name, const struct config *cfg, struct queue **q,
 	}
 	if ((*q)->batch < 1)
 		(*q)->batch = 1;
+	histogram_init(&(*q)->publish_latency, publish_bounds,
+	    sizeof(publish_bounds) / sizeof(*publish_bounds));
 	log_debug("queue %s: open, batch %d", name, (*q)->batch);
 	return 0;
+}
+
+/* A publish's outcome: time it, then tell the caller. */
+static void
+publish_done(void *arg, int status, const char *reason)
+{
+	struct publish_call *pc = arg;
+
+	histogram_observe_ns(&pc->q->publish_latency, clock_now_ns() - pc->t0);
+	pc->cb(pc->arg, status, reason);
+	free(pc);
 }
 
 void
 queue_publish(struct queue *q, struct data_message *msg, queue_publish_cb cb,
     void *arg)
 {
+	struct publish_call *pc = xmalloc(sizeof(*pc));
+
 	if (log_enabled(LOG_LEVEL_DEBUG))
 		log_debug("queue %s: publish %s", q->ops->name, msg->id);
-	q->ops->publish(q, msg, cb, arg);
+	pc->q = q;
+	pc->cb = cb;
+	pc->arg = arg;
+	pc->t0 = clock_now_ns();
+	q->ops->publish(q, msg, publish_done, pc);
 }
 
 void
@@ -192,6 +225,14 @@ queue_counters(struct queue *q, struct queue_counters *c)
 	c->acked = atomic_load(&q->acked);
 	c->retried = atomic_load(&q->retried);
 	c->terminated = atomic_load(&q->terminated);
+}
+
+void
+queue_write_histograms(struct queue *q, FILE *out)
+{
+	histogram_write(&q->publish_latency, out,
+	    "diplom_queue_publish_duration_seconds",
+	    "Time from handing a message to the queue backend to its answer.");
 }
 
 int

@@ -7,8 +7,10 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 
 #include "config.h"
+#include "histogram.h"
 #include "message.h"
 
 /* Error codes, negative errno style. */
@@ -36,6 +38,7 @@ struct queue_stats {
 	uint64_t enqueued;	/* TotalEnqueued */
 	uint64_t dequeued;	/* TotalDequeued */
 	int64_t current_size;	/* backlog: waiting + in flight */
+	int64_t ack_pending;	/* of it, delivered and not yet settled */
 	uint64_t redelivered;
 	bool healthy;
 	char reason[128];	/* why not healthy */
@@ -103,6 +106,8 @@ struct queue {
 	/* kept by the front door, for the metrics and the settle check */
 	atomic_uint_fast64_t published, refused;	/* publish outcomes */
 	atomic_uint_fast64_t received, acked, retried, terminated;
+	/* from a publish to its outcome, whatever it was */
+	struct histogram publish_latency;
 };
 
 /* What the front door counted. */
@@ -142,6 +147,8 @@ int queue_ack(struct queue *q, struct delivery *d);
 int queue_reject(struct queue *q, struct delivery *d, enum reject_how how);
 void queue_stats(struct queue *q, struct queue_stats *st);
 void queue_counters(struct queue *q, struct queue_counters *c);
+/* The front door's histograms, Prometheus text: the publish latency. */
+void queue_write_histograms(struct queue *q, FILE *out);
 /* How many deliveries a worker should ask for at a time. */
 int queue_batch(const struct queue *q);
 /*

@@ -253,6 +253,7 @@ mem_stats(struct queue *q, struct queue_stats *st)
 	st->enqueued = m->enqueued;
 	st->dequeued = m->dequeued;
 	st->current_size = (int64_t)(m->count + m->in_flight);
+	st->ack_pending = (int64_t)m->in_flight;
 	st->redelivered = m->redelivered;
 	st->healthy = !m->shut;
 	pthread_mutex_unlock(&m->lock);

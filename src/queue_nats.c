@@ -362,13 +362,15 @@ nq_refresh_stats(struct nats_queue *nq)
 	jsStreamInfo *si = NULL;
 	jsErrCode jerr = 0;
 	natsStatus s;
-	int64_t size = -1;
+	int64_t size = -1, ack_pending = 0;
 
 	if (nq->processor) {
 		s = js_GetConsumerInfo(&ci, nq->js, nq->stream, NQ_CONSUMER,
 		    NULL, &jerr);
-		if (s == NATS_OK)
-			size = (int64_t)ci->NumPending + ci->NumAckPending;
+		if (s == NATS_OK) {
+			ack_pending = (int64_t)ci->NumAckPending;
+			size = (int64_t)ci->NumPending + ack_pending;
+		}
 	} else {
 		s = js_GetStreamInfo(&si, nq->js, nq->stream, NULL, &jerr);
 		if (s == NATS_OK)
@@ -388,6 +390,7 @@ nq_refresh_stats(struct nats_queue *nq)
 	/* a failed request leaves the figure stale, to be asked again */
 	if (size >= 0) {
 		nq->stats_size = size;
+		nq->stats_ack_pending = ack_pending;
 		nq->stats_at_ms = clock_now_ms();
 	}
 	pthread_cond_broadcast(&nq->stats_cv);
@@ -478,6 +481,7 @@ nq_stats(struct queue *q, struct queue_stats *st)
 		}
 	}
 	st->current_size = nq->stats_size;
+	st->ack_pending = nq->stats_ack_pending;
 	nq_reason_locked(nq, st);
 	pthread_mutex_unlock(&nq->mu);
 }

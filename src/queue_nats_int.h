@@ -130,6 +130,7 @@ struct nats_queue {
 	bool stats_wanted;
 	int64_t stats_at_ms;		/* 0: never refreshed */
 	int64_t stats_size;
+	int64_t stats_ack_pending;	/* the consumer's; 0 for a publisher */
 	bool shut;			/* shutdown(): no new deliveries */
 	bool stopping;			/* close(): threads end */
 	bool closed_cb_done;

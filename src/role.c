@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <json-c/json.h>
 
@@ -47,8 +48,62 @@ role_respond_health(struct http_request *req, bool healthy,
 	json_object_put(o);
 }
 
+/*
+ * When this process started, in seconds since the epoch, from the kernel's
+ * figures (as Prometheus' own clients take it); -1 when they cannot be read.
+ */
+static double
+process_start_time(void)
+{
+	char buf[1024], *p;
+	unsigned long long start = 0, btime = 0;
+	long ticks = sysconf(_SC_CLK_TCK);
+	size_t n;
+	FILE *f;
+	int field;
+
+	if ((f = fopen("/proc/self/stat", "r")) == NULL)
+		return -1;
+	n = fread(buf, 1, sizeof(buf) - 1, f);
+	fclose(f);
+	buf[n] = '\0';
+	/* the command name may hold spaces: fields count from its ')' */
+	if ((p = strrchr(buf, ')')) == NULL)
+		return -1;
+	for (field = 2; field < 22 && p != NULL; field++)
+		p = strchr(p + 1, ' ');
+	if (p == NULL || sscanf(p + 1, "%llu", &start) != 1)
+		return -1;
+	if ((f = fopen("/proc/stat", "r")) == NULL)
+		return -1;
+	while (fgets(buf, sizeof(buf), f) != NULL &&
+	    sscanf(buf, "btime %llu", &btime) != 1)
+		;
+	fclose(f);
+	if (btime == 0 || ticks <= 0)
+		return -1;
+	return (double)btime + (double)start / (double)ticks;
+}
+
+/* What every role's /metrics starts with: which build, since when. */
+static void
+write_identity(FILE *out, const struct config *cfg)
+{
+	double started = process_start_time();
+
+	fprintf(out, "# HELP diplom_build_info The running diplomd: version, "
+	    "queue backend and role.\n# TYPE diplom_build_info gauge\n"
+	    "diplom_build_info{version=\"%s\",backend=\"%s\",role=\"%s\"} 1\n",
+	    PACKAGE_VERSION, cfg->role == ROLE_GATEWAY ? "none" :
+	    cfg->queue_type, config_role_name(cfg->role));
+	if (started >= 0)
+		role_metric(out, "process_start_time_seconds", "gauge",
+		    "Start time of the process since unix epoch in seconds.",
+		    started);
+}
+
 void
-role_respond_metrics(struct http_request *req,
+role_respond_metrics(struct http_request *req, const struct config *cfg,
     void (*more)(FILE *out, void *ctx), void *ctx)
 {
 	char *buf = NULL;
@@ -57,6 +112,7 @@ role_respond_metrics(struct http_request *req,
 
 	if (out == NULL)
 		xalloc_failed();
+	write_identity(out, cfg);
 	if (more != NULL)
 		more(out, ctx);
 	http_write_metrics(req, out);

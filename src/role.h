@@ -51,10 +51,11 @@ const struct role_ops *role_ops_for(enum role role);
 void role_respond_health(struct http_request *req, bool healthy,
     const char *reason);
 /*
- * Answer GET /metrics: what more() writes, then the server's request
- * counts and latencies, as Prometheus text format 0.0.4.
+ * Answer GET /metrics: the build and the process start time of the role
+ * cfg configures, what more() writes, then the server's request counts and
+ * latencies, as Prometheus text format 0.0.4.
  */
-void role_respond_metrics(struct http_request *req,
+void role_respond_metrics(struct http_request *req, const struct config *cfg,
     void (*more)(FILE *out, void *ctx), void *ctx);
 /* One metric with its HELP and TYPE lines. */
 void role_metric(FILE *out, const char *name, const char *type,

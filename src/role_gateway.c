@@ -366,8 +366,9 @@ gw_health(struct http_request *req, void *ctx)
 static void
 gw_metrics(struct http_request *req, void *ctx)
 {
-	(void)ctx;
-	role_respond_metrics(req, NULL, NULL);
+	const struct gateway *gw = ctx;
+
+	role_respond_metrics(req, gw->cfg, NULL, NULL);
 }
 
 static const struct http_route gw_routes[] = {

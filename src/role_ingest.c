@@ -275,12 +275,15 @@ in_write_metrics(FILE *out, void *ctx)
 	role_metric(out, "diplom_queue_depth", "gauge",
 	    "Messages in the backend not yet done.",
 	    (double)st.current_size);
+	queue_write_histograms(in->q, out);
 }
 
 static void
 in_metrics(struct http_request *req, void *ctx)
 {
-	role_respond_metrics(req, in_write_metrics, ctx);
+	const struct ingest *in = ctx;
+
+	role_respond_metrics(req, in->cfg, in_write_metrics, ctx);
 }
 
 static const struct http_route in_routes[] = {

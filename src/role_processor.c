@@ -255,6 +255,12 @@ pr_write_metrics(FILE *out, void *ctx)
 		  "1 while the queue backend is reachable.", qs.healthy },
 		{ "diplom_queue_depth", "gauge",
 		  "Messages waiting or in flight.", (double)qs.current_size },
+		{ "diplom_queue_pending", "gauge",
+		  "Messages waiting to be delivered (the consumer's backlog).",
+		  (double)(qs.current_size - qs.ack_pending) },
+		{ "diplom_queue_ack_pending", "gauge",
+		  "Messages delivered and not yet acknowledged.",
+		  (double)qs.ack_pending },
 		{ "diplom_queue_enqueued_total", "counter",
 		  "Messages this processor put into the backend.",
 		  (double)qs.enqueued },
@@ -283,16 +289,28 @@ pr_write_metrics(FILE *out, void *ctx)
 		{ "diplom_results_pruned_total", "counter",
 		  "Result rows deleted by RESULTS_RETENTION and "
 		  "RESULTS_MAX_BYTES.", (double)retention_pruned(pr->ret) },
+		{ "diplom_workers", "gauge",
+		  "Worker threads.", (double)ps.workers },
+		{ "diplom_workers_busy", "gauge",
+		  "Worker threads processing a message now.",
+		  (double)ps.busy },
+		{ "diplom_result_store_errors_total", "counter",
+		  "Commits the result store refused (each retry counts).",
+		  (double)ps.store_errors },
 	};
 
 	for (size_t i = 0; i < sizeof(m) / sizeof(*m); i++)
 		role_metric(out, m[i].name, m[i].type, m[i].help, m[i].value);
+	queue_write_histograms(pr->q, out);
+	worker_pool_write_histograms(pr->wp, out);
 }
 
 static void
 pr_metrics(struct http_request *req, void *ctx)
 {
-	role_respond_metrics(req, pr_write_metrics, ctx);
+	const struct processor *pr = ctx;
+
+	role_respond_metrics(req, pr->cfg, pr_write_metrics, ctx);
 }
 
 static const struct http_route pr_routes[] = {

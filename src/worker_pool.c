@@ -9,6 +9,7 @@
 #include <time.h>
 
 #include "clock.h"
+#include "histogram.h"
 #include "log.h"
 #include "worker_pool.h"
 #include "xmalloc.h"
@@ -27,13 +28,24 @@
 /* A batch at least this large means load. */
 #define GROUP_COMMIT_LOAD 8
 
+/* Upper bounds of the histograms' buckets: seconds, and rows. */
+static const double processing_bounds[] = { 0.00001, 0.000025, 0.00005,
+	0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1,
+	0.5, 1, 5 };
+static const double commit_bounds[] = { 0.0005, 0.001, 0.0025, 0.005, 0.01,
+	0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10 };
+static const double rows_bounds[] = { 1, 2, 4, 8, 16, 32, 64, 128, 256, 512,
+	1024 };
+
 /* How long a thread waits before it looks up to answer a liveness ping. */
 #define BEAT_MS 1000
 
 /*
  * One thread's answer to the watchdog's pings: it copies the ping to pong
  * as it goes round. A thread that waits for work or does it (processing
- * may take long on purpose) is alive without going round.
+ * may take long on purpose) is alive without going round. A worker is
+ * waiting only while it processes, so the workers' flags also count the
+ * busy ones, at no cost to the hot path.
  */
 struct beat {
 	struct worker_pool *wp;
@@ -62,6 +74,10 @@ struct worker_pool {
 	atomic_bool abandon;		/* start failed: workers stop taking */
 	atomic_uint ping;		/* liveness, see struct beat */
 	struct beat *beats;		/* each worker's, then the committer's */
+	/* relaxed atomics, observed without the lock */
+	struct histogram processing;	/* per message, by the workers */
+	struct histogram commit_rows;	/* per commit, by the committer */
+	struct histogram commit_time;
 
 	/* lock guards everything below */
 	pthread_mutex_t lock;
@@ -148,6 +164,8 @@ worker_main(void *arg)
 			atomic_store(&b->waiting, false);
 			beat(b);
 			done[i].duration_ns = clock_now_ns() - t0;
+			histogram_observe_ns(&wp->processing,
+			    done[i].duration_ns);
 		}
 		pool_hand_over(wp, b, done, n);
 	}
@@ -250,6 +268,9 @@ commit_until_stored(struct worker_pool *wp, struct processing_result **rows,
 			    "trying again: %s", nrows, cause != NULL ? cause :
 			    "error");
 		store_state(wp, cause != NULL ? cause : "commit failed");
+		pthread_mutex_lock(&wp->lock);
+		wp->stats.store_errors++;
+		pthread_mutex_unlock(&wp->lock);
 		failed = true;
 		free(cause);
 		cause = NULL;
@@ -271,13 +292,19 @@ commit_batch(struct worker_pool *wp, struct pending *batch, size_t n)
 {
 	struct processing_result *rows[COMMIT_BATCH];
 	size_t nrows = 0;
+	int64_t t0;
 
 	for (size_t i = 0; i < n; i++) {
 		if (batch[i].res.message_id != NULL)
 			rows[nrows++] = &batch[i].res;
 	}
-	if (nrows > 0)
+	if (nrows > 0) {
+		/* retries included: the time the batch waits for its acks */
+		t0 = clock_now_ns();
 		commit_until_stored(wp, rows, nrows);
+		histogram_observe_ns(&wp->commit_time, clock_now_ns() - t0);
+		histogram_observe(&wp->commit_rows, (double)nrows);
+	}
 	pthread_mutex_lock(&wp->settle_lock);
 	while (wp->settle_batch != NULL)
 		pthread_cond_wait(&wp->settle_cv, &wp->settle_lock);
@@ -408,6 +435,12 @@ worker_pool_start(struct worker_pool **out,
 	wp->beats = xcalloc((size_t)wp->nworkers + 1, sizeof(*wp->beats));
 	for (int i = 0; i <= wp->nworkers; i++)
 		wp->beats[i].wp = wp;
+	histogram_init(&wp->processing, processing_bounds,
+	    sizeof(processing_bounds) / sizeof(*processing_bounds));
+	histogram_init(&wp->commit_rows, rows_bounds,
+	    sizeof(rows_bounds) / sizeof(*rows_bounds));
+	histogram_init(&wp->commit_time, commit_bounds,
+	    sizeof(commit_bounds) / sizeof(*commit_bounds));
 	pthread_mutex_init(&wp->lock, NULL);
 	clock_cond_init(&wp->not_full);
 	clock_cond_init(&wp->not_empty);
@@ -515,4 +548,23 @@ worker_pool_stats(struct worker_pool *wp, struct worker_pool_stats *st)
 	pthread_mutex_lock(&wp->lock);
 	*st = wp->stats;
 	pthread_mutex_unlock(&wp->lock);
+	st->workers = wp->nworkers;
+	st->busy = 0;
+	for (int i = 0; i < wp->nworkers; i++)
+		st->busy += atomic_load(&wp->beats[i].waiting);
+}
+
+void
+worker_pool_write_histograms(struct worker_pool *wp, FILE *out)
+{
+	histogram_write(&wp->processing, out,
+	    "diplom_processing_duration_seconds",
+	    "Time a worker spent processing one message.");
+	histogram_write(&wp->commit_rows, out,
+	    "diplom_result_store_commit_rows",
+	    "Results one commit to the result store wrote.");
+	histogram_write(&wp->commit_time, out,
+	    "diplom_result_store_commit_duration_seconds",
+	    "Time from a commit's first attempt until the result store "
+	    "took it.");
 }

@@ -5,6 +5,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 
 #include "queue.h"
 #include "result_store.h"
@@ -13,6 +14,9 @@ struct worker_pool_stats {
 	uint64_t processed;		/* ProcessedCount */
 	uint64_t errors;		/* ErrorCount */
 	int64_t total_duration_ns;	/* TotalDuration, as Go's Duration */
+	uint64_t store_errors;		/* commits the result store refused */
+	int workers;			/* worker threads */
+	int busy;			/* of them, processing a message now */
 };
 
 struct worker_pool;
@@ -48,6 +52,11 @@ int worker_pool_wait(struct worker_pool *wp, int64_t timeout_ms);
 /* Free a pool whose wait returned 0. */
 void worker_pool_free(struct worker_pool *wp);
 void worker_pool_stats(struct worker_pool *wp, struct worker_pool_stats *st);
+/*
+ * The pool's histograms, Prometheus text: processing time per message,
+ * rows per commit and commit time.
+ */
+void worker_pool_write_histograms(struct worker_pool *wp, FILE *out);
 /*
  * Whether the result store takes commits; if not, why ("result store:
  * ...") into why. Held messages wait meanwhile, none is given up.

@@ -146,6 +146,25 @@ need_tools() {
 	done
 }
 
+# required_tools TOOL... : true when every TOOL is installed; when one is
+# not, false, or with DIPLOM_REQUIRE_NATS=1 (CI, where scripts/install-deps.sh
+# installed them all) a bail-out, as for nats-server
+required_tools() {
+	local tool
+	for tool in "$@"; do
+		command -v "$tool" >/dev/null 2>&1 && continue
+		[ "${DIPLOM_REQUIRE_NATS:-0}" = 1 ] &&
+			bail "$tool not found and DIPLOM_REQUIRE_NATS=1"
+		return 1
+	done
+}
+
+# need_required_tools TOOL... : skip the whole test unless every TOOL is
+# installed; a failure instead with DIPLOM_REQUIRE_NATS=1 (required_tools)
+need_required_tools() {
+	required_tools "$@" || tap_skip_all "one of $* not installed"
+}
+
 # need_loadgen : diplom-loadgen is built, else the test cannot run
 need_loadgen() {
 	[ -x "$DIPLOM_LOADGEN" ] || bail "$DIPLOM_LOADGEN not built"

@@ -16,6 +16,7 @@ AM_TESTS_ENVIRONMENT = \
 CHECK_SUITES = \
 	%D%/check_config \
 	%D%/check_event_loop \
+	%D%/check_histogram \
 	%D%/check_http_client \
 	%D%/check_http_server \
 	%D%/check_loadgen \
@@ -43,6 +44,7 @@ LDADD = %D%/libcheckutil.a src/libdiplom.a $(DIPLOM_LIBS) $(CHECK_LIBS)
 TEST_CFLAGS = $(AM_CFLAGS) $(DIPLOM_CFLAGS) $(CHECK_CFLAGS)
 %C%_check_config_CFLAGS = $(TEST_CFLAGS)
 %C%_check_event_loop_CFLAGS = $(TEST_CFLAGS)
+%C%_check_histogram_CFLAGS = $(TEST_CFLAGS)
 %C%_check_http_client_CFLAGS = $(TEST_CFLAGS)
 %C%_check_http_server_CFLAGS = $(TEST_CFLAGS)
 # the loadgen's suite links the loadgen's library, not the daemon's
@@ -72,7 +74,8 @@ SHELL_TESTS = \
 	%D%/notify.sh \
 	%D%/retention.sh \
 	%D%/memory-processors.sh \
-	%D%/openapi.sh
+	%D%/openapi.sh \
+	%D%/prometheus.sh
 NATS_SHELL_TESTS = \
 	%D%/nats-persistence.sh \
 	%D%/nats-processor-crash.sh \
@@ -99,6 +102,7 @@ ABUSE_SHELL_TESTS = \
 OTHER_SHELL_TESTS = \
 	%D%/man-options.sh \
 	%D%/docker-compose.sh \
+	%D%/monitoring-compose.sh \
 	%D%/verify-persistence.sh \
 	%D%/switch-queue.sh
 TESTS += $(SHELL_TESTS) $(NATS_SHELL_TESTS) $(ABUSE_SHELL_TESTS) \
@@ -111,6 +115,12 @@ EXTRA_DIST += %D%/openapi-check.py doc/openapi.yaml
 EXTRA_DIST += docker/Dockerfile docker/Dockerfile.dockerignore \
 	docker/nats.Dockerfile docker/nats.Dockerfile.dockerignore \
 	docker/docker-compose.yml
+# the monitoring: alert rules and their unit tests, the dashboard, and what
+# scrapes in Docker (tests/prometheus.sh, tests/monitoring-compose.sh)
+EXTRA_DIST += monitoring/diplom-rules.yml monitoring/diplom-rules.test.yml \
+	monitoring/grafana-dashboard.json docker/prometheus.yml \
+	docker/prometheus.Dockerfile docker/prometheus.Dockerfile.dockerignore \
+	docker/monitoring-compose.yml
 
 # The suites of concurrent code and a high-concurrency integration test,
 # for the ThreadSanitizer build (./configure --enable-tsan): make
@@ -119,6 +129,7 @@ EXTRA_DIST += docker/Dockerfile docker/Dockerfile.dockerignore \
 # first failure).
 CONCURRENCY_TESTS = \
 	%D%/check_event_loop \
+	%D%/check_histogram \
 	%D%/check_http_client \
 	%D%/check_http_server \
 	%D%/check_queue \

@@ -569,7 +569,7 @@ run_scenario() {
 	cluster | partition)
 		cluster_start "$dir" || { add_row "$name" "$backend" - - - - - - -; HARNESS_ERR=1; return; }
 		export NATS_REPLICAS=3
-		backend="nats R3"
+		backend=nats-R3
 		;;
 	*)
 		unset NATS_REPLICAS

@@ -23,6 +23,27 @@ struct processor {
 	struct retention *ret;		/* NULL: results are kept */
 };
 
+/*
+ * A failed result keeps the message as it came, so that it can be
+ * replayed: the bytes the backend delivered, or the encoding of a message
+ * it handed over decoded.
+ */
+static void
+keep_message(const struct delivery *d, struct processing_result *res)
+{
+	if (d->msg != NULL) {
+		res->message = (unsigned char *)message_encode(d->msg,
+		    &res->message_len);
+		if (res->message == NULL)
+			xalloc_failed();
+		return;
+	}
+	res->message_len = d->len;
+	res->message = xmalloc(d->len + 1);
+	if (d->len > 0)
+		memcpy(res->message, d->data, d->len);
+}
+
 /* A message that could not be decoded becomes a failed result. */
 static void
 fail_result(const struct delivery *d, struct processing_result *res,
@@ -32,6 +53,7 @@ fail_result(const struct delivery *d, struct processing_result *res,
 	res->success = false;
 	xasprintf(&res->error, "cannot decode message: %s",
 	    why != NULL ? why : "invalid");
+	keep_message(d, res);
 }
 
 void
@@ -95,6 +117,7 @@ processor_give_up(const struct delivery *d, uint64_t max_deliveries,
 	xasprintf(&res->error, "given up: delivered %ju times without a "
 	    "result (the limit is %ju)", (uintmax_t)d->num_delivered,
 	    (uintmax_t)max_deliveries);
+	keep_message(d, res);
 	log_message(LOG_LEVEL_WARN, res->message_id != NULL ?
 	    res->message_id : "(no id)", "%s", res->error);
 	message_free(decoded);

@@ -15,6 +15,7 @@ AM_TESTS_ENVIRONMENT = \
 # share (%D%/check_util*.[ch]) is a library of its own, built for make check.
 CHECK_SUITES = \
 	%D%/check_config \
+	%D%/check_ctl \
 	%D%/check_event_loop \
 	%D%/check_http_client \
 	%D%/check_http_server \
@@ -42,6 +43,10 @@ LDADD = %D%/libcheckutil.a src/libdiplom.a $(DIPLOM_LIBS) $(CHECK_LIBS)
 # serves src/ too), so each suite names them.
 TEST_CFLAGS = $(AM_CFLAGS) $(DIPLOM_CFLAGS) $(CHECK_CFLAGS)
 %C%_check_config_CFLAGS = $(TEST_CFLAGS)
+# diplomctl's suite links its library before the daemon's
+%C%_check_ctl_CFLAGS = $(TEST_CFLAGS)
+%C%_check_ctl_LDADD = %D%/libcheckutil.a src/ctl/libctl.a src/libdiplom.a \
+	$(DIPLOM_LIBS) $(CHECK_LIBS)
 %C%_check_event_loop_CFLAGS = $(TEST_CFLAGS)
 %C%_check_http_client_CFLAGS = $(TEST_CFLAGS)
 %C%_check_http_server_CFLAGS = $(TEST_CFLAGS)

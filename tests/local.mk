@@ -76,7 +76,8 @@ SHELL_TESTS = \
 	%D%/idempotency.sh \
 	%D%/notify.sh \
 	%D%/retention.sh \
-	%D%/memory-processors.sh
+	%D%/memory-processors.sh \
+	%D%/diplomctl.sh
 NATS_SHELL_TESTS = \
 	%D%/nats-persistence.sh \
 	%D%/nats-processor-crash.sh \
@@ -90,6 +91,7 @@ NATS_SHELL_TESTS = \
 	%D%/nats-max-payload.sh \
 	%D%/nats-idempotency.sh \
 	%D%/nats-cluster.sh \
+	%D%/nats-diplomctl.sh \
 	%D%/store-full.sh
 # man pages against --help; the compose file; scripts/verify-persistence.sh
 # (a small run) and scripts/switch-queue.sh

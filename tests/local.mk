@@ -92,6 +92,7 @@ NATS_SHELL_TESTS = \
 	%D%/nats-idempotency.sh \
 	%D%/nats-cluster.sh \
 	%D%/nats-diplomctl.sh \
+	%D%/diplomctl-switch.sh \
 	%D%/store-full.sh
 # man pages against --help; the compose file; scripts/verify-persistence.sh
 # (a small run) and scripts/switch-queue.sh
@@ -111,7 +112,7 @@ TESTS += $(SHELL_TESTS) $(NATS_SHELL_TESTS) $(ABUSE_SHELL_TESTS) \
 	$(OTHER_SHELL_TESTS)
 dist_check_SCRIPTS += $(SHELL_TESTS) $(NATS_SHELL_TESTS) \
 	$(ABUSE_SHELL_TESTS) $(OTHER_SHELL_TESTS)
-EXTRA_DIST += %D%/lib.sh %D%/lib-cluster.sh
+EXTRA_DIST += %D%/lib.sh %D%/lib-cluster.sh %D%/fake-systemctl
 EXTRA_DIST += docker/Dockerfile docker/Dockerfile.dockerignore \
 	docker/docker-compose.yml
 

@@ -12,6 +12,7 @@
 #include "ctl/client.h"
 #include "ctl/ctl.h"
 #include "ctl/status.h"
+#include "xmalloc.h"
 
 /* How long a restarted role may take to answer /health with 200. */
 #define HEALTHY_WITHIN_MS	15000
@@ -166,6 +167,9 @@ ctl_switch(struct ctl *c)
 	now = ctl_defaults_get(&c->defaults, "QUEUE_TYPE");
 	if (now == NULL || *now == '\0')
 		now = "memory";
+	/* the units run what the file says, whatever this environment says */
+	free(c->cfg.queue_type);
+	c->cfg.queue_type = xstrdup(now);
 	if (target_reachable(c, target) != 0)
 		return CTL_UNWELL;
 	if (access(c->file, W_OK) != 0) {
@@ -200,9 +204,9 @@ ctl_switch(struct ctl *c)
 		return CTL_UNWELL;
 	}
 	say("QUEUE_TYPE=%s in %s", target, c->file);
-	/* the roles ask their backend from now on */
+	/* the roles run the target from now on */
 	free(c->cfg.queue_type);
-	c->cfg.queue_type = strdup(target);
+	c->cfg.queue_type = xstrdup(target);
 	if (systemctl(c, "restart", "diplomd@processor.service") != 0 ||
 	    systemctl(c, "start", "diplomd@ingest.service") != 0) {
 		say("the units did not start on %s", target);

@@ -2,4 +2,5 @@
 
 dist_man_MANS += \
 	man/diplomd.8 \
+	man/diplomctl.8 \
 	man/diplom-loadgen.1

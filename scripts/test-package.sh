@@ -2,7 +2,8 @@
 # test-package.sh - build the Debian package and test it the way a user runs
 # it: apt-get install into a Debian 12 system booted with a real systemd
 # (../shared/tools/systemd-sandbox), systemctl start diplom.target, messages
-# through the gateway, restarts under load, the switch to NATS, purge.
+# through the gateway, restarts under load, diplomctl's switch to NATS and
+# back under load, purge.
 #
 #   scripts/test-package.sh [DEB]
 #
@@ -217,6 +218,17 @@ fi
 tap_ok "Documentation=man:diplomd(8) is installed, with diplom-loadgen(1)" \
 	sb 'test -e /usr/share/man/man8/diplomd.8.gz &&
 	    test -e /usr/share/man/man1/diplom-loadgen.1.gz'
+tap_ok "/usr/sbin/diplomctl and diplomctl(8) are installed" \
+	sb '/usr/sbin/diplomctl --version >/dev/null &&
+	    test -e /usr/share/man/man8/diplomctl.8.gz'
+tap_ok "diplomctl status reads /etc/default/diplom and exits 0" \
+	sb 'diplomctl status --interval 0 >/root/status.out 2>&1; rc=$?
+	    sed "s/^/#   /" /root/status.out; [ $rc = 0 ]'
+tap_ok "diplomctl switch nats refuses without a broker (exit 1)" \
+	sb 'cp /etc/default/diplom /root/default.before
+	    diplomctl switch nats >/root/switch.out 2>&1; rc=$?
+	    sed "s/^/#   /" /root/switch.out; [ $rc = 1 ] &&
+	    cmp -s /etc/default/diplom /root/default.before'
 
 # post_accepted FILE : one post through the gateway; appends the message id
 # to FILE when it was accepted (200).  A 503 while a role restarts is
@@ -339,9 +351,35 @@ else
 	tap_fail "apt-get install nats-server"
 	bail "no nats-server"
 fi
-sb 'sed -i "s/^#\?QUEUE_TYPE=.*/QUEUE_TYPE=nats/" /etc/default/diplom'
-tap_ok "systemctl restart diplom.target with QUEUE_TYPE=nats" \
-	sb 'systemctl restart diplom.target'
+# Debian's nats-server.service, if it runs, has no JetStream: not a target
+tap_ok "diplomctl switch nats refuses without a JetStream broker (exit 1)" \
+	sb 'cp /etc/default/diplom /root/default.before
+	    diplomctl switch nats >/root/switch.out 2>&1; rc=$?
+	    sed "s/^/#   /" /root/switch.out; [ $rc = 1 ] &&
+	    grep -q "no NATS server with JetStream" /root/switch.out'
+tap_ok "and changes nothing: the default file, the units" \
+	sb 'cmp -s /etc/default/diplom /root/default.before &&
+	    systemctl is-active --quiet diplomd@ingest diplomd@processor'
+ids=$work/switch-nats.ids
+: >"$ids"
+post_for 12 "$ids" &
+poster=$!
+track "$poster"
+sleep 1
+tap_ok "systemctl start diplom-nats.service; diplomctl switch nats" \
+	sb 'systemctl start diplom-nats.service &&
+	    diplomctl switch nats >/root/switch.out 2>&1; rc=$?
+	    sed "s/^/#   /" /root/switch.out; exit $rc'
+wait "$poster" || true
+untrack "$poster"
+tap_note "$(wc -l <"$ids") messages accepted during the switch"
+tap_ok "no message accepted during the switch to NATS is lost" \
+	ids_have_results "$ids"
+tap_ok "the switch set QUEUE_TYPE=nats and kept every other line" \
+	sb 'grep -qx QUEUE_TYPE=nats /etc/default/diplom &&
+	    diff /root/default.before /etc/default/diplom |
+		grep "^[<>]" | sort | tr "\n" " " |
+		grep -qx "> QUEUE_TYPE=nats "'
 tap_ok "diplom-nats.service replaced Debian's nats-server.service" \
 	sb 'systemctl is-active --quiet diplom-nats.service &&
 	    ! systemctl is-active --quiet nats-server.service'
@@ -373,6 +411,32 @@ tap_ok "systemctl restart diplomd@processor under load on NATS" \
 	restart_under_load "$ids"
 tap_ok "no message accepted during the restart is lost on NATS" \
 	ids_have_results "$ids"
+
+# --- diplomctl ----------------------------------------------------------------
+
+tap_ok "diplomctl status exits 0 on the packaged system, on nats" \
+	sb 'diplomctl status >/root/status.out 2>&1; rc=$?
+	    sed "s/^/#   /" /root/status.out; [ $rc = 0 ] &&
+	    grep -q "^backend *nats" /root/status.out'
+tap_ok "diplomctl status exits 1 while a role is stopped" \
+	sb 'systemctl stop diplomd@gateway; diplomctl status --interval 0 \
+	    >/dev/null; rc=$?; systemctl start diplomd@gateway; [ $rc = 1 ]'
+ids=$work/switch-memory.ids
+: >"$ids"
+post_for 8 "$ids" &
+poster=$!
+track "$poster"
+sleep 1
+tap_ok "diplomctl switch memory, back under load" \
+	sb 'diplomctl switch memory >/root/switch.out 2>&1; rc=$?
+	    sed "s/^/#   /" /root/switch.out; exit $rc'
+wait "$poster" || true
+untrack "$poster"
+tap_ok "no message accepted during the switch back is lost" \
+	ids_have_results "$ids"
+tap_ok "the processor runs on memory again" \
+	sb 'grep -qx QUEUE_TYPE=memory /etc/default/diplom &&
+	    curl -s http://127.0.0.1:8082/admin | grep -q "\"backend\":\"memory\""'
 
 # --- hardening ----------------------------------------------------------------
 

@@ -388,10 +388,10 @@ groups_alloc(struct config *cfg, char **cause)
 	return 0;
 }
 
-/* Apply the default, then the environment, for every setting. */
+/* Apply the default, then what lookup gives, for every setting. */
 static int
 config_from_env(struct config *cfg, const struct opt_ref *refs, size_t n,
-    config_getenv_fn getenv_fn, char **cause)
+    config_lookup_fn lookup, void *ctx, char **cause)
 {
 	const char *v;
 	int rc;
@@ -403,8 +403,8 @@ config_from_env(struct config *cfg, const struct opt_ref *refs, size_t n,
 		if (o->def != NULL &&
 		    (rc = opt_set(base, o, o->name, o->def, cause)) != 0)
 			return rc;
-		if (o->env == NULL || getenv_fn == NULL ||
-		    (v = getenv_fn(o->env)) == NULL || *v == '\0')
+		if (o->env == NULL || lookup == NULL ||
+		    (v = lookup(ctx, o->env)) == NULL || *v == '\0')
 			continue;
 		if ((rc = opt_set(base, o, o->env, v, cause)) != 0)
 			return rc;
@@ -462,18 +462,63 @@ config_from_args(struct config *cfg, const struct opt_ref *refs, size_t n,
 	return CONFIG_RUN;
 }
 
+/* config_parse's getenv_fn, as a config_lookup_fn. */
+struct getenv_ctx {
+	config_getenv_fn fn;
+};
+
+static const char *
+getenv_lookup(void *ctx, const char *name)
+{
+	return ((struct getenv_ctx *)ctx)->fn(name);
+}
+
+int
+config_load(struct config *cfg, config_lookup_fn lookup, void *ctx,
+    char **cause)
+{
+	struct opt_ref refs[MAX_OPTS];
+	size_t n = all_options(refs);
+
+	memset(cfg, 0, sizeof(*cfg));
+	*cause = NULL;
+	if (groups_alloc(cfg, cause) != 0)
+		return -ENOMEM;
+	return config_from_env(cfg, refs, n, lookup, ctx, cause);
+}
+
+int
+config_set(struct config *cfg, const char *name, const char *val,
+    char **cause)
+{
+	struct opt_ref refs[MAX_OPTS];
+	size_t n = all_options(refs);
+	char what[64];
+
+	*cause = NULL;
+	for (size_t i = 0; i < n; i++) {
+		if (strcmp(refs[i].o->name, name) != 0)
+			continue;
+		snprintf(what, sizeof(what), "--%s", name);
+		return opt_set(ref_base(cfg, &refs[i]), refs[i].o, what, val,
+		    cause);
+	}
+	if (asprintf(cause, "unknown setting '%s'", name) < 0)
+		*cause = NULL;
+	return -ENOENT;
+}
+
 enum config_result
 config_parse(struct config *cfg, int argc, char **argv,
     config_getenv_fn getenv_fn, char **cause)
 {
 	struct opt_ref refs[MAX_OPTS];
 	size_t n = all_options(refs);
+	struct getenv_ctx g = { getenv_fn };
 	enum config_result res;
 
-	memset(cfg, 0, sizeof(*cfg));
-	*cause = NULL;
-	if (groups_alloc(cfg, cause) != 0 ||
-	    config_from_env(cfg, refs, n, getenv_fn, cause) != 0)
+	if (config_load(cfg, getenv_fn != NULL ? getenv_lookup : NULL, &g,
+	    cause) != 0)
 		return CONFIG_EXIT_USAGE;
 	res = config_from_args(cfg, refs, n, argc, argv, cause);
 	if (res == CONFIG_RUN && cfg->role == ROLE_NONE) {

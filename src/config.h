@@ -108,6 +108,18 @@ typedef char *(*config_getenv_fn)(const char *name);
 /* Fill cfg from defaults, then getenv_fn (NULL: no environment), then argv. */
 enum config_result config_parse(struct config *cfg, int argc, char **argv,
     config_getenv_fn getenv_fn, char **cause);
+/*
+ * For a tool with a command line of its own (diplomctl): fill cfg from the
+ * defaults, then from lookup(ctx, VARIABLE) for each setting that has a
+ * variable (NULL: none; NULL or "" from it: unset). A bad value fails
+ * with a cause naming the variable; config_free cfg either way.
+ */
+typedef const char *(*config_lookup_fn)(void *ctx, const char *name);
+int config_load(struct config *cfg, config_lookup_fn lookup, void *ctx,
+    char **cause);
+/* Set the setting whose long option is name, as --name=val would. */
+int config_set(struct config *cfg, const char *name, const char *val,
+    char **cause);
 void config_free(struct config *cfg);
 
 /* The port the configured role listens on. */

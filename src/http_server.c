@@ -164,6 +164,19 @@ http_req_header(const struct http_request *req, const char *name)
 	return MHD_lookup_connection_value(req->conn, MHD_HEADER_KIND, name);
 }
 
+const char *
+http_req_query(const struct http_request *req, const char *name)
+{
+	const char *v = MHD_lookup_connection_value(req->conn,
+	    MHD_GET_ARGUMENT_KIND, name);
+
+	/* ?name without '=' has no value: present all the same */
+	if (v == NULL && MHD_lookup_connection_value_n(req->conn,
+	    MHD_GET_ARGUMENT_KIND, name, strlen(name), NULL, NULL) == MHD_YES)
+		return "";
+	return v;
+}
+
 static void
 count_request(struct http_metrics *m, int status, int64_t ns)
 {

@@ -17,6 +17,7 @@ enum http_status {
 	HTTP_BAD_REQUEST = 400,
 	HTTP_NOT_FOUND = 404,
 	HTTP_METHOD_NOT_ALLOWED = 405,
+	HTTP_CONFLICT = 409,
 	HTTP_PAYLOAD_TOO_LARGE = 413,
 	HTTP_INTERNAL_ERROR = 500,
 	HTTP_BAD_GATEWAY = 502,
@@ -85,6 +86,9 @@ const char *http_req_body(const struct http_request *req, size_t *len);
 /* A request header's value, NULL when absent; in the handler only. */
 const char *http_req_header(const struct http_request *req,
     const char *name);
+
+/* A query argument's value ("" for ?name), NULL when absent; in the handler. */
+const char *http_req_query(const struct http_request *req, const char *name);
 
 /* Answer with body (malloc'd, taken; NULL for none) as application/json. */
 void http_respond(struct http_request *req, int status, char *body,

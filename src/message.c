@@ -156,6 +156,7 @@ message_free(struct data_message *msg)
 		free(msg->metadata[i].value);
 	}
 	free(msg->metadata);
+	free(msg->dedup_id);
 	free(msg);
 }
 
@@ -570,6 +571,7 @@ result_clear(struct processing_result *res)
 	free(res->source);
 	free(res->error);
 	free(res->result);
+	free(res->message);
 	memset(res, 0, sizeof(*res));
 }
 

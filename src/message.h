@@ -20,6 +20,12 @@ struct data_message {
 	size_t payload_len;
 	struct meta_pair *metadata;	/* sorted by key */
 	size_t n_metadata;
+	/*
+	 * Not on the wire: the id a backend that drops repeated publishes
+	 * (nats: Nats-Msg-Id) knows this publish by; NULL: id. A replay has
+	 * its own, so that it is not taken for the message's first publish.
+	 */
+	char *dedup_id;
 };
 
 /* What the processor stores for a message. */
@@ -33,6 +39,12 @@ struct processing_result {
 	unsigned char *result;
 	size_t result_len;
 	int64_t deliveries;
+	/*
+	 * A failed result keeps the message as it came, to be replayed;
+	 * NULL for a success (and for rows older than this).
+	 */
+	unsigned char *message;
+	size_t message_len;
 };
 
 /*

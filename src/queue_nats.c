@@ -238,7 +238,8 @@ nq_publish(struct queue *q, struct data_message *msg, queue_publish_cb cb,
 	nq_pub_put(nq, p);
 
 	jsPubOptions_Init(&po);
-	po.MsgId = msg->id;
+	/* a replay's own id: the stream must not take it for a duplicate */
+	po.MsgId = msg->dedup_id != NULL ? msg->dedup_id : msg->id;
 	po.MaxWait = NQ_PUB_WAIT_MS;
 	s = js_PublishMsgAsync(nq->js, &m, &po);
 	if (s == NATS_OK) {

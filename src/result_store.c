@@ -19,17 +19,24 @@ struct result_store {
 	sqlite3 *pdb;			/* the pruner's, opened by its first run */
 	sqlite3_stmt *prune_age, *prune_oldest, *used_bytes, *span;
 	sqlite3_stmt *upsert;
-	/* rlock guards rdb and get */
+	/* rlock guards rdb and the statements below */
 	pthread_mutex_t rlock;
 	sqlite3 *rdb;
-	sqlite3_stmt *get;
+	sqlite3_stmt *get, *failed, *size;
 };
 
 /*
  * The schema's version, in the database's user_version. A newer diplomd
  * migrates an older store at start; an older one refuses a newer store.
  */
-#define SCHEMA_VERSION 1
+#define SCHEMA_VERSION 2
+
+/*
+ * The failed rows by time, for listing them: a partial index, so that a
+ * successful row (nearly all) costs it nothing.
+ */
+#define FAILED_INDEX \
+    "CREATE INDEX results_failed ON results (processed_at) WHERE success = 0"
 
 static const char schema[] =
     "CREATE TABLE results ("
@@ -41,7 +48,8 @@ static const char schema[] =
     " error TEXT,"
     " result BLOB,"
     " deliveries INTEGER NOT NULL DEFAULT 1,"
-    " message BLOB)";
+    " message BLOB);"
+    FAILED_INDEX;
 
 /*
  * migrations[v] takes a store from version v to v + 1. Version 0 is the
@@ -50,13 +58,32 @@ static const char schema[] =
 static const char *const migrations[SCHEMA_VERSION] = {
 	/* 1: a failed row keeps the message as it came, to be replayed */
 	"ALTER TABLE results ADD COLUMN message BLOB",
+	/* 2: failed rows are listed newest first */
+	FAILED_INDEX,
 };
+
+/*
+ * A message stored already counts one more delivery and keeps its row;
+ * only a success that follows a failure (a replay, or a client's late
+ * retry) replaces the row's outcome. SET reads the row as it was.
+ */
+#define FAILED_THEN_OK "success = 0 AND excluded.success = 1"
+#define REPLACE_IF_OK(col) \
+    " " col " = CASE WHEN " FAILED_THEN_OK " THEN excluded." col \
+    " ELSE " col " END"
 
 static const char upsert_sql[] =
     "INSERT INTO results (message_id, source, timestamp, processed_at,"
-    " success, error, result, deliveries) VALUES (?1, ?2, ?3, ?4, ?5, ?6,"
-    " ?7, 1) ON CONFLICT (message_id) DO UPDATE SET"
-    " deliveries = deliveries + 1";
+    " success, error, result, deliveries, message) VALUES (?1, ?2, ?3,"
+    " ?4, ?5, ?6, ?7, 1, ?8) ON CONFLICT (message_id) DO UPDATE SET"
+    " deliveries = deliveries + 1,"
+    REPLACE_IF_OK("source") ","
+    REPLACE_IF_OK("timestamp") ","
+    REPLACE_IF_OK("processed_at") ","
+    REPLACE_IF_OK("error") ","
+    REPLACE_IF_OK("result") ","
+    REPLACE_IF_OK("message") ","
+    REPLACE_IF_OK("success");
 
 /*
  * Pruning takes the oldest rows first, in transactions this small, so that
@@ -83,7 +110,20 @@ static const char span_sql[] =
 
 static const char get_sql[] =
     "SELECT source, timestamp, processed_at, success, error, result,"
-    " deliveries FROM results WHERE message_id = ?1";
+    " deliveries, message FROM results WHERE message_id = ?1";
+
+/* Newest first; the partial index answers it without the table's rows. */
+static const char failed_sql[] =
+    "SELECT message_id, processed_at, error, deliveries, length(message)"
+    " FROM results WHERE success = 0 AND processed_at >= ?1"
+    " ORDER BY processed_at DESC, rowid DESC LIMIT ?2";
+
+static const char size_sql[] =
+    "SELECT (SELECT count(*) FROM results),"
+    " (SELECT count(*) FROM results WHERE success = 0),"
+    " (c.page_count - f.freelist_count) * s.page_size"
+    " FROM pragma_page_count() c, pragma_freelist_count() f,"
+    " pragma_page_size() s";
 
 static char *
 db_cause(sqlite3 *db, const char *what)
@@ -239,6 +279,10 @@ result_store_open(struct result_store **out, const char *path, char **cause)
 		goto out;
 	}
 	if (sqlite3_prepare_v2(rs->rdb, get_sql, -1, &rs->get, NULL) !=
+	    SQLITE_OK ||
+	    sqlite3_prepare_v2(rs->rdb, failed_sql, -1, &rs->failed, NULL) !=
+	    SQLITE_OK ||
+	    sqlite3_prepare_v2(rs->rdb, size_sql, -1, &rs->size, NULL) !=
 	    SQLITE_OK) {
 		*cause = db_cause(rs->rdb, path);
 		goto out;
@@ -260,6 +304,8 @@ result_store_close(struct result_store *rs)
 		return;
 	sqlite3_finalize(rs->upsert);
 	sqlite3_finalize(rs->get);
+	sqlite3_finalize(rs->failed);
+	sqlite3_finalize(rs->size);
 	sqlite3_finalize(rs->prune_age);
 	sqlite3_finalize(rs->prune_oldest);
 	sqlite3_finalize(rs->used_bytes);
@@ -284,6 +330,11 @@ bind_result(sqlite3_stmt *st, const struct processing_result *r)
 	    sqlite3_bind_text(st, 6, r->error, -1, SQLITE_STATIC) ||
 	    sqlite3_bind_blob64(st, 7, r->result != NULL ? (const void *)r->result
 	    : "", r->result_len, SQLITE_STATIC))
+		return -EIO;
+	/* a success keeps no message: NULL, as left by clear_bindings */
+	if (!r->success && r->message != NULL &&
+	    sqlite3_bind_blob64(st, 8, r->message, r->message_len,
+	    SQLITE_STATIC))
 		return -EIO;
 	return 0;
 }
@@ -357,12 +408,70 @@ result_store_get(struct result_store *rs, const char *id,
 		memcpy(res->result, sqlite3_column_blob(rs->get, 5),
 		    res->result_len);
 	res->deliveries = sqlite3_column_int64(rs->get, 6);
+	if (sqlite3_column_type(rs->get, 7) != SQLITE_NULL) {
+		res->message_len = (size_t)sqlite3_column_bytes(rs->get, 7);
+		res->message = malloc(res->message_len + 1);
+		if (res->message == NULL)
+			goto out;
+		if (res->message_len > 0)
+			memcpy(res->message, sqlite3_column_blob(rs->get, 7),
+			    res->message_len);
+	}
 	rc = res->message_id != NULL && res->result != NULL ? 0 : -ENOMEM;
 out:
 	sqlite3_reset(rs->get);
 	pthread_mutex_unlock(&rs->rlock);
 	if (rc != 0)
 		result_clear(res);
+	return rc;
+}
+
+int
+result_store_failed(struct result_store *rs, int64_t since, int64_t limit,
+    result_store_each_fn each, void *ctx)
+{
+	struct processing_result r;
+	int rc = -EIO, step;
+
+	pthread_mutex_lock(&rs->rlock);
+	sqlite3_reset(rs->failed);
+	if (sqlite3_bind_int64(rs->failed, 1, since) != SQLITE_OK ||
+	    sqlite3_bind_int64(rs->failed, 2, limit) != SQLITE_OK)
+		goto out;
+	while ((step = sqlite3_step(rs->failed)) == SQLITE_ROW) {
+		memset(&r, 0, sizeof(r));
+		r.message_id = (char *)sqlite3_column_text(rs->failed, 0);
+		r.processed_at = sqlite3_column_int64(rs->failed, 1);
+		r.error = (char *)sqlite3_column_text(rs->failed, 2);
+		r.deliveries = sqlite3_column_int64(rs->failed, 3);
+		r.message_len = (size_t)sqlite3_column_int64(rs->failed, 4);
+		if (r.message_id != NULL)
+			each(ctx, &r);
+	}
+	if (step == SQLITE_DONE)
+		rc = 0;
+out:
+	sqlite3_reset(rs->failed);
+	pthread_mutex_unlock(&rs->rlock);
+	return rc;
+}
+
+int
+result_store_size(struct result_store *rs, struct result_store_size *sz)
+{
+	int rc = -EIO;
+
+	memset(sz, 0, sizeof(*sz));
+	pthread_mutex_lock(&rs->rlock);
+	sqlite3_reset(rs->size);
+	if (sqlite3_step(rs->size) == SQLITE_ROW) {
+		sz->rows = sqlite3_column_int64(rs->size, 0);
+		sz->failed = sqlite3_column_int64(rs->size, 1);
+		sz->bytes = sqlite3_column_int64(rs->size, 2);
+		rc = 0;
+	}
+	sqlite3_reset(rs->size);
+	pthread_mutex_unlock(&rs->rlock);
 	return rc;
 }
 

@@ -27,7 +27,13 @@ struct ingest {
 	atomic_uint_fast64_t received, sent, failed;
 	atomic_uint_fast64_t next;	/* round robin over enqueue_urls */
 	atomic_uint_fast64_t failovers;	/* offers passed to the next one */
+	/* POST /admin/drain: new messages are refused until /admin/resume */
+	atomic_bool paused;
+	atomic_int_fast64_t in_flight;	/* messages taken, not yet answered */
 };
+
+/* Why ingest refuses messages while paused, and its /health says so. */
+#define PAUSED_REASON "draining for maintenance"
 
 /* One message on its way; answered when the backend holds it. */
 struct ingest_call {
@@ -47,6 +53,7 @@ accepted(struct ingest_call *c)
 	int n;
 
 	atomic_fetch_add(&c->in->sent, 1);
+	atomic_fetch_sub(&c->in->in_flight, 1);
 	n = xasprintf(&body,
 	    "{\"message_id\":\"%s\",\"status\":\"accepted\"}", c->id);
 	http_respond(c->req, HTTP_OK, body, (size_t)n);
@@ -58,6 +65,7 @@ static void
 refused(struct ingest_call *c, int status, const char *why)
 {
 	atomic_fetch_add(&c->in->failed, 1);
+	atomic_fetch_sub(&c->in->in_flight, 1);
 	http_respond_error(c->req, status, why);
 	free(c->body);
 	free(c);
@@ -184,6 +192,10 @@ in_ingest(struct http_request *req, void *ctx)
 	const char *raw = http_req_body(req, &len);
 	const char *key = http_req_header(req, "Idempotency-Key");
 
+	if (atomic_load(&in->paused)) {
+		http_respond_error(req, HTTP_UNAVAILABLE, PAUSED_REASON);
+		return;
+	}
 	/* a retry with the same key gets the same id: one row, one message */
 	if (key != NULL && message_id_for_key(key, keyed_id, &cause) != 0) {
 		http_respond_error(req, HTTP_BAD_REQUEST, cause != NULL ?
@@ -201,6 +213,7 @@ in_ingest(struct http_request *req, void *ctx)
 	if (key != NULL)
 		memcpy(msg->id, keyed_id, sizeof(keyed_id));
 	atomic_fetch_add(&in->received, 1);
+	atomic_fetch_add(&in->in_flight, 1);
 	c = xcalloc(1, sizeof(*c));
 	c->in = in;
 	c->req = req;
@@ -244,9 +257,60 @@ in_health(struct http_request *req, void *ctx)
 		role_respond_health(req, false, "draining");
 		return;
 	}
+	if (atomic_load(&in->paused)) {
+		role_respond_health(req, false, PAUSED_REASON);
+		return;
+	}
 	if (in->q != NULL)
 		queue_stats(in->q, &st);
 	role_respond_health(req, st.healthy, st.reason);
+}
+
+/* {"role", "backend", "accepting", "in_flight"}, for GET and POST /admin. */
+static void
+respond_admin(struct http_request *req, struct ingest *in)
+{
+	char *body;
+	int n;
+
+	n = xasprintf(&body, "{\"role\":\"ingest\",\"backend\":\"%s\","
+	    "\"accepting\":%s,\"in_flight\":%jd}", in->cfg->queue_type,
+	    atomic_load(&in->paused) ? "false" : "true",
+	    (intmax_t)atomic_load(&in->in_flight));
+	http_respond(req, HTTP_OK, body, (size_t)n);
+}
+
+static void
+in_admin(struct http_request *req, void *ctx)
+{
+	respond_admin(req, ctx);
+}
+
+/*
+ * POST /admin/drain: refuse new messages (503) for maintenance, without
+ * stopping; what is in flight still goes on. diplomctl drain then waits
+ * for in_flight and the processors' backlog to reach 0.
+ */
+static void
+in_pause(struct http_request *req, void *ctx)
+{
+	struct ingest *in = ctx;
+
+	if (!atomic_exchange(&in->paused, true))
+		log_info("%s: new messages are refused until POST "
+		    "/admin/resume", PAUSED_REASON);
+	respond_admin(req, in);
+}
+
+/* POST /admin/resume: take messages again. */
+static void
+in_resume(struct http_request *req, void *ctx)
+{
+	struct ingest *in = ctx;
+
+	if (atomic_exchange(&in->paused, false))
+		log_info("resumed: taking messages again");
+	respond_admin(req, in);
 }
 
 static void
@@ -291,6 +355,9 @@ static const struct http_route in_routes[] = {
 	{ "GET", "/stats", in_stats },
 	{ "GET", "/health", in_health },
 	{ "GET", "/metrics", in_metrics },
+	{ "GET", "/admin", in_admin },
+	{ "POST", "/admin/drain", in_pause },
+	{ "POST", "/admin/resume", in_resume },
 };
 
 static void

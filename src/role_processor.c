@@ -5,6 +5,8 @@
 #include <string.h>
 #include <time.h>
 
+#include <json-c/json.h>
+
 #include "clock.h"
 #include "log.h"
 #include "queue.h"
@@ -23,6 +25,27 @@ struct processor {
 	struct retention *ret;		/* NULL: results are kept */
 };
 
+/*
+ * A failed result keeps the message as it came, so that it can be
+ * replayed: the bytes the backend delivered, or the encoding of a message
+ * it handed over decoded.
+ */
+static void
+keep_message(const struct delivery *d, struct processing_result *res)
+{
+	if (d->msg != NULL) {
+		res->message = (unsigned char *)message_encode(d->msg,
+		    &res->message_len);
+		if (res->message == NULL)
+			xalloc_failed();
+		return;
+	}
+	res->message_len = d->len;
+	res->message = xmalloc(d->len + 1);
+	if (d->len > 0)
+		memcpy(res->message, d->data, d->len);
+}
+
 /* A message that could not be decoded becomes a failed result. */
 static void
 fail_result(const struct delivery *d, struct processing_result *res,
@@ -32,6 +55,7 @@ fail_result(const struct delivery *d, struct processing_result *res,
 	res->success = false;
 	xasprintf(&res->error, "cannot decode message: %s",
 	    why != NULL ? why : "invalid");
+	keep_message(d, res);
 }
 
 void
@@ -95,6 +119,7 @@ processor_give_up(const struct delivery *d, uint64_t max_deliveries,
 	xasprintf(&res->error, "given up: delivered %ju times without a "
 	    "result (the limit is %ju)", (uintmax_t)d->num_delivered,
 	    (uintmax_t)max_deliveries);
+	keep_message(d, res);
 	log_message(LOG_LEVEL_WARN, res->message_id != NULL ?
 	    res->message_id : "(no id)", "%s", res->error);
 	message_free(decoded);
@@ -215,6 +240,193 @@ pr_result(struct http_request *req, void *ctx)
 	http_respond(req, HTTP_OK, body, len);
 }
 
+/* The most failed rows one GET /failed lists (as its 400 says), and how
+ * many by default. */
+#define FAILED_LIMIT_MAX 10000
+#define FAILED_LIMIT_DEFAULT 100
+
+/* Query argument name of req as a whole number in [min, max], or def. */
+static int
+query_int(struct http_request *req, const char *name, int64_t def,
+    int64_t min, int64_t max, int64_t *out)
+{
+	const char *v = http_req_query(req, name);
+	char *end;
+	long long n;
+
+	*out = def;
+	if (v == NULL)
+		return 0;
+	errno = 0;
+	n = strtoll(v, &end, 10);
+	if (errno != 0 || end == v || *end != '\0' || n < min || n > max)
+		return -EINVAL;
+	*out = n;
+	return 0;
+}
+
+static void
+add_failed(void *ctx, const struct processing_result *r)
+{
+	struct json_object *o = json_object_new_object();
+
+	json_object_object_add(o, "message_id",
+	    json_object_new_string(r->message_id));
+	json_object_object_add(o, "processed_at",
+	    json_object_new_int64(r->processed_at));
+	json_object_object_add(o, "error",
+	    json_object_new_string(r->error != NULL ? r->error : ""));
+	json_object_object_add(o, "deliveries",
+	    json_object_new_int64(r->deliveries));
+	json_object_object_add(o, "kept",
+	    json_object_new_boolean(r->message_len > 0));
+	json_object_array_add(ctx, o);
+}
+
+/* Answer with obj as JSON, and let go of it. */
+static void
+respond_json(struct http_request *req, int status, struct json_object *obj)
+{
+	size_t len;
+	const char *s = json_object_to_json_string_length(obj,
+	    JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE, &len);
+	char *body = s != NULL ? strndup(s, len) : NULL;
+
+	json_object_put(obj);
+	if (body == NULL)
+		xalloc_failed();
+	http_respond(req, status, body, len);
+}
+
+/* GET /failed?since=UNIX&limit=N: failed results, newest first. */
+static void
+pr_failed(struct http_request *req, void *ctx)
+{
+	struct processor *pr = ctx;
+	struct json_object *obj, *list;
+	int64_t since, limit;
+
+	if (query_int(req, "since", 0, 0, INT64_MAX, &since) != 0 ||
+	    query_int(req, "limit", FAILED_LIMIT_DEFAULT, 1,
+	    FAILED_LIMIT_MAX, &limit) != 0) {
+		http_respond_error(req, HTTP_BAD_REQUEST, "since must be Unix "
+		    "seconds, limit a number from 1 to 10000");
+		return;
+	}
+	list = json_object_new_array();
+	if (result_store_failed(pr->rs, since, limit, add_failed, list) != 0) {
+		json_object_put(list);
+		http_respond_error(req, HTTP_INTERNAL_ERROR,
+		    "cannot read the result store");
+		return;
+	}
+	obj = json_object_new_object();
+	json_object_object_add(obj, "failed", list);
+	respond_json(req, HTTP_OK, obj);
+}
+
+/*
+ * Why the row res cannot be replayed, or NULL with *msg the message to
+ * publish again.
+ */
+static char *
+replay_refusal(const struct processing_result *res, const char *id,
+    struct data_message **msg)
+{
+	char *cause = NULL, *why = NULL;
+
+	*msg = NULL;
+	if (res->success)
+		xasprintf(&why, "message %s did not fail: nothing to replay",
+		    id);
+	else if (res->message == NULL)
+		xasprintf(&why, "message %s failed before failed messages were "
+		    "kept: nothing to replay", id);
+	else if (message_decode((const char *)res->message, res->message_len,
+	    msg, &cause) != 0)
+		xasprintf(&why, "the message kept for %s cannot be decoded "
+		    "(%s): a replay would fail again", id, cause != NULL ?
+		    cause : "invalid");
+	else if (strcmp((*msg)->id, id) != 0)
+		xasprintf(&why, "the message kept for %s has the id %s", id,
+		    (*msg)->id);
+	free(cause);
+	if (why != NULL) {
+		message_free(*msg);
+		*msg = NULL;
+	}
+	return why;
+}
+
+/*
+ * POST /replay/{id}: publish a failed message's kept bytes again, under a
+ * deduplication id of its own (the stream would drop a second publish of
+ * its id), counted by the row's deliveries: two replays of one failure are
+ * one. Its success replaces the failed row.
+ */
+static void
+pr_replay(struct http_request *req, void *ctx)
+{
+	struct processor *pr = ctx;
+	const char *id = http_req_tail(req);
+	struct processing_result res;
+	struct data_message *msg;
+	char *why;
+	int rc;
+
+	rc = result_store_get(pr->rs, id, &res);
+	if (rc == -ENOENT) {
+		http_respond_error(req, HTTP_NOT_FOUND, "result not found");
+		return;
+	}
+	if (rc != 0) {
+		http_respond_error(req, HTTP_INTERNAL_ERROR,
+		    "cannot read the result store");
+		return;
+	}
+	why = replay_refusal(&res, id, &msg);
+	if (why != NULL) {
+		http_respond_error(req, HTTP_CONFLICT, why);
+		free(why);
+		result_clear(&res);
+		return;
+	}
+	xasprintf(&msg->dedup_id, "%s.replay.%jd", msg->id,
+	    (intmax_t)res.deliveries);
+	log_message(LOG_LEVEL_INFO, msg->id, "replayed (it failed: %s)",
+	    res.error != NULL ? res.error : "?");
+	result_clear(&res);
+	queue_publish(pr->q, msg, on_enqueued, req);
+}
+
+/* GET /admin: the backend and the result store's size. */
+static void
+pr_admin(struct http_request *req, void *ctx)
+{
+	struct processor *pr = ctx;
+	struct result_store_size sz;
+	struct json_object *obj, *st;
+
+	if (result_store_size(pr->rs, &sz) != 0) {
+		http_respond_error(req, HTTP_INTERNAL_ERROR,
+		    "cannot read the result store");
+		return;
+	}
+	obj = json_object_new_object();
+	json_object_object_add(obj, "role", json_object_new_string(
+	    "processor"));
+	json_object_object_add(obj, "backend",
+	    json_object_new_string(pr->cfg->queue_type));
+	st = json_object_new_object();
+	json_object_object_add(st, "path",
+	    json_object_new_string(pr->cfg->results_db));
+	json_object_object_add(st, "rows", json_object_new_int64(sz.rows));
+	json_object_object_add(st, "failed", json_object_new_int64(sz.failed));
+	json_object_object_add(st, "bytes", json_object_new_int64(sz.bytes));
+	json_object_object_add(obj, "results", st);
+	respond_json(req, HTTP_OK, obj);
+}
+
 static void
 pr_health(struct http_request *req, void *ctx)
 {
@@ -317,6 +529,9 @@ static const struct http_route pr_routes[] = {
 	{ "POST", "/enqueue", pr_enqueue },
 	{ "GET", "/stats", pr_stats },
 	{ "GET", "/results/", pr_result },
+	{ "GET", "/failed", pr_failed },
+	{ "POST", "/replay/", pr_replay },
+	{ "GET", "/admin", pr_admin },
 	{ "GET", "/health", pr_health },
 	{ "GET", "/metrics", pr_metrics },
 };

@@ -691,6 +691,59 @@ START_TEST(too_many_urls_are_refused)
 }
 END_TEST
 
+/* A config_lookup_fn over a "NAME=value" list, as a tool's sources. */
+static const char *
+list_lookup(void *ctx, const char *name)
+{
+	fake_env = ctx;
+	return fake_getenv(name);
+}
+
+START_TEST(a_tool_loads_defaults_and_its_sources_without_a_role)
+{
+	static const char *const env[] = { "QUEUE_TYPE=nats",
+		"PROCESSOR_URL=http://a:1,http://b:2", NULL };
+
+	ck_assert_int_eq(config_load(&cfg, list_lookup, (void *)env, &cause),
+	    0);
+	ck_assert_ptr_null(cause);
+	ck_assert_int_eq(cfg.role, ROLE_NONE);
+	ck_assert_str_eq(cfg.queue_type, "nats");
+	ck_assert_uint_eq(cfg.processor_url.n, 2);
+	ck_assert_str_eq(cfg.ingest_url, "http://localhost:8081");
+	ck_assert_int_eq(cfg.api_port, 8080);
+}
+END_TEST
+
+START_TEST(a_tool_sets_a_setting_by_its_option_name)
+{
+	static const char *const env[] = { "API_PORT=9000", NULL };
+
+	ck_assert_int_eq(config_load(&cfg, list_lookup, (void *)env, &cause),
+	    0);
+	ck_assert_int_eq(config_set(&cfg, "api-port", "9100", &cause), 0);
+	ck_assert_int_eq(cfg.api_port, 9100);
+	ck_assert_int_eq(config_set(&cfg, "nats-url", "nats://x:1", &cause),
+	    0);
+	ck_assert_int_eq(config_set(&cfg, "api-port", "0", &cause), -EINVAL);
+	ck_assert_ptr_nonnull(strstr(cause, "--api-port"));
+	free(cause);
+	cause = NULL;
+	ck_assert_int_eq(config_set(&cfg, "no-such", "1", &cause), -ENOENT);
+	ck_assert_ptr_nonnull(strstr(cause, "no-such"));
+}
+END_TEST
+
+START_TEST(a_bad_value_from_a_tools_source_names_the_variable)
+{
+	static const char *const env[] = { "QUEUE_TYPE=kafka", NULL };
+
+	ck_assert_int_eq(config_load(&cfg, list_lookup, (void *)env, &cause),
+	    -EINVAL);
+	ck_assert_ptr_nonnull(strstr(cause, "QUEUE_TYPE"));
+}
+END_TEST
+
 Suite *
 config_suite(void)
 {
@@ -741,6 +794,14 @@ config_suite(void)
 	tcase_add_test(tc, bad_url_in_a_list_is_named);
 	tcase_add_test(tc, duplicate_and_empty_urls_say_so);
 	tcase_add_test(tc, too_many_urls_are_refused);
+	suite_add_tcase(s, tc);
+
+	tc = tcase_create("tools");
+	tcase_add_checked_fixture(tc, setup, teardown);
+	tcase_add_test(tc,
+	    a_tool_loads_defaults_and_its_sources_without_a_role);
+	tcase_add_test(tc, a_tool_sets_a_setting_by_its_option_name);
+	tcase_add_test(tc, a_bad_value_from_a_tools_source_names_the_variable);
 	suite_add_tcase(s, tc);
 	return s;
 }

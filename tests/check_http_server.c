@@ -87,9 +87,16 @@ on_item(struct http_request *req, void *arg)
 	struct server_ctx *c = arg;
 	char buf[256];
 
+	const char *q = http_req_query(req, "q");
+
 	atomic_fetch_add(&c->entered, 1);
-	snprintf(buf, sizeof(buf), "{\"path\":\"%s\",\"tail\":\"%s\"}",
-	    http_req_path(req), http_req_tail(req));
+	if (q != NULL)
+		snprintf(buf, sizeof(buf), "{\"tail\":\"%s\",\"q\":\"%s\"}",
+		    http_req_tail(req), q);
+	else
+		snprintf(buf, sizeof(buf),
+		    "{\"path\":\"%s\",\"tail\":\"%s\"}",
+		    http_req_path(req), http_req_tail(req));
 	respond_str(req, 200, buf);
 }
 
@@ -477,6 +484,20 @@ START_TEST(prefix_route_hands_over_the_tail)
 }
 END_TEST
 
+START_TEST(query_arguments_reach_the_handler)
+{
+	struct reply r;
+
+	fetch("GET", "/items/a?x=1&q=two%20words", NULL, 0, &r);
+	ck_assert_int_eq(r.status, 200);
+	ck_assert_str_eq(r.body, "{\"tail\":\"a\",\"q\":\"two words\"}");
+	fetch("GET", "/items/a?q", NULL, 0, &r);
+	ck_assert_str_eq(r.body, "{\"tail\":\"a\",\"q\":\"\"}");
+	fetch("GET", "/items/a?x=q", NULL, 0, &r);
+	ck_assert_str_eq(r.body, "{\"path\":\"/items/a\",\"tail\":\"a\"}");
+}
+END_TEST
+
 START_TEST(unknown_path_is_404_with_json_error)
 {
 	struct reply r;
@@ -843,6 +864,7 @@ http_server_suite(void)
 	tcase_add_test(tc, get_reaches_its_handler_and_answers_json);
 	tcase_add_test(tc, post_body_reaches_the_handler);
 	tcase_add_test(tc, prefix_route_hands_over_the_tail);
+	tcase_add_test(tc, query_arguments_reach_the_handler);
 	tcase_add_test(tc, unknown_path_is_404_with_json_error);
 	tcase_add_test(tc, wrong_method_is_405_with_allow);
 	tcase_add_test(tc, path_with_two_methods_routes_each_and_allows_both);

@@ -272,6 +272,36 @@ START_TEST(repeated_msg_id_is_stored_once)
 }
 END_TEST
 
+START_TEST(a_replay_with_its_own_dedup_id_is_not_dropped)
+{
+	struct delivery *ds[16];
+	struct data_message *m;
+	struct queue *q;
+	int k;
+
+	NEED_SERVER();
+	server_start();
+	q = open_queue();
+	ck_assert(wait_healthy(q, 1));
+	ck_assert_int_eq(publish_wait(q, "rp-1", "one"), 0);
+	m = tu_new_msg("rp-1", "one");
+	m->dedup_id = strdup("rp-1.replay.1");
+	ck_assert_int_eq(tu_publish(q, m, NULL, 0), 0);
+	ck_assert(wait_backlog(q, 2));
+	k = queue_receive(q, ds, 16, 5000);
+	if (k == 1)
+		k += queue_receive(q, ds + 1, 15, 5000);
+	ck_assert_int_eq(k, 2);
+	/* the replay is known by its own id; its body keeps the message's */
+	ck_assert_str_eq(ds[0]->id, "rp-1");
+	ck_assert_str_eq(ds[1]->id, "rp-1.replay.1");
+	ck_assert_ptr_nonnull(strstr(ds[1]->data, "\"id\":\"rp-1\""));
+	for (int i = 0; i < k; i++)
+		ck_assert_int_eq(queue_ack(q, ds[i]), 0);
+	queue_close(q);
+}
+END_TEST
+
 START_TEST(full_stream_reports_efull)
 {
 	struct queue *q;
@@ -729,6 +759,7 @@ queue_nats_suite(void)
 	tcase_add_checked_fixture(tc, setup, teardown);
 	tcase_set_timeout(tc, 60);
 	tcase_add_test(tc, repeated_msg_id_is_stored_once);
+	tcase_add_test(tc, a_replay_with_its_own_dedup_id_is_not_dropped);
 	tcase_add_test(tc, full_stream_reports_efull);
 	tcase_add_test(tc, short_max_age_still_creates_stream);
 	tcase_add_test(tc, publish_n_receive_ack_all_empties_backlog);

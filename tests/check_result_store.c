@@ -534,6 +534,162 @@ START_TEST(a_store_without_incremental_vacuum_is_converted)
 }
 END_TEST
 
+/* A failed result for id at processed_at, keeping msg (NULL: none). */
+static struct processing_result
+make_failed(const char *id, int64_t at, const char *msg)
+{
+	struct processing_result r = { 0 };
+
+	r.message_id = strdup(id);
+	r.processed_at = at;
+	r.success = false;
+	if (asprintf(&r.error, "given up on %s", id) < 0)
+		ck_abort_msg("out of memory");
+	if (msg != NULL) {
+		r.message = (unsigned char *)strdup(msg);
+		r.message_len = strlen(msg);
+	}
+	return r;
+}
+
+START_TEST(a_failed_row_keeps_its_message_a_success_none)
+{
+	struct processing_result f = make_failed("f-1", 10, "{\"id\":\"f-1\"}");
+	struct processing_result ok = make_result("s-1", "x"), got;
+
+	/* a message on a success is not stored */
+	ok.message = (unsigned char *)strdup("ignored");
+	ok.message_len = 7;
+	commit_one(&f);
+	commit_one(&ok);
+	ck_assert_int_eq(result_store_get(rs, "f-1", &got), 0);
+	ck_assert_uint_eq(got.message_len, f.message_len);
+	ck_assert_mem_eq(got.message, f.message, f.message_len);
+	result_clear(&got);
+	ck_assert_int_eq(result_store_get(rs, "s-1", &got), 0);
+	ck_assert_ptr_null(got.message);
+	ck_assert_uint_eq(got.message_len, 0);
+	result_clear(&got);
+	ck_assert_int_eq(query_int("SELECT count(*) FROM results WHERE "
+	    "message IS NULL"), 1);
+	result_clear(&f);
+	result_clear(&ok);
+}
+END_TEST
+
+START_TEST(a_success_replaces_a_failed_row)
+{
+	struct processing_result f = make_failed("r-1", 10, "{\"id\":\"r-1\"}");
+	struct processing_result ok = make_result("r-1", "back"), got;
+
+	commit_one(&f);
+	commit_one(&ok);
+	ck_assert_int_eq(result_store_get(rs, "r-1", &got), 0);
+	ck_assert(got.success);
+	ck_assert_str_eq(got.source, "sensor-1");
+	ck_assert_int_eq(got.processed_at, ok.processed_at);
+	ck_assert_mem_eq(got.result, "PROCESSED_back", 14);
+	ck_assert_ptr_null(got.error);
+	ck_assert_ptr_null(got.message);
+	ck_assert_int_eq(got.deliveries, 2);
+	result_clear(&got);
+	ck_assert_int_eq(query_int("SELECT count(*) FROM results"), 1);
+	result_clear(&f);
+	result_clear(&ok);
+}
+END_TEST
+
+START_TEST(a_failure_after_a_success_keeps_the_success)
+{
+	struct processing_result ok = make_result("k-1", "v");
+	struct processing_result f = make_failed("k-1", 99, "m"), got;
+
+	commit_one(&ok);
+	commit_one(&f);
+	ck_assert_int_eq(result_store_get(rs, "k-1", &got), 0);
+	ck_assert(got.success);
+	ck_assert_mem_eq(got.result, "PROCESSED_v", 11);
+	ck_assert_ptr_null(got.message);
+	ck_assert_int_eq(got.deliveries, 2);
+	result_clear(&got);
+	result_clear(&ok);
+	result_clear(&f);
+}
+END_TEST
+
+struct listing {
+	char ids[16][16];
+	size_t kept[16];
+	int n;
+};
+
+static void
+list_one(void *ctx, const struct processing_result *r)
+{
+	struct listing *l = ctx;
+
+	ck_assert_int_lt(l->n, 16);
+	ck_assert_ptr_null(r->message);
+	snprintf(l->ids[l->n], sizeof(l->ids[0]), "%s", r->message_id);
+	l->kept[l->n++] = r->message_len;
+}
+
+START_TEST(failed_rows_are_listed_newest_first_since_and_limited)
+{
+	struct processing_result r[5];
+	struct processing_result *rows[5];
+	struct processing_result ok = make_result("ok", "v");
+	struct listing l = { 0 };
+
+	for (int i = 0; i < 5; i++) {
+		char id[8];
+
+		snprintf(id, sizeof(id), "f-%d", i);
+		r[i] = make_failed(id, 100 + i, i == 2 ? NULL : "msg");
+		rows[i] = &r[i];
+	}
+	commit(rows, 5);
+	commit_one(&ok);
+	ck_assert_int_eq(result_store_failed(rs, 0, 100, list_one, &l), 0);
+	ck_assert_int_eq(l.n, 5);
+	ck_assert_str_eq(l.ids[0], "f-4");
+	ck_assert_str_eq(l.ids[4], "f-0");
+	ck_assert_uint_eq(l.kept[0], 3);
+	ck_assert_uint_eq(l.kept[2], 0);
+	memset(&l, 0, sizeof(l));
+	ck_assert_int_eq(result_store_failed(rs, 102, 2, list_one, &l), 0);
+	ck_assert_int_eq(l.n, 2);
+	ck_assert_str_eq(l.ids[0], "f-4");
+	ck_assert_str_eq(l.ids[1], "f-3");
+	memset(&l, 0, sizeof(l));
+	ck_assert_int_eq(result_store_failed(rs, 105, 10, list_one, &l), 0);
+	ck_assert_int_eq(l.n, 0);
+	for (int i = 0; i < 5; i++)
+		result_clear(&r[i]);
+	result_clear(&ok);
+}
+END_TEST
+
+START_TEST(size_counts_rows_failed_rows_and_bytes)
+{
+	struct processing_result f = make_failed("z-1", 1, "m");
+	struct result_store_size sz;
+
+	ck_assert_int_eq(result_store_size(rs, &sz), 0);
+	ck_assert_int_eq(sz.rows, 0);
+	ck_assert_int_gt(sz.bytes, 0);
+	commit_rows(0, 10, 1000, 10);
+	commit_one(&f);
+	ck_assert_int_eq(result_store_size(rs, &sz), 0);
+	ck_assert_int_eq(sz.rows, 11);
+	ck_assert_int_eq(sz.failed, 1);
+	ck_assert_int_eq(sz.bytes, query_int("SELECT (c.page_count -"
+	    " f.freelist_count) * s.page_size FROM pragma_page_count() c,"
+	    " pragma_freelist_count() f, pragma_page_size() s"));
+	result_clear(&f);
+}
+END_TEST
+
 /* Replace the store with one made by db_sql, through a connection of our own. */
 static void
 store_made_by(const char *db_sql)
@@ -562,9 +718,11 @@ START_TEST(a_store_of_0_1_0_is_migrated_and_keeps_its_rows)
 	    "INSERT INTO results VALUES ('old-1', 's', 1, 2, 1, NULL,"
 	    " 'PROCESSED_a', 1), ('old-2', 's', 1, 2, 0, 'bad', '', 3);");
 	open_or_fail();
-	ck_assert_int_eq(query_int("PRAGMA user_version"), 1);
+	ck_assert_int_eq(query_int("PRAGMA user_version"), 2);
 	ck_assert_int_eq(query_int("SELECT count(*) FROM pragma_table_info("
 	    "'results') WHERE name = 'message'"), 1);
+	ck_assert_int_eq(query_int("SELECT count(*) FROM sqlite_master WHERE "
+	    "name = 'results_failed'"), 1);
 	ck_assert_int_eq(result_store_get(rs, "old-1", &got), 0);
 	ck_assert(got.success);
 	ck_assert_mem_eq(got.result, "PROCESSED_a", 11);
@@ -624,6 +782,12 @@ result_store_suite(void)
 	tcase_add_test(tc, a_store_without_incremental_vacuum_is_converted);
 	tcase_add_test(tc, a_store_of_0_1_0_is_migrated_and_keeps_its_rows);
 	tcase_add_test(tc, a_store_of_a_newer_diplomd_is_refused);
+	tcase_add_test(tc, a_failed_row_keeps_its_message_a_success_none);
+	tcase_add_test(tc, a_success_replaces_a_failed_row);
+	tcase_add_test(tc, a_failure_after_a_success_keeps_the_success);
+	tcase_add_test(tc,
+	    failed_rows_are_listed_newest_first_since_and_limited);
+	tcase_add_test(tc, size_counts_rows_failed_rows_and_bytes);
 	suite_add_tcase(s, tc);
 	return s;
 }

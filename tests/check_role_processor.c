@@ -45,13 +45,17 @@ END_TEST
 
 START_TEST(processor_process_turns_undecodable_bytes_into_failed_result)
 {
+	static const char raw[] = "{\"id\":\"r-1\",\"payload\":\"!!\"}";
 	struct processing_result res;
 
-	process_raw("{\"id\":\"r-1\",\"payload\":\"!!\"}", "r-1", 1, &res);
+	process_raw(raw, "r-1", 1, &res);
 	ck_assert(!res.success);
 	ck_assert_str_eq(res.message_id, "r-1");
 	ck_assert_ptr_nonnull(res.error);
 	ck_assert_ptr_nonnull(strstr(res.error, "payload"));
+	/* the bytes as they came, for a replay */
+	ck_assert_uint_eq(res.message_len, strlen(raw));
+	ck_assert_mem_eq(res.message, raw, strlen(raw));
 	result_clear(&res);
 }
 END_TEST
@@ -81,7 +85,46 @@ START_TEST(processor_gives_up_only_past_the_limit)
 	ck_assert_str_eq(res.source, "s");
 	ck_assert_int_eq(res.timestamp, 7);
 	ck_assert_ptr_nonnull(strstr(res.error, "delivered 4 times"));
+	ck_assert_uint_eq(res.message_len, strlen(raw));
+	ck_assert_mem_eq(res.message, raw, strlen(raw));
 	result_clear(&res);
+}
+END_TEST
+
+START_TEST(processor_gives_up_on_a_decoded_message_keeping_its_encoding)
+{
+	struct delivery d = { 0 };
+	struct processing_result res;
+	struct data_message *back = NULL;
+	char *cause = NULL;
+
+	d.msg = tu_new_msg("g-3", "hello");
+	d.id = d.msg->id;
+	d.num_delivered = 3;
+	ck_assert(processor_give_up(&d, 2, &res));
+	ck_assert_ptr_nonnull(res.message);
+	ck_assert_int_eq(message_decode((const char *)res.message,
+	    res.message_len, &back, &cause), 0);
+	ck_assert_str_eq(back->id, "g-3");
+	ck_assert_mem_eq(back->payload, "hello", 5);
+	message_free(back);
+	result_clear(&res);
+	message_free(d.msg);
+}
+END_TEST
+
+START_TEST(a_processed_message_keeps_no_copy)
+{
+	struct delivery d = { 0 };
+	struct processing_result res;
+
+	d.msg = tu_new_msg("ok-1", "x");
+	d.id = d.msg->id;
+	processor_process(&d, &res, 0);
+	ck_assert(res.success);
+	ck_assert_ptr_null(res.message);
+	result_clear(&res);
+	message_free(d.msg);
 }
 END_TEST
 
@@ -181,6 +224,9 @@ role_processor_suite(void)
 	tcase_add_test(tc, processor_process_keeps_binary_payload_bytes);
 	tcase_add_test(tc, processor_process_without_id_has_no_row);
 	tcase_add_test(tc, processor_gives_up_only_past_the_limit);
+	tcase_add_test(tc,
+	    processor_gives_up_on_a_decoded_message_keeping_its_encoding);
+	tcase_add_test(tc, a_processed_message_keeps_no_copy);
 	tcase_add_test(tc,
 	    processor_gives_up_on_bytes_it_cannot_decode_by_their_id);
 	if (can_cap_memory())

@@ -860,6 +860,7 @@ deb_build() {
 		--exclude=./Makefile --exclude=./config.status \
 		--exclude=./config.log --exclude=./config.h --exclude=./stamp-h1 \
 		--exclude=./src/diplomd --exclude=./src/loadgen/diplom-loadgen \
+		--exclude=./src/ctl/diplomctl \
 		--exclude='./tests/*.log' --exclude='./tests/*.trs' \
 		--exclude='./_*' \
 		--exclude=./debian/diplom --exclude=./debian/.debhelper \

@@ -15,6 +15,7 @@ AM_TESTS_ENVIRONMENT = \
 # share (%D%/check_util*.[ch]) is a library of its own, built for make check.
 CHECK_SUITES = \
 	%D%/check_config \
+	%D%/check_ctl \
 	%D%/check_event_loop \
 	%D%/check_histogram \
 	%D%/check_http_client \
@@ -43,6 +44,10 @@ LDADD = %D%/libcheckutil.a src/libdiplom.a $(DIPLOM_LIBS) $(CHECK_LIBS)
 # serves src/ too), so each suite names them.
 TEST_CFLAGS = $(AM_CFLAGS) $(DIPLOM_CFLAGS) $(CHECK_CFLAGS)
 %C%_check_config_CFLAGS = $(TEST_CFLAGS)
+# diplomctl's suite links its library before the daemon's
+%C%_check_ctl_CFLAGS = $(TEST_CFLAGS)
+%C%_check_ctl_LDADD = %D%/libcheckutil.a src/ctl/libctl.a src/libdiplom.a \
+	$(DIPLOM_LIBS) $(CHECK_LIBS)
 %C%_check_event_loop_CFLAGS = $(TEST_CFLAGS)
 %C%_check_histogram_CFLAGS = $(TEST_CFLAGS)
 %C%_check_http_client_CFLAGS = $(TEST_CFLAGS)
@@ -75,7 +80,8 @@ SHELL_TESTS = \
 	%D%/retention.sh \
 	%D%/memory-processors.sh \
 	%D%/openapi.sh \
-	%D%/prometheus.sh
+	%D%/prometheus.sh \
+	%D%/diplomctl.sh
 NATS_SHELL_TESTS = \
 	%D%/nats-persistence.sh \
 	%D%/nats-processor-crash.sh \
@@ -89,6 +95,8 @@ NATS_SHELL_TESTS = \
 	%D%/nats-max-payload.sh \
 	%D%/nats-idempotency.sh \
 	%D%/nats-cluster.sh \
+	%D%/nats-diplomctl.sh \
+	%D%/diplomctl-switch.sh \
 	%D%/store-full.sh
 # man pages against --help; the compose file; scripts/verify-persistence.sh
 # (a small run) and scripts/switch-queue.sh
@@ -109,9 +117,9 @@ TESTS += $(SHELL_TESTS) $(NATS_SHELL_TESTS) $(ABUSE_SHELL_TESTS) \
 	$(OTHER_SHELL_TESTS)
 dist_check_SCRIPTS += $(SHELL_TESTS) $(NATS_SHELL_TESTS) \
 	$(ABUSE_SHELL_TESTS) $(OTHER_SHELL_TESTS)
-EXTRA_DIST += %D%/lib.sh %D%/lib-cluster.sh
-# doc/openapi.yaml against a linter and the real answers (openapi.sh)
-EXTRA_DIST += %D%/openapi-check.py doc/openapi.yaml
+	%D%/openapi.sh \
+	%D%/prometheus.sh \
+	%D%/diplomctl.sh
 EXTRA_DIST += docker/Dockerfile docker/Dockerfile.dockerignore \
 	docker/nats.Dockerfile docker/nats.Dockerfile.dockerignore \
 	docker/docker-compose.yml

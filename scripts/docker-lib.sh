@@ -16,9 +16,10 @@
 #                         docker import when there is none
 #   dk_nats_image         NATS_IMAGE: nats:2.10-alpine when it is here or can
 #                         be pulled, else the stand-in docker/nats.Dockerfile
-#   dk_compose ARGS...    docker-compose on docker/docker-compose.yml, project
-#                         $DK_PROJECT
-#   dk_wait_healthy SECS  every container of the project is healthy
+#   dk_compose ARGS...    docker-compose on docker/docker-compose.yml and the
+#                         overlays of DK_OVERLAYS (files of docker/, e.g.
+#                         monitoring-compose.yml), project $DK_PROJECT
+#   dk_wait_healthy SECS  every service of the project runs, healthy
 #
 # Debian's client is used, with BuildKit (docker/Dockerfile.dockerignore
 # needs it): /usr/local/bin may hold another docker, and docker-compose runs
@@ -234,8 +235,16 @@ dk_nats_image() {
 	export NATS_IMAGE=$DK_NATS_STANDIN
 }
 
-# dk_compose ARGS... : docker-compose on the project's compose file
-dk_compose() { "$COMPOSE" -p "$DK_PROJECT" -f "$COMPOSE_YML" "$@"; }
+# dk_compose ARGS... : docker-compose on the project's compose file and
+# the overlays DK_OVERLAYS names
+DK_OVERLAYS=${DK_OVERLAYS:-}
+dk_compose() {
+	local files=(-f "$COMPOSE_YML") f
+	for f in $DK_OVERLAYS; do
+		files+=(-f "$top_srcdir/docker/$f")
+	done
+	"$COMPOSE" -p "$DK_PROJECT" "${files[@]}" "$@"
+}
 
 # dk_containers : ids of the project's containers, running or not
 dk_containers() {
@@ -252,15 +261,18 @@ dk_unhealthy() {
 	done | grep -v ' healthy$'
 }
 
-# dk_all_healthy : four containers, every one healthy
+# dk_all_healthy N : N containers, every one healthy
 dk_all_healthy() {
-	[ "$(dk_containers | wc -l)" -eq 4 ] &&
+	[ "$(dk_containers | wc -l)" -eq "$1" ] &&
 		[ -z "$(dk_unhealthy)" ]
 }
 
-# dk_wait_healthy SECONDS : wait for dk_all_healthy; names the laggards
+# dk_wait_healthy SECONDS : wait for dk_all_healthy, one container for each
+# service of the compose files; names the laggards
 dk_wait_healthy() {
-	dk_wait "$1" dk_all_healthy && return 0
+	local n
+	n=$(dk_compose config --services | wc -l)
+	dk_wait "$1" dk_all_healthy "$n" && return 0
 	say "not healthy after $1 s: $(dk_unhealthy | tr '\n' ' ')"
 	return 1
 }

@@ -5,7 +5,11 @@
 # back by id; with QUEUE_TYPE=nats the processor container is restarted and
 # SIGKILLed under a recorded load (diplom-loadgen --record, from this host)
 # and every accepted id must have its row in the results volume; then
-# down -v.
+# down -v.  The nats mode runs with docker/monitoring-compose.yml too (its
+# Prometheus built from docker/prometheus.Dockerfile, published on
+# 127.0.0.1 as well), and asks Prometheus' HTTP API that it scrapes the
+# three roles, has loaded monitoring/diplom-rules.yml and has the
+# messages in diplom_ingest_accepted_total.
 #
 #   scripts/docker-test.sh
 #
@@ -15,12 +19,12 @@
 # chains); makes debian:bookworm-slim with debootstrap and docker import
 # when the engine has none, and builds a stand-in for nats:2.10-alpine
 # when that cannot be pulled (both kept as a cache for the next run).
-# Removes what it created: containers, network, volumes, the diplom image
-# when there was none before.  Prints TAP; exits non-zero on any failure.
+# Removes what it created: containers, network, volumes, the diplom and
+# diplom-prometheus images when there were none before.  Prints TAP; exits non-zero on any failure.
 # When Docker cannot run here (no install, no dockerd) the test is skipped,
 # unless DIPLOM_REQUIRE_DOCKER=1.
 # Environment: DIPLOM_GATEWAY_PORT (8080, or a free port when 8080 is
-# taken), NATS_IMAGE (skip the search for one), DEBIAN_MIRROR, KEEP_STACK=1
+# taken), DIPLOM_PROMETHEUS_PORT (9090, or a free port), NATS_IMAGE (skip the search for one), DEBIAN_MIRROR, KEEP_STACK=1
 # (leave the stack and dockerd up to look around).
 set -u
 # shellcheck source=tests/lib.sh
@@ -30,11 +34,13 @@ set -u
 
 DK_PROJECT=diplom-test
 DIPLOM_IMAGE=diplom:latest
+PROMETHEUS_IMAGE=diplom-prometheus:latest
+MONITORING=monitoring-compose.yml
 started=$SECONDS
 
 # --- at exit: everything this script made goes, even after a failure --------
 
-remove_image=''
+remove_images=''
 skipped=''
 docker_at_exit() {
 	local rc=$1
@@ -49,8 +55,9 @@ docker_at_exit() {
 			dk_compose down -v --remove-orphans -t 10 \
 				>/dev/null 2>&1
 		fi
-		[ -n "$remove_image" ] &&
-			"$DOCKER" rmi "$DIPLOM_IMAGE" >/dev/null 2>&1
+		# shellcheck disable=SC2086 # a list of image names
+		[ -n "$remove_images" ] &&
+			"$DOCKER" rmi $remove_images >/dev/null 2>&1
 	fi
 	[ -z "${KEEP_STACK:-}" ] && dk_daemon_down "$T_TMP"
 	dk_rootfs_remove "$T_TMP/rootfs"
@@ -122,7 +129,7 @@ must "a nats image" dk_nats_image || bail "no nats image"
 tap_note "NATS_IMAGE=$NATS_IMAGE"
 phase "base images"
 
-dk_image_here "$DIPLOM_IMAGE" || remove_image=1
+dk_image_here "$DIPLOM_IMAGE" || remove_images=$DIPLOM_IMAGE
 if dk_compose build >"$T_TMP/build.out" 2>&1; then
 	tap_pass "docker-compose build ($DIPLOM_IMAGE from docker/Dockerfile)"
 else
@@ -132,23 +139,44 @@ else
 fi
 phase "build"
 
-# the gateway's host port: 8080 as the README says, unless it is taken
-if [ -z "${DIPLOM_GATEWAY_PORT:-}" ]; then
-	DIPLOM_GATEWAY_PORT=8080
-	if dk_port_busy 8080; then
-		DIPLOM_GATEWAY_PORT=$(free_port)
-		tap_note "port 8080 is taken on this host;" \
-			"the gateway is published on $DIPLOM_GATEWAY_PORT"
-	fi
-elif dk_port_busy "$DIPLOM_GATEWAY_PORT"; then
-	bail "DIPLOM_GATEWAY_PORT=$DIPLOM_GATEWAY_PORT is in use on this host"
+dk_image_here "$PROMETHEUS_IMAGE" ||
+	remove_images="$remove_images $PROMETHEUS_IMAGE"
+if DK_OVERLAYS=$MONITORING dk_compose build prometheus \
+    >"$T_TMP/build-prometheus.out" 2>&1; then
+	tap_pass "docker-compose build prometheus ($PROMETHEUS_IMAGE)"
+else
+	tail -n 40 "$T_TMP/build-prometheus.out" | sed 's/^/#   /'
+	tap_fail "docker-compose build prometheus ($PROMETHEUS_IMAGE)"
+	bail "no Prometheus image to run"
 fi
-export DIPLOM_GATEWAY_PORT
+phase "build prometheus"
+
+# host_port VAR DEFAULT WHAT : export VAR, the host port WHAT is published
+# on: DEFAULT as the README says, unless it is taken
+host_port() {
+	local var=$1 default=$2 what=$3 port
+	port=${!var:-}
+	if [ -z "$port" ]; then
+		port=$default
+		if dk_port_busy "$port"; then
+			port=$(free_port)
+			tap_note "port $default is taken on this host;" \
+				"$what is published on $port"
+		fi
+	elif dk_port_busy "$port"; then
+		bail "$var=$port is in use on this host"
+	fi
+	export "$var=$port"
+}
+host_port DIPLOM_GATEWAY_PORT 8080 "the gateway"
+host_port DIPLOM_PROMETHEUS_PORT 9090 "Prometheus"
 GW=http://127.0.0.1:$DIPLOM_GATEWAY_PORT
+PROM=http://127.0.0.1:$DIPLOM_PROMETHEUS_PORT
 
 # --- checks -------------------------------------------------------------------
 
-# only_gateway_published : the gateway's 8080 on 127.0.0.1 and nothing else
+# only_gateway_published : the gateway's 8080 on 127.0.0.1 (and
+# Prometheus' 9090, when it runs) and nothing else
 only_gateway_published() {
 	local id name ports ok=0
 	for id in $(dk_containers); do
@@ -157,6 +185,10 @@ only_gateway_published() {
 		case $name in
 		*_gateway_*)
 			[ "$ports" = "8080/tcp -> 127.0.0.1:$DIPLOM_GATEWAY_PORT " ] ||
+				ok=1
+			;;
+		*_prometheus_*)
+			[ "$ports" = "9090/tcp -> 127.0.0.1:$DIPLOM_PROMETHEUS_PORT " ] ||
 				ok=1
 			;;
 		*) [ -z "$ports" ] || ok=1 ;;
@@ -275,6 +307,66 @@ no_payload_warning() {
 	! dk_compose logs --no-color ingest 2>&1 | grep -q max_payload
 }
 
+# prom_query EXPR : the result of an instant query of Prometheus, as JSON
+prom_query() {
+	curl -s --max-time 5 -G --data-urlencode "query=$1" \
+		"$PROM/api/v1/query" | jq -c '.data.result'
+}
+
+# roles_up : Prometheus' last scrape of each of the three roles found it up
+# (PROM_UP: what it found)
+roles_up() {
+	PROM_UP=$(prom_query 'up{job=~"diplom-.*"}' | jq -r \
+		'[.[] | "\(.metric.job)=\(.value[1])"] | sort | join(" ")')
+	[ "$PROM_UP" = "diplom-gateway=1 diplom-ingest=1 diplom-processor=1" ]
+}
+
+# rules_loaded : /api/v1/rules lists the groups and the alerts of
+# monitoring/diplom-rules.yml, no fewer, no more, each evaluated without
+# an error (RULES_GOT: what it lists)
+rules_loaded() {
+	local rules=$top_srcdir/monitoring/diplom-rules.yml want
+	want="$(sed -n 's/^  - name: *//p' "$rules" | sort | tr '\n' ' ')/"
+	want="$want$(sed -n 's/^ *- alert: *//p' "$rules" | sort | tr '\n' ' ')"
+	RULES_GOT=$(curl -s --max-time 5 "$PROM/api/v1/rules" | jq -r \
+		'([.data.groups[].name] | sort | map(. + " ") | add) + "/" +
+		([.data.groups[].rules[].name] | sort | map(. + " ") | add) +
+		([.data.groups[].rules[] | select(.health != "ok") |
+		" \(.name): \(.health)"] | add // "")')
+	[ "$RULES_GOT" = "$want" ]
+}
+
+# ingest_counted N : Prometheus has diplom_ingest_accepted_total, N or
+# more (PROM_ACCEPTED: its value)
+ingest_counted() {
+	PROM_ACCEPTED=$(prom_query 'sum(diplom_ingest_accepted_total)' |
+		jq -r '.[0].value[1] // empty')
+	[ -n "$PROM_ACCEPTED" ] && [ "${PROM_ACCEPTED%.*}" -ge "$1" ]
+}
+
+# prometheus_checks MODE : the Prometheus of docker/monitoring-compose.yml
+# scrapes the three roles, has the rules and has counted the 20 messages
+prometheus_checks() {
+	local mode=$1
+	PROM_UP=''
+	dk_wait 30 roles_up
+	tap_note "Prometheus: up ${PROM_UP:-(no answer)}"
+	tap_ok "$mode: Prometheus scrapes gateway, ingest and processor, each up == 1" \
+		test "$PROM_UP" = \
+		"diplom-gateway=1 diplom-ingest=1 diplom-processor=1"
+	RULES_GOT=''
+	tap_ok "$mode: Prometheus has the rules of monitoring/diplom-rules.yml" \
+		dk_wait 20 rules_loaded
+	tap_note "Prometheus: rules ${RULES_GOT:-(no answer)}"
+	tap_ok "$mode: Prometheus' alerts page answers (/classic/alerts)" \
+		test "$(http_code "$PROM/classic/alerts")" = 200
+	PROM_ACCEPTED=''
+	tap_ok "$mode: Prometheus has diplom_ingest_accepted_total >= 20" \
+		dk_wait 30 ingest_counted 20
+	tap_note "Prometheus: diplom_ingest_accepted_total ${PROM_ACCEPTED:-none}"
+	phase "$mode: prometheus"
+}
+
 # mode_checks MODE : up, health, messages and, for nats, the restart
 mode_checks() {
 	local mode=$1 db since
@@ -284,8 +376,15 @@ mode_checks() {
 		dk_wait_healthy 90 || return
 	must "$mode: the gateway answers on $GW" wait_health "$GW" 10 ||
 		return
-	tap_ok "$mode: only the gateway is published, on 127.0.0.1" \
-		only_gateway_published
+	if [ -n "$DK_OVERLAYS" ]; then
+		must "$mode: Prometheus answers on $PROM" \
+			wait_http "$PROM/-/ready" 10 || return
+		tap_ok "$mode: only the gateway and Prometheus are published, on 127.0.0.1" \
+			only_gateway_published
+	else
+		tap_ok "$mode: only the gateway is published, on 127.0.0.1" \
+			only_gateway_published
+	fi
 	phase "$mode: up and healthy"
 
 	: >"$T_TMP/sent-$mode"
@@ -323,12 +422,14 @@ mode_checks() {
 	tap_ok "nats: every accepted id has its row in the results volume" \
 		test "$MISSING" = 0
 	phase "nats: restart under load"
+	[ -z "$DK_OVERLAYS" ] || prometheus_checks "$mode"
 }
 
-# run_mode MODE : the whole cycle with QUEUE_TYPE=MODE, down -v whatever
-# happened
+# run_mode MODE [OVERLAY] : the whole cycle with QUEUE_TYPE=MODE, and the
+# compose file OVERLAY of docker/ too; down -v whatever happened
 run_mode() {
 	export QUEUE_TYPE=$1
+	DK_OVERLAYS=${2:-}
 	mode_checks "$1"
 	tap_ok "$1: docker-compose down -v" compose_to "down-$1" down -v -t 40
 	tap_ok "$1: no container, volume or network of the stack is left" \
@@ -337,4 +438,4 @@ run_mode() {
 }
 
 run_mode memory
-run_mode nats
+run_mode nats "$MONITORING"

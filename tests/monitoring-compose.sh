@@ -94,7 +94,9 @@ check("the prometheus service is built from docker/prometheus.Dockerfile "
       "with the top of the tree as context",
       lambda: prom()["build"] == {"context": "..",
                                   "dockerfile": "docker/prometheus.Dockerfile"})
-check("prometheus publishes 9090", lambda: "9090:9090" in prom()["ports"])
+check("prometheus is published on 127.0.0.1 only, port 9090 by default",
+      lambda: prom()["ports"] ==
+      ["127.0.0.1:${DIPLOM_PROMETHEUS_PORT:-9090}:9090"])
 check("prometheus keeps its data on a declared volume",
       lambda: prom()["volumes"][0].split(":")[0] in mon["volumes"] and
       prom()["volumes"][0].split(":")[1] in

@@ -726,6 +726,9 @@ START_TEST(metrics_count_answered_requests_by_status)
 	    "diplom_http_requests_total{code=\"404\"}"), 1);
 	ck_assert_int_eq(metric(r.body,
 	    "diplom_http_requests_total{code=\"405\"}"), 1);
+	/* a replay's refusal is counted as itself, not as "other" */
+	ck_assert_int_eq(metric(r.body,
+	    "diplom_http_requests_total{code=\"409\"}"), 0);
 	ck_assert_int_eq(metric(r.body,
 	    "diplom_http_requests_total{code=\"503\"}"), 0);
 	ck_assert_int_eq(metric(r.body,

@@ -23,7 +23,8 @@ appends to it, and `coverage` reads it back.
       let it go.
   coverage
       Every status the document lists for each operation on each role
-      that serves it was seen, and no check failed.
+      that serves it (and that its x-roles names, if it has one) was
+      seen, and no check failed.
 
 Exit status 0 when every answer matched, 1 otherwise; why on stderr.
 """
@@ -81,6 +82,11 @@ class Doc:
             for method in METHODS:
                 if method in item:
                     yield template, method.upper(), self.resolve(item[method])
+
+    @staticmethod
+    def answers(response, role):
+        """Whether role gives response (x-roles names the few that do)."""
+        return role in response.get("x-roles", [role])
 
     def path_methods(self, template):
         item = self.raw["paths"][template]
@@ -212,6 +218,9 @@ class Checker:
             if response is None:
                 self.fail("%s: status not in the document; body %r" % (where, answer.body[:200]))
                 return
+            if not self.doc.answers(response, role):
+                self.fail("%s: the document gives it only for %s; body %r"
+                          % (where, ", ".join(response["x-roles"]), answer.body[:200]))
         for name, h in response.get("headers", {}).items():
             value = answer.header(name)
             if value is None:
@@ -355,7 +364,9 @@ class Checker:
             self.fail("%d answers did not match the document" % bad)
         for role in self.doc.roles:
             for template, method, op in self.doc.operations(role):
-                for status in op["responses"]:
+                for status, response in op["responses"].items():
+                    if not self.doc.answers(response, role):
+                        continue
                     if (role, method, template, int(status)) not in seen:
                         self.fail("%s %s %s: the document lists %s; no answer had it"
                                   % (role, method, template, status))

@@ -21,6 +21,9 @@ need() {
 }
 python3 -c 'import jsonschema, yaml' 2>/dev/null ||
 	need "python3 with jsonschema and yaml not installed"
+for tool in jq sqlite3; do
+	command -v "$tool" >/dev/null 2>&1 || need "$tool not installed"
+done
 
 # --- the linter ------------------------------------------------------------
 
@@ -114,6 +117,33 @@ has_result() { [ "$(http_code "$PROC/stats")" = 200 ] && [ "$(http_code "$PROC/r
 
 stack_ports
 export MAX_BODY_BYTES=4096 DRAIN_TIMEOUT=20s
+
+# Failed rows, written into the result store before the processor starts
+# (it makes the store, then stops): the memory backend fails no message.
+start_role processor processor
+wait_health "$PROC" 10 || bail "the processor did not start"
+stop_pid "$processor_PID"
+now=$(date +%s)
+# fail_row ID AGE_SECONDS MESSAGE|NULL : a failed row keeping MESSAGE
+fail_row() {
+	local msg=NULL
+	[ "$3" != NULL ] && msg="CAST('$3' AS BLOB)"
+	sql "$RESULTS" "INSERT INTO results (message_id, source, timestamp,
+	    processed_at, success, error, result, deliveries, message) VALUES
+	    ('$1', 'openapi', $now, $((now - $2)), 0, 'given up: test', '', 3,
+	    $msg)"
+}
+# kept ID : a DataMessage of that id, as a failed row keeps it
+kept() { printf '{"id":"%s","timestamp":%d,"payload":"aGk="}' "$1" "$now"; }
+if ! fail_row openapi-failed 60 "$(kept openapi-failed)" ||
+	! fail_row openapi-unkept 30 NULL ||
+	! fail_row openapi-full 10 "$(kept openapi-full)"; then
+	bail "cannot write failed rows into $RESULTS"
+fi
+# the second stack's processor starts with them too
+sqlite3 "$RESULTS" ".backup '$T_TMP/results2.db'" ||
+	bail "cannot copy $RESULTS"
+
 stack_roles || bail "the stack did not start"
 
 ING_BODY='{"source":"openapi","data":"hello","metadata":{"k":"v"}}'
@@ -135,6 +165,29 @@ tap_ok "ingest POST /ingest: 200, 400, 413" all \
 	"r ingest POST /ingest /ingest -d '{\"metadata\":{\"k\":1}}' --expect 400" \
 	"r ingest POST /ingest /ingest -d '$(big 5000)' --expect 413"
 
+# jout FILTER : jq -e FILTER holds for the last answer's body
+jout() { jq -e "$1" "$T_TMP/out" >/dev/null; }
+
+# drain and resume without stopping: /ingest refuses meanwhile
+tap_ok "ingest GET /admin, POST /admin/drain and /admin/resume: 200" all \
+	"r ingest GET /admin /admin --expect 200" \
+	"jout '.role == \"ingest\" and .backend == \"memory\" and .accepting and .in_flight == 0'" \
+	"r ingest POST /admin/drain /admin/drain --expect 200" \
+	"jout '.accepting == false'" \
+	"r ingest POST /admin/drain /admin/drain --expect 200" \
+	"r ingest POST /ingest /ingest -d '{}' --expect 503" \
+	"jout '.error == \"draining for maintenance\"'" \
+	"r gateway POST /api/v1/ingest /api/v1/ingest -d '{}' --expect 503" \
+	"r ingest GET /health /health --expect 503" \
+	"jout '.reason == \"draining for maintenance\"'" \
+	"r ingest GET /admin /admin --expect 200" \
+	"jout '.accepting == false'" \
+	"r ingest POST /admin/resume /admin/resume --expect 200" \
+	"jout '.accepting'" \
+	"r ingest POST /admin/resume /admin/resume --expect 200" \
+	"r ingest POST /ingest /ingest -d '{}' --expect 200" \
+	"r ingest GET /health /health --expect 200"
+
 # a payload that is not UTF-8 comes back base64
 tap_ok "processor POST /enqueue: 202, 400" all \
 	"r processor POST /enqueue /enqueue -d '{\"id\":\"openapi-bin\",\"payload\":\"//4=\"}' --expect 202" \
@@ -151,6 +204,41 @@ tap_ok "results: 200 (text and base64), 404" all \
 	"r processor GET /results/{id} /results/no-such-id --expect 404" \
 	"r gateway GET /api/v1/messages/{id} /api/v1/messages/$ID --expect 200" \
 	"r gateway GET /api/v1/messages/{id} /api/v1/messages/no-such-id --expect 404"
+
+tap_ok "processor GET /failed: 200 newest first, since, limit; 400" all \
+	"r processor GET /failed /failed --expect 200" \
+	"jout '[.failed[].message_id] == [\"openapi-full\", \"openapi-unkept\", \"openapi-failed\"] and [.failed[].kept] == [true, false, true]'" \
+	"r processor GET /failed '/failed?since=$((now - 40))&limit=1' --expect 200" \
+	"jout '[.failed[].message_id] == [\"openapi-full\"]'" \
+	"r processor GET /failed '/failed?since=$((now + 60))' --expect 200" \
+	"jout '.failed == []'" \
+	"r processor GET /failed '/failed?limit=0' --expect 400" \
+	"r processor GET /failed '/failed?limit=10001' --expect 400" \
+	"r processor GET /failed '/failed?since=-1' --expect 400" \
+	"r processor GET /failed '/failed?since=yesterday' --expect 400" \
+	"r processor GET /failed '/failed?since=' --expect 400"
+
+replayed() { [ "$(stat_of "$PROC/results/openapi-failed" .success)" = true ]; }
+# the replay succeeds and replaces the failed row: a second one has
+# nothing to replay
+replay() {
+	r processor POST '/replay/{id}' /replay/openapi-failed --expect 202 &&
+		jout '.status == "queued"' &&
+		wait_until 10 replayed &&
+		all "r processor POST /replay/{id} /replay/openapi-failed --expect 409" \
+			"jout '.error | test(\"did not fail\")'" \
+			"r processor POST /replay/{id} /replay/$ID --expect 409" \
+			"r processor POST /replay/{id} /replay/openapi-unkept --expect 409" \
+			"jout '.error | test(\"before failed messages were kept\")'" \
+			"r processor POST /replay/{id} /replay/no-such-id --expect 404" \
+			"r processor GET /results/{id} /results/openapi-failed --expect 200" \
+			"jout '.success and .result == \"PROCESSED_hi\" and .deliveries == 4'"
+}
+tap_ok "processor POST /replay/{id}: 202, 409 (succeeded, not kept), 404" replay
+
+tap_ok "processor GET /admin: 200 with the store's size" all \
+	"r processor GET /admin /admin --expect 200" \
+	"jout '.role == \"processor\" and .backend == \"memory\" and .results.path == \"$RESULTS\" and .results.rows >= 5 and .results.failed == 2 and .results.bytes > 0'"
 
 tap_ok "status, stats, health and metrics of every role: 200" all \
 	"r gateway GET /api/v1/status /api/v1/status --expect 200" \
@@ -208,10 +296,11 @@ full() {
 		wait_until 5 dequeued &&
 		r processor POST /enqueue /enqueue -d '{"id":"full-2"}' --expect 202 &&
 		all "r processor POST /enqueue /enqueue -d '{\"id\":\"full-3\"}' --expect 503" \
+			"r processor POST /replay/{id} /replay/openapi-full --expect 503" \
 			"r ingest POST /ingest /ingest -d '{}' --expect 503" \
 			"r gateway POST /api/v1/ingest /api/v1/ingest -d '{}' --expect 503"
 }
-tap_ok "a full queue: 503 from the processor, ingest and the gateway" full
+tap_ok "a full queue: 503 from /enqueue, /replay, ingest and the gateway" full
 
 # zeroes over the store's files: the next read fails
 unreadable() {
@@ -223,9 +312,12 @@ unreadable() {
 			count=1 conv=notrunc status=none
 	done
 	all "PROC=$LOOKUP r processor GET /results/{id} /results/lookup-1 --expect 500" \
+		"PROC=$LOOKUP r processor GET /failed /failed --expect 500" \
+		"PROC=$LOOKUP r processor POST /replay/{id} /replay/lookup-1 --expect 500" \
+		"PROC=$LOOKUP r processor GET /admin /admin --expect 500" \
 		"r gateway GET /api/v1/messages/{id} /api/v1/messages/lookup-1 --expect 500"
 }
-tap_ok "an unreadable result store: 500 from the processor and the gateway" unreadable
+tap_ok "an unreadable result store: 500 from the processor (results, failed, replay, admin) and the gateway" unreadable
 stop_pid "$lookup_PID" KILL
 stop_pid "$processor_PID" KILL
 

@@ -154,6 +154,8 @@ tap_ok "the operator's edits of /etc/default/diplom are kept" \
 	sb 'grep -qx QUEUE_TYPE=nats /etc/default/diplom &&
 	    grep -qx PROCESSOR_WORKERS=3 /etc/default/diplom &&
 	    grep -q "changed for the upgrade test by the operator" /etc/default/diplom'
-tap_ok "the result store was migrated (schema version 1)" \
-	test "$(sqlite3 -cmd '.timeout 5000' "$db" 'PRAGMA user_version')" = 1
+schema=$(sed -n 's/^#define SCHEMA_VERSION \([0-9]*\).*/\1/p' \
+	"$top_srcdir/src/result_store.c")
+tap_ok "the result store was migrated (schema version $schema)" \
+	test "$(sqlite3 -cmd '.timeout 5000' "$db" 'PRAGMA user_version')" = "$schema"
 tap_done

@@ -233,7 +233,7 @@ stop_pid() {
 free_port() {
 	local p
 	while :; do
-		p=$(( (RANDOM << 15 | RANDOM) % 40000 + 20000 ))
+		p=$(( (RANDOM << 15 | RANDOM) % 22000 + 10000 ))
 		if ! (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then
 			if ! grep -q ":$(printf '%04X' "$p") " /proc/net/tcp 2>/dev/null; then
 				echo "$p"

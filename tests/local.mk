@@ -117,9 +117,11 @@ TESTS += $(SHELL_TESTS) $(NATS_SHELL_TESTS) $(ABUSE_SHELL_TESTS) \
 	$(OTHER_SHELL_TESTS)
 dist_check_SCRIPTS += $(SHELL_TESTS) $(NATS_SHELL_TESTS) \
 	$(ABUSE_SHELL_TESTS) $(OTHER_SHELL_TESTS)
-	%D%/openapi.sh \
-	%D%/prometheus.sh \
-	%D%/diplomctl.sh
+EXTRA_DIST += %D%/lib.sh %D%/lib-cluster.sh %D%/fake-systemctl
+# the packaged /etc/default/diplom, which check_ctl validates
+EXTRA_DIST += debian/diplom.default
+# doc/openapi.yaml against a linter and the real answers (openapi.sh)
+EXTRA_DIST += %D%/openapi-check.py doc/openapi.yaml
 EXTRA_DIST += docker/Dockerfile docker/Dockerfile.dockerignore \
 	docker/nats.Dockerfile docker/nats.Dockerfile.dockerignore \
 	docker/docker-compose.yml

@@ -602,8 +602,8 @@ run_scenario() {
 		say "  the processor did not drain within 120 s (backlog $(proc_backlog "$PROC"))"
 	fi
 	# a backlog the broker reports can be behind: give the rows time
-	if [ "$BACKEND" = nats ] && ! wait_until 30 no_row_missing "$name"; then
-		say "  accepted messages still without a row 30 s after the drain"
+	if [ "$BACKEND" = nats ] && ! wait_until 60 no_row_missing "$name"; then
+		say "  accepted messages still without a row 60 s after the drain"
 	fi
 	redelivered=$(proc_metric diplom_messages_redelivered_total)
 	say "  deliveries the last processor saw again: ${redelivered:-?}"

@@ -204,6 +204,55 @@ out:
 }
 
 /*
+ * Pull requests that may end empty in a row before the consumer is looked
+ * at: about NQ_STALL_ROUNDS pull lifetimes without one message.
+ */
+#define NQ_STALL_ROUNDS		3
+#define NQ_STEPDOWN_EVERY_MS	60000
+
+/*
+ * A clustered consumer can stop delivering after its leader changed:
+ * messages pending, none in flight, and our pull requests answered with
+ * nothing (nats-server before 2.10.25 kept the old leader's ack count in
+ * a stepped-down consumer, and others of its kind). A new leader starts
+ * from the consumer's replicated state, so ask the leader to step down.
+ * Nothing pending, messages in flight, or a figure too old to tell, is
+ * no stall (false); the figure is then asked for anew.
+ */
+static bool
+nq_pull_unstick(struct nats_queue *nq, int64_t now, int64_t *last_ms)
+{
+	natsMsg *reply = NULL;
+	int64_t pending;
+	char subj[512];
+
+	pthread_mutex_lock(&nq->mu);
+	pending = nq->stats_size - nq->stats_ack_pending;
+	if (now - nq->stats_at_ms > NQ_PULL_EXPIRES_MS ||
+	    nq->stats_ack_pending > 0 || pending <= 0 || nq->buffered > 0) {
+		/* ask for a fresh look for the next time */
+		nq->stats_wanted = true;
+		pthread_cond_broadcast(&nq->maint_cv);
+		pthread_mutex_unlock(&nq->mu);
+		return false;
+	}
+	pthread_mutex_unlock(&nq->mu);
+	if (*last_ms != 0 && now - *last_ms < NQ_STEPDOWN_EVERY_MS)
+		return true;
+	*last_ms = now;
+	log_warn("nats: consumer %s has %jd messages pending and none in "
+	    "flight, but delivered none to %d pull requests; asking its "
+	    "leader to step down", NQ_CONSUMER, (intmax_t)pending,
+	    NQ_STALL_ROUNDS);
+	snprintf(subj, sizeof(subj), "$JS.API.CONSUMER.LEADER.STEPDOWN.%s.%s",
+	    nq->stream, NQ_CONSUMER);
+	(void)natsConnection_RequestString(&reply, nq->nc, subj, "",
+	    NQ_API_WAIT_MS);
+	natsMsg_Destroy(reply);
+	return true;
+}
+
+/*
  * The pull loop: one outstanding pull request at a time on our own inbox
  * (not natsSubscription_Fetch, whose batch > 1 overflows in nats.c < 3.8.3).
  * Requested-but-unreceived plus ready-in-FIFO never exceeds cap, so memory
@@ -213,10 +262,11 @@ void *
 nq_pull_main(void *arg)
 {
 	struct nats_queue *nq = arg;
-	int64_t left = 0, deadline = 0, now;
+	int64_t left = 0, deadline = 0, now, stepdown_ms = 0;
 	natsMsg *m;
 	natsStatus s;
-	int want;
+	int want, empty = 0;
+	bool got = false;
 
 	pthread_setname_np(pthread_self(), "nats-pull");
 	for (;;) {
@@ -224,6 +274,13 @@ nq_pull_main(void *arg)
 		if (!nq_pull_plan(nq, now, deadline, &left, &want))
 			break;
 		if (want > 0) {
+			/* the last request ended: did it bring anything? */
+			empty = got ? 0 : empty + 1;
+			got = false;
+			if (empty >= NQ_STALL_ROUNDS) {
+				(void)nq_pull_unstick(nq, now, &stepdown_ms);
+				empty = 0;
+			}
 			if (nq_pull_request(nq, want) != 0) {
 				/* Disconnected before the callback said so. */
 				nq_pull_pause(nq, 200);
@@ -250,6 +307,7 @@ nq_pull_main(void *arg)
 			left = 0;
 			break;
 		case NQ_TOOK_ONE:
+			got = true;
 			if (left > 0)
 				left--;
 			break;

@@ -85,7 +85,7 @@ run_scenario() {
 	lg_rc=$?
 	tap_ok "$name: diplom-loadgen completed" test "$lg_rc" -eq 0
 	tap_ok "$name: the processor drains" wait_drained "$PROC" 60
-	wait_until 30 drained "$name"
+	wait_until 60 drained "$name"
 	acc=$(sent_count "$T_TMP/sent.db" "$name")
 	lost=$(missing "$name")
 	tap_note "$name: $(jq -c '{sent, accepted, retries, errors}' \

@@ -297,6 +297,19 @@ out:
 	return rc;
 }
 
+/* Free the pruner's statements and connection; the next prune opens them. */
+static void
+prune_close(struct result_store *rs)
+{
+	sqlite3_finalize(rs->prune_age);
+	sqlite3_finalize(rs->prune_oldest);
+	sqlite3_finalize(rs->used_bytes);
+	sqlite3_finalize(rs->span);
+	sqlite3_close(rs->pdb);
+	rs->prune_age = rs->prune_oldest = rs->used_bytes = rs->span = NULL;
+	rs->pdb = NULL;
+}
+
 void
 result_store_close(struct result_store *rs)
 {
@@ -306,11 +319,7 @@ result_store_close(struct result_store *rs)
 	sqlite3_finalize(rs->get);
 	sqlite3_finalize(rs->failed);
 	sqlite3_finalize(rs->size);
-	sqlite3_finalize(rs->prune_age);
-	sqlite3_finalize(rs->prune_oldest);
-	sqlite3_finalize(rs->used_bytes);
-	sqlite3_finalize(rs->span);
-	sqlite3_close(rs->pdb);
+	prune_close(rs);
 	sqlite3_close(rs->wdb);
 	sqlite3_close(rs->rdb);
 	pthread_mutex_destroy(&rs->rlock);
@@ -484,20 +493,15 @@ static int
 prune_open(struct result_store *rs, char **cause)
 {
 	const char *path = sqlite3_db_filename(rs->wdb, "main");
-	sqlite3_stmt *st = NULL;
-	int mode = -1;
 
 	if (rs->pdb != NULL)
 		return 0;
 	if (db_open(path != NULL && path[0] != '\0' ? path : ":memory:",
 	    &rs->pdb, cause) != 0)
-		return -EIO;
-	if (sqlite3_prepare_v2(rs->pdb, "PRAGMA auto_vacuum", -1, &st,
-	    NULL) == SQLITE_OK && sqlite3_step(st) == SQLITE_ROW)
-		mode = sqlite3_column_int(st, 0);
-	sqlite3_finalize(st);
-	if ((mode != 2 && sqlite3_exec(rs->pdb, "PRAGMA auto_vacuum="
-	    "INCREMENTAL; VACUUM", NULL, NULL, NULL) != SQLITE_OK) ||
+		goto fail;
+	if ((db_int(rs->pdb, "PRAGMA auto_vacuum") != 2 &&
+	    sqlite3_exec(rs->pdb, "PRAGMA auto_vacuum=INCREMENTAL; VACUUM",
+	    NULL, NULL, NULL) != SQLITE_OK) ||
 	    sqlite3_prepare_v2(rs->pdb, prune_age_sql, -1, &rs->prune_age,
 	    NULL) != SQLITE_OK ||
 	    sqlite3_prepare_v2(rs->pdb, prune_oldest_sql, -1,
@@ -507,11 +511,12 @@ prune_open(struct result_store *rs, char **cause)
 	    sqlite3_prepare_v2(rs->pdb, span_sql, -1, &rs->span, NULL) !=
 	    SQLITE_OK) {
 		*cause = db_cause(rs->pdb, "prune");
-		sqlite3_close(rs->pdb);
-		rs->pdb = NULL;
-		return -EIO;
+		goto fail;
 	}
 	return 0;
+fail:
+	prune_close(rs);
+	return -EIO;
 }
 
 /* Run one delete of at most `limit` rows; rows deleted, or -1. */

@@ -12,8 +12,7 @@ need_nats
 need_tools jq sqlite3 cmp curl
 need_loadgen
 
-CTL=${DIPLOMCTL:-$top_builddir/src/ctl/diplomctl}
-[ -x "$CTL" ] || bail "$CTL not built"
+need_ctl
 FAKE=$top_srcdir/tests/fake-systemctl
 RUN=$T_TMP/run
 SENT=$T_TMP/sent.db

@@ -9,31 +9,8 @@
 need_tools jq sqlite3 curl cmp
 need_loadgen
 
-CTL=${DIPLOMCTL:-$top_builddir/src/ctl/diplomctl}
-[ -x "$CTL" ] || bail "$CTL not built"
+need_ctl
 tap_plan
-
-# ctl ARGS... : diplomctl; stdout in $T_TMP/out, stderr in $T_TMP/err,
-# the exit status in CTL_RC (and returned)
-ctl() {
-	"$CTL" "$@" >"$T_TMP/out" 2>"$T_TMP/err"
-	CTL_RC=$?
-	return $CTL_RC
-}
-# exits N ARGS... : diplomctl ARGS exits N
-exits() {
-	local want=$1
-	shift
-	ctl "$@"
-	[ "$CTL_RC" -eq "$want" ] && return 0
-	tap_note "diplomctl $* exited $CTL_RC, not $want"
-	sed 's/^/#   /' "$T_TMP/out" "$T_TMP/err" | head -20
-	return 1
-}
-out_has() { grep -q -- "$1" "$T_TMP/out"; }
-err_has() { grep -q -- "$1" "$T_TMP/err"; }
-# jout FILTER : jq -e FILTER over the last JSON output
-jout() { jq -e "$1" "$T_TMP/out" >/dev/null; }
 
 # --- usage --------------------------------------------------------------------
 

@@ -845,6 +845,46 @@ all_once() { [ "$(not_once "$@")" = 0 ]; }
 # loadgen_json FILE FILTER : a figure from a diplom-loadgen --json summary
 loadgen_json() { jq -r "$2" "$1" 2>/dev/null; }
 
+# --- diplomctl ----------------------------------------------------------------
+
+# need_ctl : diplomctl is built, in $CTL ($DIPLOMCTL overrides)
+need_ctl() {
+	CTL=${DIPLOMCTL:-$top_builddir/src/ctl/diplomctl}
+	[ -x "$CTL" ] || bail "$CTL not built"
+}
+
+# ctl ARGS... : diplomctl; stdout in $T_TMP/out, stderr in $T_TMP/err,
+# the exit status in CTL_RC (and returned)
+ctl() {
+	"$CTL" "$@" >"$T_TMP/out" 2>"$T_TMP/err"
+	CTL_RC=$?
+	return $CTL_RC
+}
+
+# exits N ARGS... : diplomctl ARGS exits N; if not, notes what it said
+exits() {
+	local want=$1
+	shift
+	ctl "$@"
+	[ "$CTL_RC" -eq "$want" ] && return 0
+	tap_note "diplomctl $* exited $CTL_RC, not $want"
+	sed 's/^/#   /' "$T_TMP/out" "$T_TMP/err" | head -20
+	return 1
+}
+
+# quietly N ARGS... : as exits, without the notes, for polling
+quietly() {
+	local want=$1
+	shift
+	ctl "$@"
+	[ "$CTL_RC" -eq "$want" ]
+}
+
+out_has() { grep -q -- "$1" "$T_TMP/out"; }
+err_has() { grep -q -- "$1" "$T_TMP/err"; }
+# jout FILTER : jq -e FILTER over diplomctl's last output
+jout() { jq -e "$1" "$T_TMP/out" >/dev/null; }
+
 # --- Debian packages ----------------------------------------------------------
 
 # deb_build SRC DIR : build the binary package of the tree SRC in DIR/diplom

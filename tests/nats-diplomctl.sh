@@ -9,33 +9,8 @@
 need_nats
 need_tools jq sqlite3 curl
 
-CTL=${DIPLOMCTL:-$top_builddir/src/ctl/diplomctl}
-[ -x "$CTL" ] || bail "$CTL not built"
+need_ctl
 tap_plan
-
-ctl() {
-	"$CTL" "$@" >"$T_TMP/out" 2>"$T_TMP/err"
-	CTL_RC=$?
-	return $CTL_RC
-}
-exits() {
-	local want=$1
-	shift
-	ctl "$@"
-	[ "$CTL_RC" -eq "$want" ] && return 0
-	tap_note "diplomctl $* exited $CTL_RC, not $want"
-	sed 's/^/#   /' "$T_TMP/out" "$T_TMP/err" | head -20
-	return 1
-}
-out_has() { grep -q -- "$1" "$T_TMP/out"; }
-jout() { jq -e "$1" "$T_TMP/out" >/dev/null; }
-# quietly N ARGS... : as exits, without the notes, for polling
-quietly() {
-	local want=$1
-	shift
-	ctl "$@"
-	[ "$CTL_RC" -eq "$want" ]
-}
 
 start_nats || bail "nats-server did not start"
 stack_env

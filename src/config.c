@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "config.h"
 #include "duration.h"
@@ -73,6 +74,33 @@ static const struct config_option general_options[] = {
 	  "bytes of one metadata value (0: no limit)" },
 	{ "drain-timeout", "DRAIN_TIMEOUT", CONFIG_DURATION, "30s", 0, 0,
 	  F(drain_timeout_ms), "DURATION", "bound on a graceful stop" },
+	{ "api-keys-file", "API_KEYS_FILE", CONFIG_PATH, NULL, 0, 0,
+	  F(api_keys_file), "PATH",
+	  "gateway: keys that may use the API, one a line" },
+	{ "admin-keys-file", "ADMIN_KEYS_FILE", CONFIG_PATH, NULL, 0, 0,
+	  F(admin_keys_file), "PATH",
+	  "gateway: keys that may read /metrics and /api/v1/status" },
+	{ "admin-listen-address", "ADMIN_LISTEN_ADDRESS", CONFIG_STRING, NULL,
+	  0, 0, F(admin_listen_address), "ADDR:PORT",
+	  "gateway: serve /metrics and /api/v1/status there only" },
+	{ "rate-limit", "RATE_LIMIT", CONFIG_INT, "0", 0, 10000000,
+	  F(rate_limit), "N",
+	  "gateway: requests a second per client address and per key "
+	  "(0: no limit)" },
+	{ "rate-burst", "RATE_BURST", CONFIG_INT, "0", 0, 10000000,
+	  F(rate_burst), "N",
+	  "gateway: requests over the rate a client may send at once "
+	  "(0: as many as RATE_LIMIT)" },
+	{ "tls-cert-file", "TLS_CERT_FILE", CONFIG_PATH, NULL, 0, 0,
+	  F(tls_cert_file), "PATH", "serve HTTPS with this certificate chain" },
+	{ "tls-key-file", "TLS_KEY_FILE", CONFIG_PATH, NULL, 0, 0,
+	  F(tls_key_file), "PATH", "the private key of TLS_CERT_FILE" },
+	{ "tls-ca-file", "TLS_CA_FILE", CONFIG_PATH, NULL, 0, 0,
+	  F(tls_ca_file), "PATH",
+	  "CA certificates that the next hop's certificate must chain to" },
+	{ "internal-token", "INTERNAL_TOKEN", CONFIG_SECRET, NULL, 0, 0,
+	  F(internal_token), "TOKEN",
+	  "sent to, and required by, ingest and the processor" },
 	{ "log-level", "LOG_LEVEL", CONFIG_LOG_LEVEL, "info", 0, 0,
 	  F(log_level), "LEVEL", "error, warn, info or debug" },
 	{ "log-format", "LOG_FORMAT", CONFIG_LOG_FORMAT, "text", 0, 0,
@@ -261,6 +289,8 @@ opt_set(void *base, const struct config_option *o, const char *what,
 			    "expected an http:// or https:// URL");
 		/* FALLTHROUGH */
 	case CONFIG_STRING:
+	case CONFIG_SECRET:
+	case CONFIG_PATH:
 		if (*val == '\0')
 			return bad_value(cause, what, val, "must not be empty");
 		return set_string(field, val, cause);
@@ -344,7 +374,7 @@ group_at(size_t i)
 	return ops->settings != NULL ? ops->settings : &no_settings;
 }
 
-#define MAX_OPTS 64
+#define MAX_OPTS 96
 
 /* Every option in help order; returns how many. */
 static size_t
@@ -388,6 +418,79 @@ groups_alloc(struct config *cfg, char **cause)
 	return 0;
 }
 
+/*
+ * The text of the file path, without the line end that editors add; a
+ * secret file is small, so more than 64 KiB is a mistake.
+ */
+static int
+read_secret(const char *path, const char *what, char **text, char **cause)
+{
+	char buf[65537];
+	size_t n;
+	FILE *f;
+
+	if ((f = fopen(path, "r")) == NULL) {
+		if (asprintf(cause, "cannot read %s '%s': %s", what, path,
+		    strerror(errno)) < 0)
+			*cause = NULL;
+		return -EINVAL;
+	}
+	n = fread(buf, 1, sizeof(buf), f);
+	fclose(f);
+	if (n == sizeof(buf))
+		return bad_value(cause, what, path, "larger than 64 KiB");
+	while (n > 0 && (buf[n - 1] == '\n' || buf[n - 1] == '\r'))
+		n--;
+	if (n == 0 || memchr(buf, '\0', n) != NULL)
+		return bad_value(cause, what, path,
+		    "the file is empty or not text");
+	*text = xstrndup(buf, n);
+	return 0;
+}
+
+/*
+ * A secret's VAR_FILE, or the systemd credential named after the option
+ * (LoadCredential=): the secret itself, or for a path setting the path of
+ * the credential. Nothing set is fine: the setting stays unset.
+ */
+static int
+opt_from_elsewhere(void *base, const struct config_option *o,
+    config_lookup_fn lookup, void *ctx, char **cause)
+{
+	const char *file = NULL, *dir, *what;
+	char var[80], *cred = NULL, *text = NULL;
+	int rc = 0;
+
+	if (o->kind != CONFIG_SECRET && o->kind != CONFIG_PATH)
+		return 0;
+	snprintf(var, sizeof(var), "%s_FILE", o->env);
+	if (o->kind == CONFIG_SECRET && (file = lookup(ctx, var)) != NULL &&
+	    *file != '\0') {
+		what = var;
+	} else if ((dir = lookup(ctx, "CREDENTIALS_DIRECTORY")) != NULL &&
+	    *dir != '\0') {
+		xasprintf(&cred, "%s/%s", dir, o->name);
+		if (access(cred, F_OK) != 0)
+			goto out;
+		file = cred;
+		what = "the credential";
+	} else {
+		goto out;
+	}
+	if (o->kind == CONFIG_PATH) {
+		rc = opt_set(base, o, o->env, file, cause);
+		goto out;
+	}
+	if ((rc = read_secret(file, what, &text, cause)) == 0)
+		rc = opt_set(base, o, what, text, cause);
+out:
+	if (text != NULL)
+		explicit_bzero(text, strlen(text));
+	free(text);
+	free(cred);
+	return rc;
+}
+
 /* Apply the default, then what lookup gives, for every setting. */
 static int
 config_from_env(struct config *cfg, const struct opt_ref *refs, size_t n,
@@ -403,10 +506,13 @@ config_from_env(struct config *cfg, const struct opt_ref *refs, size_t n,
 		if (o->def != NULL &&
 		    (rc = opt_set(base, o, o->name, o->def, cause)) != 0)
 			return rc;
-		if (o->env == NULL || lookup == NULL ||
-		    (v = lookup(ctx, o->env)) == NULL || *v == '\0')
+		if (o->env == NULL || lookup == NULL)
 			continue;
-		if ((rc = opt_set(base, o, o->env, v, cause)) != 0)
+		if ((v = lookup(ctx, o->env)) != NULL && *v != '\0')
+			rc = opt_set(base, o, o->env, v, cause);
+		else
+			rc = opt_from_elsewhere(base, o, lookup, ctx, cause);
+		if (rc != 0)
 			return rc;
 	}
 	return 0;
@@ -546,7 +652,8 @@ config_free(struct config *cfg)
 		if (k == CONFIG_URL_LIST) {
 			url_list_clear((struct config_url_list *)(void *)field);
 		} else if (k == CONFIG_STRING || k == CONFIG_URL ||
-		    k == CONFIG_QUEUE_TYPE) {
+		    k == CONFIG_QUEUE_TYPE || k == CONFIG_SECRET ||
+		    k == CONFIG_PATH) {
 			free(*(char **)(void *)field);
 			*(char **)(void *)field = NULL;
 		}
@@ -611,6 +718,8 @@ config_get_string(const struct config *cfg, const char *name,
 	case CONFIG_STRING:
 	case CONFIG_URL:
 	case CONFIG_QUEUE_TYPE:
+	case CONFIG_SECRET:
+	case CONFIG_PATH:
 		*v = *(char *const *)field;
 		return 0;
 	default:
@@ -643,7 +752,11 @@ print_option(const struct config_option *o)
 		for (size_t i = 0; (ops = queue_backend_at(i)) != NULL; i++)
 			printf("%s %s", i > 0 ? "," : "", ops->name);
 	}
-	if (o->env != NULL)
+	if (o->env != NULL && o->kind == CONFIG_SECRET)
+		printf(" [%s or %s_FILE]", o->env, o->env);
+	else if (o->env != NULL && o->def == NULL)
+		printf(" [%s]", o->env);
+	else if (o->env != NULL)
 		printf(" [%s] (default %s)", o->env, o->def);
 	printf("\n");
 }

@@ -26,6 +26,17 @@ enum config_kind {
 	CONFIG_QUEUE_TYPE,	/* a backend's name, checked by queue.c */
 	CONFIG_LOG_LEVEL,
 	CONFIG_LOG_FORMAT,
+	/*
+	 * A secret (a token, a password): also read from the file that the
+	 * variable VAR_FILE names, or from the systemd credential named after
+	 * the long option, so that it need not sit in the environment.
+	 */
+	CONFIG_SECRET,
+	/*
+	 * The path of a file that holds keys or certificates: when unset, the
+	 * systemd credential named after the long option, if there is one.
+	 */
+	CONFIG_PATH,
 };
 
 /* The most URLs one CONFIG_URL_LIST setting may name. */
@@ -90,6 +101,16 @@ struct config {
 	int64_t max_metadata_key_bytes;
 	int64_t max_metadata_value_bytes;
 	int64_t drain_timeout_ms;
+	/* security: NULL or 0 leaves each off */
+	char *api_keys_file;		/* gateway: keys for the API */
+	char *admin_keys_file;		/* gateway: keys for /metrics, status */
+	char *admin_listen_address;	/* gateway: ADDR:PORT for those */
+	int64_t rate_limit;		/* gateway: requests/s per client */
+	int64_t rate_burst;
+	char *tls_cert_file;		/* every role: serve HTTPS */
+	char *tls_key_file;
+	char *tls_ca_file;		/* the peers' CA, as a client */
+	char *internal_token;		/* between the roles */
 	enum log_level log_level;
 	enum log_format log_format;
 	/* each group's settings, in the order of config_groups() */

@@ -33,8 +33,8 @@
 #define RETRY_AFTER "1"
 
 /* The statuses counted one by one in the metrics; others count as "other". */
-static const int counted_codes[] = { 200, 202, 400, 404, 405, 409, 413, 500,
-	502, 503 };
+static const int counted_codes[] = { 200, 202, 400, 401, 404, 405, 409, 413,
+	429, 500, 502, 503 };
 #define N_CODES (sizeof(counted_codes) / sizeof(*counted_codes) + 1)
 /* Upper bounds of the latency histogram's buckets, in seconds. */
 static const double latency_bounds[] = { 0.0005, 0.001, 0.0025, 0.005, 0.01,
@@ -137,7 +137,10 @@ struct http_request {
 	char *resp;
 	size_t resp_len;
 	char allow[32];
+	int retry_after;		/* seconds, 0: the default */
 };
+
+static unsigned char addr_key(const struct sockaddr *sa, unsigned char *key);
 
 const char *
 http_req_path(const struct http_request *req)
@@ -162,6 +165,21 @@ const char *
 http_req_header(const struct http_request *req, const char *name)
 {
 	return MHD_lookup_connection_value(req->conn, MHD_HEADER_KIND, name);
+}
+
+size_t
+http_req_client_addr(const struct http_request *req, unsigned char addr[16])
+{
+	const union MHD_ConnectionInfo *ci = MHD_get_connection_info(
+	    req->conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+
+	return addr_key(ci != NULL ? ci->client_addr : NULL, addr);
+}
+
+void
+http_req_retry_after(struct http_request *req, int seconds)
+{
+	req->retry_after = seconds;
 }
 
 const char *
@@ -409,9 +427,17 @@ queue_ready(struct http_request *req)
 	    clock_now_ns() - req->start_ns);
 	MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE,
 	    req->ctype != NULL ? req->ctype : "application/json");
-	if (req->status == HTTP_UNAVAILABLE)
-		MHD_add_response_header(r, MHD_HTTP_HEADER_RETRY_AFTER,
-		    RETRY_AFTER);
+	if (req->status == HTTP_UNAVAILABLE ||
+	    req->status == HTTP_TOO_MANY_REQUESTS) {
+		char secs[16] = RETRY_AFTER;
+
+		if (req->retry_after > 0)
+			snprintf(secs, sizeof(secs), "%d", req->retry_after);
+		MHD_add_response_header(r, MHD_HTTP_HEADER_RETRY_AFTER, secs);
+	}
+	if (req->status == HTTP_UNAUTHORIZED)
+		MHD_add_response_header(r, MHD_HTTP_HEADER_WWW_AUTHENTICATE,
+		    "Bearer");
 	if (req->allow[0] != '\0')
 		MHD_add_response_header(r, MHD_HTTP_HEADER_ALLOW, req->allow);
 	ret = MHD_queue_response(req->conn, (unsigned int)req->status, r);

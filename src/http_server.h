@@ -15,10 +15,12 @@ enum http_status {
 	HTTP_OK = 200,
 	HTTP_ACCEPTED = 202,
 	HTTP_BAD_REQUEST = 400,
+	HTTP_UNAUTHORIZED = 401,
 	HTTP_NOT_FOUND = 404,
 	HTTP_METHOD_NOT_ALLOWED = 405,
 	HTTP_CONFLICT = 409,
 	HTTP_PAYLOAD_TOO_LARGE = 413,
+	HTTP_TOO_MANY_REQUESTS = 429,
 	HTTP_INTERNAL_ERROR = 500,
 	HTTP_BAD_GATEWAY = 502,
 	HTTP_UNAVAILABLE = 503,
@@ -87,6 +89,13 @@ const char *http_req_body(const struct http_request *req, size_t *len);
 const char *http_req_header(const struct http_request *req,
     const char *name);
 
+/*
+ * The client's address as bytes (4 for IPv4, 16 for IPv6) into addr;
+ * returns how many, 0 when it is neither.
+ */
+size_t http_req_client_addr(const struct http_request *req,
+    unsigned char addr[16]);
+
 /* A query argument's value ("" for ?name), NULL when absent; in the handler. */
 const char *http_req_query(const struct http_request *req, const char *name);
 
@@ -96,9 +105,15 @@ void http_respond(struct http_request *req, int status, char *body,
 /* The same with another content type (a static string), NULL: JSON. */
 void http_respond_typed(struct http_request *req, int status, char *body,
     size_t len, const char *content_type);
-/* {"error": reason}; a 503 carries Retry-After. */
+/*
+ * {"error": reason}; a 503 carries Retry-After (1 s, or what
+ * http_req_retry_after set), a 429 too, and a 401 WWW-Authenticate: Bearer.
+ */
 void http_respond_error(struct http_request *req, int status,
     const char *reason);
+
+/* The Retry-After of a 503 or 429 answer to req, in seconds. */
+void http_req_retry_after(struct http_request *req, int seconds);
 
 /* The server's request counts and latency histogram, Prometheus text. */
 void http_write_metrics(const struct http_request *req, FILE *out);

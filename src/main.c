@@ -88,28 +88,56 @@ sv_watchdog(struct supervision *sv)
 	role_ping(sv->role, sv->state);
 }
 
-/* Wait for SIGTERM or SIGINT, keeping the service manager informed. */
+/* SIGHUP: the role reads its keys and certificates again. */
+static void
+sv_reload(struct supervision *sv)
+{
+	char *cause = NULL;
+
+	if (sv->role->reload == NULL) {
+		log_info("SIGHUP: nothing to reload");
+		return;
+	}
+	notify_reloading();
+	if (sv->role->reload(sv->state, &cause) == 0)
+		log_info("SIGHUP: reloaded");
+	else
+		log_error("SIGHUP: reload failed, still using what was loaded "
+		    "before: %s", cause != NULL ? cause : "unknown error");
+	free(cause);
+	notify_ready("reloaded");
+}
+
+/*
+ * Wait for SIGTERM or SIGINT, keeping the service manager informed and
+ * reloading on SIGHUP.
+ */
 static int
 wait_for_signal(const sigset_t *sigs, struct supervision *sv)
 {
 	struct timespec ts;
 	int sig;
 
-	if (!notify_wanted()) {
-		sigwait(sigs, &sig);
-		return sig;
-	}
-	role_ping(sv->role, sv->state);
+	if (sv->every_ms > 0)
+		role_ping(sv->role, sv->state);
 	for (;;) {
-		ts.tv_sec = sv->every_ms / 1000;
-		ts.tv_nsec = (sv->every_ms % 1000) * 1000000;
-		if ((sig = sigtimedwait(sigs, NULL, &ts)) > 0)
+		if (sv->every_ms <= 0) {
+			sig = 0;
+			sigwait(sigs, &sig);
+		} else {
+			ts.tv_sec = sv->every_ms / 1000;
+			ts.tv_nsec = (sv->every_ms % 1000) * 1000000;
+			sig = sigtimedwait(sigs, NULL, &ts);
+		}
+		if (sig == SIGHUP) {
+			sv_reload(sv);
+		} else if (sig > 0) {
 			return sig;
-		if (errno != EAGAIN)
-			continue;
-		if (sv->watchdog)
-			sv_watchdog(sv);
-		sv_status(sv);
+		} else if (errno == EAGAIN) {
+			if (sv->watchdog)
+				sv_watchdog(sv);
+			sv_status(sv);
+		}
 	}
 }
 
@@ -146,6 +174,7 @@ main(int argc, char **argv)
 	sigemptyset(&sigs);
 	sigaddset(&sigs, SIGTERM);
 	sigaddset(&sigs, SIGINT);
+	sigaddset(&sigs, SIGHUP);
 	pthread_sigmask(SIG_BLOCK, &sigs, NULL);
 	signal(SIGPIPE, SIG_IGN);
 	raise_fd_limit();
@@ -171,8 +200,9 @@ main(int argc, char **argv)
 	sv.role = role;
 	sv.state = state;
 	sv.watchdog = watchdog_ms > 0;
-	sv.every_ms = sv.watchdog && watchdog_ms / 2 < STATUS_EVERY_MS ?
-	    watchdog_ms / 2 : STATUS_EVERY_MS;
+	if (notify_wanted())
+		sv.every_ms = sv.watchdog && watchdog_ms / 2 < STATUS_EVERY_MS ?
+		    watchdog_ms / 2 : STATUS_EVERY_MS;
 	notify_ready("started");
 	sig = wait_for_signal(&sigs, &sv);
 	notify_stopping();

@@ -56,6 +56,12 @@ notify_stopping(void)
 }
 
 void
+notify_reloading(void)
+{
+	notify("RELOADING=1", "reloading");
+}
+
+void
 notify_status(const char *status)
 {
 	notify("", status);

@@ -10,6 +10,8 @@
  */
 void notify_ready(const char *status);
 void notify_stopping(void);
+/* SIGHUP is being handled; notify_ready when done. */
+void notify_reloading(void);
 void notify_status(const char *status);
 void notify_watchdog(void);
 /* The watchdog interval systemd asks for in ms, 0 when it asks for none. */

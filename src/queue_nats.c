@@ -557,6 +557,15 @@ struct nats_settings {
 	int64_t ack_wait_ms;
 	int64_t max_deliver;
 	int64_t fetch_batch;
+	/* authentication and TLS: NULL leaves each off */
+	char *user;
+	char *password;
+	char *token;
+	char *creds;			/* a creds file: JWT and NKey seed */
+	char *nkey_seed;		/* a file holding an NKey seed */
+	char *tls_ca;
+	char *tls_cert;
+	char *tls_key;
 };
 
 #define NS(field) offsetof(struct nats_settings, field)
@@ -587,6 +596,22 @@ static const struct config_option nats_options[] = {
 	  "(0: never)" },
 	{ "nats-fetch-batch", "NATS_FETCH_BATCH", CONFIG_INT, "10", 1, 1000,
 	  NS(fetch_batch), "N", "messages a worker takes at a time" },
+	{ "nats-user", "NATS_USER", CONFIG_STRING, NULL, 0, 0, NS(user),
+	  "NAME", "user to connect as, with NATS_PASSWORD" },
+	{ "nats-password", "NATS_PASSWORD", CONFIG_SECRET, NULL, 0, 0,
+	  NS(password), "PASSWORD", "password of NATS_USER" },
+	{ "nats-token", "NATS_TOKEN", CONFIG_SECRET, NULL, 0, 0, NS(token),
+	  "TOKEN", "token to connect with" },
+	{ "nats-creds", "NATS_CREDS", CONFIG_PATH, NULL, 0, 0, NS(creds),
+	  "PATH", "credentials file (user JWT and NKey seed)" },
+	{ "nats-nkey-seed", "NATS_NKEY_SEED", CONFIG_PATH, NULL, 0, 0,
+	  NS(nkey_seed), "PATH", "file holding an NKey seed to sign with" },
+	{ "nats-tls-ca", "NATS_TLS_CA", CONFIG_PATH, NULL, 0, 0, NS(tls_ca),
+	  "PATH", "CA certificates the server's must chain to (TLS on)" },
+	{ "nats-tls-cert", "NATS_TLS_CERT", CONFIG_PATH, NULL, 0, 0,
+	  NS(tls_cert), "PATH", "client certificate, with NATS_TLS_KEY" },
+	{ "nats-tls-key", "NATS_TLS_KEY", CONFIG_PATH, NULL, 0, 0,
+	  NS(tls_key), "PATH", "private key of NATS_TLS_CERT" },
 };
 
 static const struct config_group nats_settings_group = {

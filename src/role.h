@@ -30,6 +30,12 @@ struct role_ops {
 	void (*ping)(void *state);
 	bool (*answered)(void *state);
 	void (*vitals)(void *state, struct role_vitals *v);
+	/*
+	 * Optional, on SIGHUP: read again what may change while the role
+	 * runs (keys, certificates). A failure keeps what was in use, and
+	 * says why in *cause.
+	 */
+	int (*reload)(void *state, char **cause);
 };
 
 /*

@@ -744,6 +744,110 @@ START_TEST(a_bad_value_from_a_tools_source_names_the_variable)
 }
 END_TEST
 
+/* --- secrets -------------------------------------------------------------- */
+
+static char secret_dir[] = "/tmp/diplom-secrets-XXXXXX";
+
+/* Write text to secret_dir/name; return the path (static). */
+static const char *
+write_secret(const char *name, const char *text)
+{
+	static char path[256];
+	FILE *f;
+
+	snprintf(path, sizeof(path), "%s/%s", secret_dir, name);
+	f = fopen(path, "w");
+	ck_assert_ptr_nonnull(f);
+	fputs(text, f);
+	fclose(f);
+	return path;
+}
+
+static void
+secrets_setup(void)
+{
+	setup();
+	strcpy(secret_dir, "/tmp/diplom-secrets-XXXXXX");
+	ck_assert_ptr_nonnull(mkdtemp(secret_dir));
+}
+
+static void
+secrets_teardown(void)
+{
+	char cmd[300];
+
+	teardown();
+	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", secret_dir);
+	ck_assert_int_eq(system(cmd), 0);
+}
+
+START_TEST(a_secret_comes_from_its_variable_or_its_file)
+{
+	char *argv[] = { "diplomd", "--role=ingest", NULL };
+	char file[300];
+	const char *env1[] = { "INTERNAL_TOKEN=plain", NULL };
+	const char *env2[] = { file, NULL };
+	const char *env3[] = { "INTERNAL_TOKEN=plain", file, NULL };
+
+	parse_ok(NULL, argv);
+	ck_assert_ptr_null(cfg.internal_token);
+	parse_ok(env1, argv);
+	ck_assert_str_eq(cfg.internal_token, "plain");
+	/* an editor's line end is not part of the secret */
+	snprintf(file, sizeof(file), "INTERNAL_TOKEN_FILE=%s",
+	    write_secret("token", "from-file\n"));
+	parse_ok(env2, argv);
+	ck_assert_str_eq(cfg.internal_token, "from-file");
+	/* the variable itself wins over its file */
+	parse_ok(env3, argv);
+	ck_assert_str_eq(cfg.internal_token, "plain");
+}
+END_TEST
+
+START_TEST(a_secret_file_that_cannot_be_used_is_named)
+{
+	char *argv[] = { "diplomd", "--role=ingest", NULL };
+	char file[300];
+	const char *env[] = { file, NULL };
+
+	snprintf(file, sizeof(file), "INTERNAL_TOKEN_FILE=%s/missing",
+	    secret_dir);
+	ck_assert_int_eq(parse(env, argv), CONFIG_EXIT_USAGE);
+	ck_assert_ptr_nonnull(strstr(cause, "INTERNAL_TOKEN_FILE"));
+	ck_assert_ptr_nonnull(strstr(cause, "missing"));
+	snprintf(file, sizeof(file), "INTERNAL_TOKEN_FILE=%s",
+	    write_secret("empty", "\n"));
+	ck_assert_int_eq(parse(env, argv), CONFIG_EXIT_USAGE);
+	ck_assert_ptr_nonnull(strstr(cause, "empty"));
+}
+END_TEST
+
+START_TEST(systemd_credentials_fill_secrets_and_paths)
+{
+	char *argv[] = { "diplomd", "--role=gateway", NULL };
+	char dir[300], cert[300];
+	const char *env[] = { dir, NULL };
+	const char *env2[] = { dir, cert, NULL };
+	const char *v;
+
+	snprintf(dir, sizeof(dir), "CREDENTIALS_DIRECTORY=%s", secret_dir);
+	write_secret("internal-token", "cred-token");
+	write_secret("tls-cert-file", "-----BEGIN CERTIFICATE-----\n");
+	parse_ok(env, argv);
+	ck_assert_str_eq(cfg.internal_token, "cred-token");
+	/* a file setting takes the credential's path, not its text */
+	snprintf(cert, sizeof(cert), "%s/tls-cert-file", secret_dir);
+	ck_assert_str_eq(cfg.tls_cert_file, cert);
+	ck_assert_ptr_null(cfg.tls_key_file);
+	ck_assert_int_eq(config_get_string(&cfg, "nats-password", &v), 0);
+	ck_assert_ptr_null(v);
+	/* a variable wins over the credential */
+	snprintf(cert, sizeof(cert), "TLS_CERT_FILE=/etc/diplom/cert.pem");
+	parse_ok(env2, argv);
+	ck_assert_str_eq(cfg.tls_cert_file, "/etc/diplom/cert.pem");
+}
+END_TEST
+
 Suite *
 config_suite(void)
 {
@@ -802,6 +906,13 @@ config_suite(void)
 	    a_tool_loads_defaults_and_its_sources_without_a_role);
 	tcase_add_test(tc, a_tool_sets_a_setting_by_its_option_name);
 	tcase_add_test(tc, a_bad_value_from_a_tools_source_names_the_variable);
+	suite_add_tcase(s, tc);
+
+	tc = tcase_create("secrets");
+	tcase_add_checked_fixture(tc, secrets_setup, secrets_teardown);
+	tcase_add_test(tc, a_secret_comes_from_its_variable_or_its_file);
+	tcase_add_test(tc, a_secret_file_that_cannot_be_used_is_named);
+	tcase_add_test(tc, systemd_credentials_fill_secrets_and_paths);
 	suite_add_tcase(s, tc);
 	return s;
 }

@@ -1,9 +1,10 @@
 # src/local.mk - diplomd and libdiplom, the library it and its tests link
 
 DIPLOM_CFLAGS = $(MHD_CFLAGS) $(JSONC_CFLAGS) $(SQLITE_CFLAGS) \
-	$(CURL_CFLAGS) $(UUID_CFLAGS) $(NATS_CFLAGS) $(SYSTEMD_CFLAGS)
+	$(CURL_CFLAGS) $(UUID_CFLAGS) $(NATS_CFLAGS) $(SYSTEMD_CFLAGS) \
+	$(GNUTLS_CFLAGS)
 DIPLOM_LIBS = $(MHD_LIBS) $(JSONC_LIBS) $(SQLITE_LIBS) $(CURL_LIBS) \
-	$(UUID_LIBS) $(NATS_LIBS) $(SYSTEMD_LIBS)
+	$(UUID_LIBS) $(NATS_LIBS) $(SYSTEMD_LIBS) $(GNUTLS_LIBS)
 
 noinst_LIBRARIES += src/libdiplom.a
 src_libdiplom_a_CFLAGS = $(AM_CFLAGS) $(DIPLOM_CFLAGS)

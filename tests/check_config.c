@@ -783,7 +783,7 @@ secrets_teardown(void)
 
 START_TEST(a_secret_comes_from_its_variable_or_its_file)
 {
-	char *argv[] = { "diplomd", "--role=ingest", NULL };
+	char *argv[] = { (char *)"diplomd", (char *)"--role=ingest", NULL };
 	char file[300];
 	const char *env1[] = { "INTERNAL_TOKEN=plain", NULL };
 	const char *env2[] = { file, NULL };
@@ -806,7 +806,7 @@ END_TEST
 
 START_TEST(a_secret_file_that_cannot_be_used_is_named)
 {
-	char *argv[] = { "diplomd", "--role=ingest", NULL };
+	char *argv[] = { (char *)"diplomd", (char *)"--role=ingest", NULL };
 	char file[300];
 	const char *env[] = { file, NULL };
 
@@ -824,7 +824,7 @@ END_TEST
 
 START_TEST(systemd_credentials_fill_secrets_and_paths)
 {
-	char *argv[] = { "diplomd", "--role=gateway", NULL };
+	char *argv[] = { (char *)"diplomd", (char *)"--role=gateway", NULL };
 	char dir[300], cert[300];
 	const char *env[] = { dir, NULL };
 	const char *env2[] = { dir, cert, NULL };

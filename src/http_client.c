@@ -12,6 +12,7 @@
 #include "clock.h"
 #include "event_loop.h"
 #include "http_client.h"
+#include "log.h"
 #include "xmalloc.h"
 
 /* Bound on an answer we keep; larger ones are cut (ours are small). */
@@ -29,6 +30,8 @@ struct call {
 	char *reply;
 	size_t reply_len, reply_cap;
 	struct curl_slist *headers;	/* this call's own, or NULL */
+	char errbuf[CURL_ERROR_SIZE];	/* curl's detail on a failure */
+	char why[CURL_ERROR_SIZE + 64];	/* the reply's error, when ours */
 	http_client_cb cb;
 	void *arg;
 };
@@ -51,6 +54,7 @@ struct client_part {
 struct http_client {
 	struct curl_slist *headers;
 	long timeout_ms;
+	char *ca_file;			/* NULL: the system's CAs */
 	struct client_part *parts[EVENT_LOOP_MAX];
 };
 
@@ -94,6 +98,10 @@ easy_new(struct http_client *hc)
 	    hc->timeout_ms < 2000 ? hc->timeout_ms : 2000L);
 	curl_easy_setopt(e, CURLOPT_TCP_NODELAY, 1L);
 	curl_easy_setopt(e, CURLOPT_HTTPHEADER, hc->headers);
+	/* https hops: verified (curl's default), TLS 1.2 or later */
+	curl_easy_setopt(e, CURLOPT_SSLVERSION, (long)CURL_SSLVERSION_TLSv1_2);
+	if (hc->ca_file != NULL)
+		curl_easy_setopt(e, CURLOPT_CAINFO, hc->ca_file);
 	return e;
 }
 
@@ -118,6 +126,8 @@ call_prepare(struct client_part *cp, struct call *c)
 	    c->headers : cp->hc->headers);
 	curl_easy_setopt(c->easy, CURLOPT_PRIVATE, c);
 	curl_easy_setopt(c->easy, CURLOPT_WRITEDATA, c);
+	c->errbuf[0] = '\0';
+	curl_easy_setopt(c->easy, CURLOPT_ERRORBUFFER, c->errbuf);
 	if (c->body != NULL) {
 		curl_easy_setopt(c->easy, CURLOPT_POSTFIELDS, c->body);
 		curl_easy_setopt(c->easy, CURLOPT_POSTFIELDSIZE_LARGE,
@@ -140,6 +150,26 @@ call_report(struct call *c, const struct http_reply *r)
 	memset(c, 0, sizeof(*c));
 }
 
+/*
+ * Why the transfer failed. A peer whose certificate does not verify is
+ * logged here, the one place that can tell it from a hop that is down:
+ * it is a misconfiguration or an attack, where a down hop is neither.
+ */
+static const char *
+transfer_error(struct call *c, CURLcode code)
+{
+	const char *detail = c->errbuf[0] != '\0' ? c->errbuf :
+	    curl_easy_strerror(code);
+
+	if (code != CURLE_PEER_FAILED_VERIFICATION &&
+	    code != CURLE_SSL_CACERT_BADFILE)
+		return curl_easy_strerror(code);
+	snprintf(c->why, sizeof(c->why), "the TLS certificate of the next "
+	    "hop did not verify: %s", detail);
+	log_warn("%s: %s", c->url, c->why);
+	return c->why;
+}
+
 /* Report the outcome of the transfer. */
 static void
 call_finish(struct call *c, CURLcode code)
@@ -153,7 +183,7 @@ call_finish(struct call *c, CURLcode code)
 		r.body = c->reply != NULL ? c->reply : "";
 		r.len = c->reply_len;
 	} else {
-		r.error = curl_easy_strerror(code);
+		r.error = transfer_error(c, code);
 		r.body = "";
 	}
 	call_report(c, &r);
@@ -331,6 +361,37 @@ http_client_start(struct http_client **out, long timeout_ms, char **cause)
 	return 0;
 }
 
+int
+http_client_secure(struct http_client *hc, const char *ca_file,
+    const char *bearer_token, char **cause)
+{
+	FILE *f;
+	char *line;
+	int rc;
+
+	if (ca_file != NULL) {
+		/* a typo here would fail every request: say so at start */
+		if ((f = fopen(ca_file, "re")) == NULL) {
+			rc = -errno;
+			xasprintf(cause, "cannot read TLS_CA_FILE %s: %s",
+			    ca_file, strerror(errno));
+			return rc;
+		}
+		fclose(f);
+		free(hc->ca_file);
+		hc->ca_file = xstrdup(ca_file);
+	}
+	if (bearer_token != NULL && *bearer_token != '\0') {
+		xasprintf(&line, "Authorization: Bearer %s", bearer_token);
+		if ((hc->headers = curl_slist_append(hc->headers, line)) ==
+		    NULL)
+			xalloc_failed();
+		explicit_bzero(line, strlen(line));
+		free(line);
+	}
+	return 0;
+}
+
 /*
  * Calls still in flight when the client stops: a caller that answered its
  * own client before every answer came (the gateway's lookup across
@@ -376,7 +437,11 @@ http_client_stop(struct http_client *hc)
 		}
 		free(cp);
 	}
+	/* the token is a secret: leave no copy in freed memory */
+	for (struct curl_slist *h = hc->headers; h != NULL; h = h->next)
+		explicit_bzero(h->data, strlen(h->data));
 	curl_slist_free_all(hc->headers);
+	free(hc->ca_file);
 	free(hc);
 }
 

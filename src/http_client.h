@@ -22,6 +22,14 @@ typedef void (*http_client_cb)(void *arg, const struct http_reply *reply);
 
 int http_client_start(struct http_client **hc, long timeout_ms, char **cause);
 /*
+ * Before the first request: verify https peers against the PEM CA
+ * certificates in ca_file (NULL: the system's), and send
+ * "Authorization: Bearer <bearer_token>" with every request (NULL: none).
+ * A CA file that cannot be read is an error naming it.
+ */
+int http_client_secure(struct http_client *hc, const char *ca_file,
+    const char *bearer_token, char **cause);
+/*
  * Free the client; the server's loops must have stopped. Requests still in
  * flight are called back with status 0 ("the client stopped").
  */

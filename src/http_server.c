@@ -19,12 +19,15 @@
 
 #include <netinet/in.h>
 
+#include <gnutls/crypto.h>
+#include <gnutls/gnutls.h>
 #include <microhttpd.h>
 
 #include "clock.h"
 #include "event_loop.h"
 #include "histogram.h"
 #include "http_server.h"
+#include "http_tls.h"
 #include "log.h"
 #include "message.h"
 #include "xmalloc.h"
@@ -70,6 +73,7 @@ struct conn_state {
 	int64_t deadline_ms;		/* whole request in by then; <0: none */
 	unsigned char addr[16];
 	unsigned char len;		/* 0: not counted per client */
+	struct http_tls_set *tls;	/* held while it is open */
 };
 
 /*
@@ -109,6 +113,10 @@ struct http_server {
 	pthread_mutex_t clients_lock;
 	struct client_count *clients[CLIENT_BUCKETS];
 	atomic_size_t body_bytes;	/* held by request bodies */
+	struct http_tls *tls;		/* NULL: plain HTTP */
+	/* the SHA-256 of the bearer token required, when need_token */
+	bool need_token;
+	unsigned char token_digest[32];
 };
 
 struct http_request {
@@ -125,6 +133,7 @@ struct http_request {
 	size_t counted;			/* of cap, against body_memory */
 	bool bad_framing;		/* conflicting Content-Length, no Host */
 	const char *bad_why;
+	bool unauthorized;		/* no or a wrong bearer token */
 	bool dispatched;
 	/* lock guards the fields below: handler thread vs. completing thread */
 	pthread_mutex_t lock;
@@ -388,12 +397,16 @@ on_connection(void *cls, struct MHD_Connection *conn, void **socket_context,
 		sl->conns.next = cs;
 		conn_deadline(sl, cs, rt > 0 ? clock_now_ms() + rt : -1);
 		client_add(sl->srv, cs, 1);
+		if (sl->srv->tls != NULL)
+			cs->tls = http_tls_hold(sl->srv->tls);
 		*socket_context = cs;
 		return;
 	}
 	if (cs == NULL)
 		return;
 	client_add(sl->srv, cs, -1);
+	if (cs->tls != NULL)
+		http_tls_release(sl->srv->tls, cs->tls);
 	cs->prev->next = cs->next;
 	cs->next->prev = cs->prev;
 	free(cs);
@@ -551,6 +564,9 @@ run_request(struct http_request *req)
 		cs->deadline_ms = -1;
 	if (req->bad_framing) {
 		http_respond_error(req, HTTP_BAD_REQUEST, req->bad_why);
+	} else if (req->unauthorized) {
+		http_respond_error(req, HTTP_UNAUTHORIZED,
+		    "a valid bearer token is required");
 	} else if (req->too_large) {
 		char why[80];
 
@@ -682,6 +698,34 @@ on_header(void *cls, enum MHD_ValueKind kind, const char *key,
 	return MHD_YES;
 }
 
+/* Whether req may pass: it carries the bearer token, or needs none. */
+static bool
+token_ok(const struct http_request *req)
+{
+	const struct http_server *srv = req->srv;
+	const char *h, *method = req->method;
+	unsigned char digest[32], diff = 0;
+
+	if (!srv->need_token)
+		return true;
+	/* what a health check or a load balancer asks stays open */
+	if (strcmp(req->path, "/health") == 0 && (strcmp(method, "GET") == 0 ||
+	    strcmp(method, "HEAD") == 0))
+		return true;
+	h = MHD_lookup_connection_value(req->conn, MHD_HEADER_KIND,
+	    MHD_HTTP_HEADER_AUTHORIZATION);
+	if (h == NULL || strncasecmp(h, "Bearer ", 7) != 0)
+		return false;
+	for (h += 7; *h == ' '; h++)
+		;
+	/* digests of equal length, compared in constant time */
+	if (gnutls_hash_fast(GNUTLS_DIG_SHA256, h, strlen(h), digest) != 0)
+		return false;
+	for (size_t i = 0; i < sizeof(digest); i++)
+		diff |= (unsigned char)(digest[i] ^ srv->token_digest[i]);
+	return diff == 0;
+}
+
 /*
  * Look at a request's head before its body: framing a proxy could read
  * otherwise (request smuggling), a body over the limit, and the memory its
@@ -706,6 +750,10 @@ request_check(struct http_request *req, const char *version)
 	    MHD_HTTP_HEADER_HOST) == NULL) {
 		req->bad_framing = true;
 		req->bad_why = "an HTTP/1.1 request needs a Host header";
+		return true;
+	}
+	if (!token_ok(req)) {
+		req->unauthorized = true;
 		return true;
 	}
 	if ((cl = lc.first) == NULL)
@@ -849,7 +897,9 @@ loop_run_mhd(void *arg)
 	struct server_loop *sl = arg;
 	MHD_UNSIGNED_LONG_LONG ms;
 
+	http_tls_set_current(sl->srv->tls);
 	MHD_run(sl->mhd);
+	http_tls_set_current(NULL);
 	sl->timer.at_ms = MHD_get_timeout(sl->mhd, &ms) == MHD_YES ?
 	    clock_now_ms() + (int64_t)(ms > 60000 ? 60000 : ms) : -1;
 }
@@ -878,7 +928,8 @@ loop_setup(struct http_server *srv, int i, bool v6, char **cause)
 	struct server_loop *sl = &srv->loops[i];
 	const union MHD_DaemonInfo *info;
 	unsigned int flags = MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME |
-	    MHD_USE_ERROR_LOG | (v6 ? MHD_USE_IPv6 : 0);
+	    MHD_USE_ERROR_LOG | (v6 ? MHD_USE_IPv6 : 0) |
+	    (srv->tls != NULL ? MHD_USE_TLS : 0);
 	int fd, rc;
 
 	sl->srv = srv;
@@ -905,6 +956,10 @@ loop_setup(struct http_server *srv, int i, bool v6, char **cause)
 	    (unsigned int)((idle_ms(srv) + 999) / 1000),
 	    MHD_OPTION_NOTIFY_COMPLETED, on_completed, sl,
 	    MHD_OPTION_NOTIFY_CONNECTION, on_connection, sl,
+	    /* without TLS the list ends here, and the rest is not read */
+	    srv->tls != NULL ? MHD_OPTION_HTTPS_CERT_CALLBACK : MHD_OPTION_END,
+	    http_tls_cert_callback,
+	    MHD_OPTION_HTTPS_PRIORITIES, HTTP_TLS_PRIORITIES,
 	    MHD_OPTION_END);
 	if (sl->mhd == NULL) {
 		close(fd);
@@ -924,6 +979,43 @@ loop_setup(struct http_server *srv, int i, bool v6, char **cause)
 		return rc;
 	}
 	return 0;
+}
+
+/* TLS and the bearer token, as opts ask. */
+static int
+server_security(struct http_server *srv, const struct http_server_opts *o,
+    char **cause)
+{
+	const char *t = o->bearer_token;
+	int rc;
+
+	srv->opts.bearer_token = NULL;	/* only its digest is kept */
+	if (t != NULL && *t != '\0') {
+		if (gnutls_hash_fast(GNUTLS_DIG_SHA256, t, strlen(t),
+		    srv->token_digest) != 0) {
+			*cause = xstrdup("cannot hash the bearer token");
+			return -EIO;
+		}
+		srv->need_token = true;
+	}
+	if (o->tls_cert_file == NULL && o->tls_key_file == NULL)
+		return 0;
+	if (o->tls_cert_file == NULL || o->tls_key_file == NULL) {
+		*cause = xstrdup("HTTPS needs both a certificate and its key");
+		return -EINVAL;
+	}
+	if ((rc = http_tls_new(&srv->tls, o->tls_cert_file, o->tls_key_file,
+	    cause)) != 0)
+		return rc;
+	return 0;
+}
+
+int
+http_server_reload_tls(struct http_server *srv, char **cause)
+{
+	if (srv->tls == NULL)
+		return 0;
+	return http_tls_reload(srv->tls, cause);
 }
 
 int
@@ -948,7 +1040,8 @@ http_server_start(struct http_server **out, const struct http_server_opts *o,
 	    EVENT_LOOP_MAX : ncpu);
 	for (int i = 0; i < EVENT_LOOP_MAX; i++)
 		srv->loops[i].kick.fd = -1;
-	if ((rc = listen_on(o->address, o->port, &srv->listen_fd, &v6,
+	if ((rc = server_security(srv, o, cause)) != 0 ||
+	    (rc = listen_on(o->address, o->port, &srv->listen_fd, &v6,
 	    cause)) != 0)
 		goto out;
 	for (int i = 0; i < srv->nloops && rc == 0; i++)
@@ -1035,6 +1128,8 @@ http_server_stop(struct http_server *srv)
 	}
 	if (srv->listen_fd >= 0)
 		close(srv->listen_fd);
+	/* the daemons closed every connection: none holds a set now */
+	http_tls_free(srv->tls);
 	for (size_t i = 0; i < CLIENT_BUCKETS; i++) {
 		while (srv->clients[i] != NULL) {
 			struct client_count *c = srv->clients[i];

@@ -54,6 +54,18 @@ struct http_server_opts {
 	int64_t request_timeout_ms;
 	int64_t idle_timeout_ms;
 	size_t body_memory;
+	/*
+	 * HTTPS only, with this PEM certificate chain and key, when both are
+	 * set (one alone is an error); http_server_reload_tls reads them
+	 * again.
+	 */
+	const char *tls_cert_file;
+	const char *tls_key_file;
+	/*
+	 * Answer 401 to every request but GET /health that does not carry
+	 * "Authorization: Bearer <bearer_token>" (NULL: no such check).
+	 */
+	const char *bearer_token;
 	const struct http_route *routes;
 	size_t n_routes;
 	void *ctx;			/* passed to every handler */
@@ -61,6 +73,12 @@ struct http_server_opts {
 
 int http_server_start(struct http_server **srv,
     const struct http_server_opts *opts, char **cause);
+/*
+ * Read the certificate and key again, for the handshakes from now on;
+ * connections already made go on with theirs. 0 when the server has no
+ * TLS; on failure the old ones stay, and *cause says why.
+ */
+int http_server_reload_tls(struct http_server *srv, char **cause);
 /* Answer 503 to every request but GET /health from now on. */
 void http_server_drain(struct http_server *srv);
 /*

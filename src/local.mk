@@ -25,6 +25,7 @@ src_libdiplom_a_SOURCES = \
 	src/worker_pool.c src/worker_pool.h \
 	src/xmalloc.c src/xmalloc.h \
 	src/http_server.c src/http_server.h \
+	src/http_tls.c src/http_tls.h \
 	src/http_client.c src/http_client.h \
 	src/event_loop.c src/event_loop.h \
 	src/role.c src/role.h \

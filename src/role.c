@@ -8,6 +8,7 @@
 
 #include <json-c/json.h>
 
+#include "http_client.h"
 #include "log.h"
 #include "role.h"
 #include "xmalloc.h"
@@ -155,18 +156,48 @@ role_serve(const struct config *cfg, const struct http_route *routes,
 		.request_timeout_ms = cfg->request_timeout_ms,
 		.idle_timeout_ms = cfg->idle_timeout_ms,
 		.body_memory = (size_t)cfg->body_memory,
+		.tls_cert_file = cfg->tls_cert_file,
+		.tls_key_file = cfg->tls_key_file,
+		/* the gateway is the public face: it has keys of its own */
+		.bearer_token = cfg->role != ROLE_GATEWAY ?
+		    cfg->internal_token : NULL,
 		.routes = routes,
 		.n_routes = n_routes,
 		.ctx = ctx,
 	};
 	int rc;
 
+	if ((cfg->tls_cert_file == NULL) != (cfg->tls_key_file == NULL)) {
+		xasprintf(cause, "TLS_CERT_FILE and TLS_KEY_FILE go together: "
+		    "%s is set, %s is not", cfg->tls_cert_file != NULL ?
+		    "TLS_CERT_FILE" : "TLS_KEY_FILE", cfg->tls_cert_file !=
+		    NULL ? "TLS_KEY_FILE" : "TLS_CERT_FILE");
+		return -EINVAL;
+	}
 	if ((rc = http_server_start(srv, &o, cause)) != 0)
 		return rc;
 	role_server = *srv;
-	log_info("%s listening on %s:%d, %s", config_role_name(cfg->role),
-	    cfg->listen_address, o.port, what);
+	log_info("%s listening on %s:%d (%s%s), %s",
+	    config_role_name(cfg->role), cfg->listen_address, o.port,
+	    o.tls_cert_file != NULL ? "HTTPS" : "HTTP",
+	    o.bearer_token != NULL ? ", internal token required" : "", what);
 	return 0;
+}
+
+int
+role_client_start(const struct config *cfg, long timeout_ms,
+    struct http_client **hc, char **cause)
+{
+	int rc;
+
+	if ((rc = http_client_start(hc, timeout_ms, cause)) != 0)
+		return rc;
+	if ((rc = http_client_secure(*hc, cfg->tls_ca_file,
+	    cfg->internal_token, cause)) != 0) {
+		http_client_stop(*hc);
+		*hc = NULL;
+	}
+	return rc;
 }
 
 int

@@ -6,6 +6,7 @@
 #include <stdio.h>
 
 #include "config.h"
+#include "http_client.h"
 #include "http_server.h"
 #include "queue.h"
 
@@ -76,6 +77,13 @@ char *role_join_url(const char *base, const char *path);
 int role_serve(const struct config *cfg, const struct http_route *routes,
     size_t n_routes, void *ctx, size_t max_body, const char *what,
     struct http_server **srv, char **cause);
+/*
+ * The client a role reaches the next hop with: https peers verified
+ * against TLS_CA_FILE (else the system's CAs), the internal token sent
+ * with every request when INTERNAL_TOKEN is set.
+ */
+int role_client_start(const struct config *cfg, long timeout_ms,
+    struct http_client **hc, char **cause);
 /*
  * Stop taking requests (503) and wait up to timeout_ms for those in
  * progress. Returns 0, or -ETIMEDOUT after logging how it stands.

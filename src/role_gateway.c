@@ -425,7 +425,8 @@ gw_start(const struct config *cfg, void **state, char **cause)
 	xasprintf(&what, "ingest at %s, %s at %s", cfg->ingest_url,
 	    gw->n_procs > 1 ? "processors" : "processor",
 	    cfg->processor_url.text);
-	if ((rc = http_client_start(&gw->hc, HOP_TIMEOUT_MS, cause)) != 0 ||
+	if ((rc = role_client_start(cfg, HOP_TIMEOUT_MS, &gw->hc,
+	    cause)) != 0 ||
 	    (rc = role_serve(cfg, gw_routes, sizeof(gw_routes) /
 	    sizeof(*gw_routes), gw, (size_t)cfg->max_body_bytes, what,
 	    &gw->srv, cause)) != 0)

@@ -394,7 +394,8 @@ in_start(const struct config *cfg, void **state, char **cause)
 	 * shared, so publish to it directly.
 	 */
 	if (queue_in_processor(cfg->queue_type)) {
-		rc = http_client_start(&in->hc, ENQUEUE_TIMEOUT_MS, cause);
+		rc = role_client_start(cfg, ENQUEUE_TIMEOUT_MS, &in->hc,
+		    cause);
 		if (in->n_enqueue == 1)
 			xasprintf(&what, "queue %s via %s", cfg->queue_type,
 			    in->enqueue_urls[0]);
@@ -430,8 +431,18 @@ in_stop(void *state, int64_t timeout_ms)
 	return 0;
 }
 
+/* SIGHUP: the listener's certificate and key. */
+static int
+in_reload(void *state, char **cause)
+{
+	struct ingest *in = state;
+
+	return http_server_reload_tls(in->srv, cause);
+}
+
 const struct role_ops role_ingest_ops = {
 	.name = "ingest",
 	.start = in_start,
 	.stop = in_stop,
+	.reload = in_reload,
 };

@@ -651,6 +651,15 @@ pr_vitals(void *state, struct role_vitals *v)
 	v->backlog = qs.current_size;
 }
 
+/* SIGHUP: the listener's certificate and key. */
+static int
+pr_reload(void *state, char **cause)
+{
+	struct processor *pr = state;
+
+	return http_server_reload_tls(pr->srv, cause);
+}
+
 const struct role_ops role_processor_ops = {
 	.name = "processor",
 	.start = pr_start,
@@ -658,4 +667,5 @@ const struct role_ops role_processor_ops = {
 	.ping = pr_ping,
 	.answered = pr_answered,
 	.vitals = pr_vitals,
+	.reload = pr_reload,
 };

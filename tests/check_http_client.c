@@ -624,6 +624,24 @@ START_TEST(path_escape_encodes_everything_else)
 }
 END_TEST
 
+START_TEST(a_ca_file_that_cannot_be_read_is_named)
+{
+	struct http_client *c = NULL;
+	char *cause = NULL;
+
+	ck_assert_int_eq(http_client_start(&c, 1000, &cause), 0);
+	ck_assert_int_eq(http_client_secure(c, "/nonexistent/diplom-ca.pem",
+	    NULL, &cause), -ENOENT);
+	ck_assert_ptr_nonnull(cause);
+	ck_assert_ptr_nonnull(strstr(cause,
+	    "TLS_CA_FILE /nonexistent/diplom-ca.pem"));
+	free(cause);
+	/* a token alone is no error */
+	ck_assert_int_eq(http_client_secure(c, NULL, "t0ken", &cause), 0);
+	http_client_stop(c);
+}
+END_TEST
+
 Suite *
 http_client_suite(void)
 {
@@ -647,6 +665,10 @@ http_client_suite(void)
 	tc = tcase_create("escape");
 	tcase_add_test(tc, path_escape_keeps_unreserved_characters);
 	tcase_add_test(tc, path_escape_encodes_everything_else);
+	suite_add_tcase(s, tc);
+
+	tc = tcase_create("secure");
+	tcase_add_test(tc, a_ca_file_that_cannot_be_read_is_named);
 	suite_add_tcase(s, tc);
 	return s;
 }

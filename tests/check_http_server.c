@@ -846,6 +846,116 @@ START_TEST(unresolvable_address_is_an_error_with_a_cause)
 }
 END_TEST
 
+/* --- TLS and the bearer token ------------------------------------------ */
+
+/* Start with o (the fixture's port is taken: no listening is reached). */
+static void
+assert_secure_start_fails(struct http_server_opts *o, int want_rc,
+    const char *want)
+{
+	struct http_server *other = NULL;
+	char *cause = NULL;
+
+	o->address = "127.0.0.1";
+	o->port = tu_free_port();
+	o->max_body = MAX_BODY;
+	o->routes = routes;
+	o->n_routes = 1;
+	ck_assert_int_eq(http_server_start(&other, o, &cause), want_rc);
+	ck_assert_ptr_null(other);
+	ck_assert_ptr_nonnull(cause);
+	ck_assert_msg(strstr(cause, want) != NULL, "cause: %s", cause);
+	free(cause);
+}
+
+START_TEST(a_certificate_without_its_key_is_an_error)
+{
+	struct http_server_opts o = { .tls_cert_file = "/etc/hostname" };
+
+	assert_secure_start_fails(&o, -EINVAL, "certificate and its key");
+}
+END_TEST
+
+START_TEST(an_unreadable_certificate_is_named)
+{
+	struct http_server_opts o = {
+		.tls_cert_file = "/nonexistent/diplom-cert.pem",
+		.tls_key_file = "/nonexistent/diplom-key.pem",
+	};
+
+	assert_secure_start_fails(&o, -ENOENT, "/nonexistent/diplom-cert.pem");
+}
+END_TEST
+
+START_TEST(a_file_without_a_certificate_is_named)
+{
+	struct http_server_opts o = {
+		.tls_cert_file = "/etc/hostname",
+		.tls_key_file = "/etc/hostname",
+	};
+
+	assert_secure_start_fails(&o, -EINVAL, "TLS_CERT_FILE /etc/hostname");
+}
+END_TEST
+
+/* GET path with an Authorization header (NULL: none). */
+static void
+fetch_auth(const char *path, const char *auth, struct reply *r)
+{
+	struct curl_slist *hdrs = NULL;
+	CURL *e;
+
+	if (auth != NULL)
+		hdrs = curl_slist_append(hdrs, auth);
+	e = easy_for("GET", path, NULL, 0, hdrs, r);
+	r->code = curl_easy_perform(e);
+	if (r->code == CURLE_OK)
+		curl_easy_getinfo(e, CURLINFO_RESPONSE_CODE, &r->status);
+	curl_easy_cleanup(e);
+	curl_slist_free_all(hdrs);
+}
+
+START_TEST(a_bearer_token_guards_everything_but_health)
+{
+	struct http_server_opts o = {
+		.address = "127.0.0.1",
+		.max_body = MAX_BODY,
+		.bearer_token = "s3cret-token",
+		.routes = routes,
+		.n_routes = sizeof(routes) / sizeof(*routes),
+		.ctx = &ctx,
+	};
+	static const char *const refused[] = { NULL, "Authorization: Bearer",
+		"Authorization: Bearer s3cret", "Authorization: Bearer "
+		"s3cret-token2", "Authorization: Basic s3cret-token",
+		"Authorization: Bearer S3CRET-TOKEN" };
+	struct reply r;
+	char *cause = NULL;
+
+	/* the fixture's server has no token: this one instead */
+	http_server_stop(srv);
+	o.port = port = tu_free_port();
+	ck_assert_int_eq(http_server_start(&srv, &o, &cause), 0);
+	for (size_t i = 0; i < sizeof(refused) / sizeof(*refused); i++) {
+		fetch_auth("/hello", refused[i], &r);
+		ck_assert_int_eq(r.status, 401);
+		ck_assert_str_eq(header(&r, "WWW-Authenticate"), "Bearer");
+		ck_assert_ptr_nonnull(strstr(r.body, "\"error\""));
+	}
+	/* an unknown path says nothing of the routes without the token */
+	fetch_auth("/nowhere", NULL, &r);
+	ck_assert_int_eq(r.status, 401);
+	/* no handler saw a refused request */
+	ck_assert_int_eq(atomic_load(&ctx.entered), 0);
+	fetch_auth("/health", NULL, &r);
+	ck_assert_int_eq(r.status, 200);
+	fetch_auth("/hello", "Authorization: Bearer s3cret-token", &r);
+	ck_assert_int_eq(r.status, 200);
+	fetch_auth("/hello", "authorization: bearer  s3cret-token", &r);
+	ck_assert_int_eq(r.status, 200);
+}
+END_TEST
+
 /* A test case with a server running for each test, and a minute to run. */
 static TCase *
 server_tcase(const char *name)
@@ -892,6 +1002,13 @@ http_server_suite(void)
 	tcase_add_test(tc, stop_closes_the_listening_port);
 	tcase_add_test(tc, port_in_use_is_an_error_with_a_cause);
 	tcase_add_test(tc, unresolvable_address_is_an_error_with_a_cause);
+	suite_add_tcase(s, tc);
+
+	tc = server_tcase("security");
+	tcase_add_test(tc, a_certificate_without_its_key_is_an_error);
+	tcase_add_test(tc, an_unreadable_certificate_is_named);
+	tcase_add_test(tc, a_file_without_a_certificate_is_named);
+	tcase_add_test(tc, a_bearer_token_guards_everything_but_health);
 	suite_add_tcase(s, tc);
 	return s;
 }

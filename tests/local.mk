@@ -81,7 +81,9 @@ SHELL_TESTS = \
 	%D%/memory-processors.sh \
 	%D%/openapi.sh \
 	%D%/prometheus.sh \
-	%D%/diplomctl.sh
+	%D%/diplomctl.sh \
+	%D%/tls.sh \
+	%D%/internal-token.sh
 NATS_SHELL_TESTS = \
 	%D%/nats-persistence.sh \
 	%D%/nats-processor-crash.sh \

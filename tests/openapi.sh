@@ -321,6 +321,36 @@ tap_ok "an unreadable result store: 500 from the processor (results, failed, rep
 stop_pid "$lookup_PID" KILL
 stop_pid "$processor_PID" KILL
 
+# A third pair with INTERNAL_TOKEN: everything but /health is 401 without
+# it, and answers as usual with it.
+stack_ports
+export INTERNAL_TOKEN=openapi-token
+RESULTS_DB=$T_TMP/results3.db start_role processor processor
+wait_health "$PROC" && start_role ingest ingest && wait_health "$ING" ||
+	bail "the roles with a token did not start"
+AUTH='Authorization: Bearer openapi-token'
+tap_ok "with INTERNAL_TOKEN: 401 from ingest and the processor without it" all \
+	"r ingest POST /ingest /ingest -d '{}' --expect 401" \
+	"r ingest GET /stats /stats --expect 401" \
+	"r ingest GET /metrics /metrics --expect 401" \
+	"r ingest GET /admin /admin --expect 401" \
+	"r ingest POST /admin/drain /admin/drain --expect 401" \
+	"r ingest POST /admin/resume /admin/resume -H 'Authorization: Bearer wrong' --expect 401" \
+	"r ingest GET /health /health --expect 200" \
+	"r processor POST /enqueue /enqueue -d '{\"id\":\"t-1\"}' --expect 401" \
+	"r processor GET /stats /stats --expect 401" \
+	"r processor GET /results/{id} /results/t-1 --expect 401" \
+	"r processor GET /failed /failed --expect 401" \
+	"r processor POST /replay/{id} /replay/t-1 --expect 401" \
+	"r processor GET /admin /admin --expect 401" \
+	"r processor GET /metrics /metrics -H 'Authorization: Basic openapi-token' --expect 401" \
+	"r processor GET /health /health --expect 200" \
+	"r ingest POST /ingest /ingest -H '$AUTH' -d '{}' --expect 200" \
+	"r processor GET /stats /stats -H '$AUTH' --expect 200"
+unset INTERNAL_TOKEN
+stop_pid "$ingest_PID"
+stop_pid "$processor_PID"
+
 tap_ok "every status the document lists was seen, every answer as it says" \
 	check coverage
 tap_done

@@ -21,6 +21,41 @@ struct body {
 	size_t len;
 };
 
+/*
+ * How diplomctl reaches the roles, the same for every request of its one
+ * run: set once from the settings before the first.
+ */
+static struct {
+	char *auth_header;		/* "Authorization: Bearer ...", or NULL */
+	char *ca_file;
+	char *except_base;		/* sent no token */
+} http_with;
+
+void
+ctl_http_setup(const char *token, const char *ca_file,
+    const char *except_base)
+{
+	ctl_http_cleanup();
+	if (token != NULL && *token != '\0' && asprintf(&http_with.auth_header,
+	    "Authorization: Bearer %s", token) < 0)
+		http_with.auth_header = NULL;
+	http_with.ca_file = ca_file != NULL ? strdup(ca_file) : NULL;
+	http_with.except_base = except_base != NULL ? strdup(except_base) :
+	    NULL;
+}
+
+void
+ctl_http_cleanup(void)
+{
+	if (http_with.auth_header != NULL)
+		explicit_bzero(http_with.auth_header,
+		    strlen(http_with.auth_header));
+	free(http_with.auth_header);
+	free(http_with.ca_file);
+	free(http_with.except_base);
+	memset(&http_with, 0, sizeof(http_with));
+}
+
 static size_t
 on_data(char *data, size_t size, size_t n, void *arg)
 {
@@ -42,6 +77,7 @@ ctl_http(const char *method, const char *base, const char *path,
     struct ctl_reply *r)
 {
 	struct body b = { NULL, 0 };
+	struct curl_slist *headers = NULL;
 	CURL *e = curl_easy_init();
 	CURLcode code;
 	char *url = NULL;
@@ -65,6 +101,13 @@ ctl_http(const char *method, const char *base, const char *path,
 	curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, on_data);
 	curl_easy_setopt(e, CURLOPT_WRITEDATA, &b);
 	curl_easy_setopt(e, CURLOPT_ERRORBUFFER, r->error);
+	if (http_with.ca_file != NULL)
+		curl_easy_setopt(e, CURLOPT_CAINFO, http_with.ca_file);
+	if (http_with.auth_header != NULL && (http_with.except_base == NULL ||
+	    strcmp(base, http_with.except_base) != 0)) {
+		headers = curl_slist_append(NULL, http_with.auth_header);
+		curl_easy_setopt(e, CURLOPT_HTTPHEADER, headers);
+	}
 	r->error[0] = '\0';
 	code = curl_easy_perform(e);
 	if (code == CURLE_OK) {
@@ -76,6 +119,9 @@ ctl_http(const char *method, const char *base, const char *path,
 		    curl_easy_strerror(code));
 	}
 	curl_easy_cleanup(e);
+	if (headers != NULL)
+		explicit_bzero(headers->data, strlen(headers->data));
+	curl_slist_free_all(headers);
 	free(url);
 	free(b.p);
 	return code == CURLE_OK ? 0 : -EIO;

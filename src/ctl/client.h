@@ -18,6 +18,16 @@ struct ctl_reply {
 };
 
 /*
+ * Before the first request, from the settings: https roles verified
+ * against ca_file (NULL: the system's CAs); token (NULL: none) sent as a
+ * bearer token to every role but the one at except_base, the gateway,
+ * which has keys of its own. Strings copied; ctl_http_cleanup frees them.
+ */
+void ctl_http_setup(const char *token, const char *ca_file,
+    const char *except_base);
+void ctl_http_cleanup(void);
+
+/*
  * method base+path (body: none); 0 when the role answered, whatever the
  * status, -EIO when it did not (r->error says why). ctl_reply_free after.
  */

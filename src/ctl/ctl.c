@@ -42,6 +42,19 @@ ctl_gateway_url(const char *addr, int port)
 	return url;
 }
 
+/* The gateway's URL with https. */
+static int
+https_gateway(struct ctl *c)
+{
+	char *u;
+
+	if (asprintf(&u, "https%s", c->gateway_url + strlen("http")) < 0)
+		return CTL_UNWELL;
+	free(c->gateway_url);
+	c->gateway_url = u;
+	return CTL_OK;
+}
+
 int
 ctl_setup(struct ctl *c, const struct ctl_opts *o, const char *default_file,
     char **cause)
@@ -74,12 +87,20 @@ ctl_setup(struct ctl *c, const struct ctl_opts *o, const char *default_file,
 		*cause = strdup("out of memory");
 		return CTL_UNWELL;
 	}
+	/* the roles serve HTTPS when the settings give them a certificate */
+	if (c->cfg.tls_cert_file != NULL && (rc = https_gateway(c)) != CTL_OK) {
+		*cause = strdup("out of memory");
+		return rc;
+	}
+	ctl_http_setup(c->cfg.internal_token, c->cfg.tls_ca_file,
+	    c->gateway_url);
 	return CTL_OK;
 }
 
 void
 ctl_teardown(struct ctl *c)
 {
+	ctl_http_cleanup();
 	config_free(&c->cfg);
 	ctl_defaults_free(&c->defaults);
 	free(c->gateway_url);

@@ -73,53 +73,41 @@ set_of(const struct rate_limiter *rl, const unsigned char *key, size_t len)
 	return (size_t)(h & (rl->nsets - 1));
 }
 
-/* Add the tokens earned since the last refill, up to the burst. */
-static void
-refill(const struct rate_limiter *rl, struct bucket *b, int64_t now_ns)
-{
-	if (now_ns > b->last_ns) {
-		b->tokens += (double)(now_ns - b->last_ns) / 1e9 * rl->rate;
-		if (b->tokens > rl->burst)
-			b->tokens = rl->burst;
-		b->last_ns = now_ns;
-	}
-}
-
-/* How readily b gives its place to a new key: the lower, the sooner. */
-static int
-victim_rank(const struct rate_limiter *rl, const struct bucket *b,
+/* The tokens b would hold at now_ns. */
+static double
+tokens_at(const struct rate_limiter *rl, const struct bucket *b,
     int64_t now_ns)
 {
-	if (b->len == 0)
-		return 0;
-	/* full by now: forgetting it loses nothing */
-	if (b->tokens + (double)(now_ns - b->last_ns) / 1e9 * rl->rate >=
-	    rl->burst)
-		return 1;
-	return 2;
+	double t = b->tokens;
+
+	if (now_ns > b->last_ns)
+		t += (double)(now_ns - b->last_ns) / 1e9 * rl->rate;
+	return t < rl->burst ? t : rl->burst;
 }
 
 /*
- * key's bucket in set, or the one it takes: a free one, else one that
- * would be full by now, else the one least recently used.
+ * key's bucket in set, or the one it takes: a free one, else the fullest,
+ * the least recently used of those. Forgetting a full bucket loses
+ * nothing; and a client held back by an empty one does not get a fresh
+ * one by sending from many other addresses.
  */
 static struct bucket *
 find_bucket(struct rate_limiter *rl, struct bucket *set,
     const unsigned char *key, size_t len, int64_t now_ns)
 {
 	struct bucket *victim = NULL;
-	int rank = 3;
+	double most = -1;
 
 	for (size_t i = 0; i < WAYS; i++) {
 		struct bucket *b = &set[i];
-		int r;
+		double t;
 
 		if (b->len == len && memcmp(b->key, key, len) == 0)
 			return b;
-		r = victim_rank(rl, b, now_ns);
-		if (r < rank || (r == rank && b->last_ns < victim->last_ns)) {
+		t = b->len == 0 ? rl->burst + 1 : tokens_at(rl, b, now_ns);
+		if (t > most || (t == most && b->last_ns < victim->last_ns)) {
 			victim = b;
-			rank = r;
+			most = t;
 		}
 	}
 	if (victim->len == 0)
@@ -145,7 +133,9 @@ rate_limiter_take(struct rate_limiter *rl, const void *key, size_t len,
 		return 0;
 	pthread_mutex_lock(&rl->lock);
 	b = find_bucket(rl, rl->sets[set_of(rl, key, len)], key, len, now_ns);
-	refill(rl, b, now_ns);
+	b->tokens = tokens_at(rl, b, now_ns);
+	if (now_ns > b->last_ns)
+		b->last_ns = now_ns;
 	if (b->tokens >= 1) {
 		b->tokens -= 1;
 	} else {

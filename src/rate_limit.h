@@ -13,9 +13,8 @@ struct rate_limiter;
 /*
  * Buckets of burst tokens (0: rate), refilled at rate tokens a second
  * (rate >= 1), one per key, at most capacity of them (rounded up to the
- * table's sets): a key not seen takes the place of a full bucket, or of the
- * least recently used one of its set, so memory stays bounded whatever
- * keys come.
+ * table's sets): a key not seen takes the place of the fullest bucket of
+ * its set, so memory stays bounded whatever keys come.
  */
 int rate_limiter_new(struct rate_limiter **out, int64_t rate, int64_t burst,
     size_t capacity, char **cause);

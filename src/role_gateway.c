@@ -47,6 +47,11 @@ struct gateway {
 	struct gw_processor *procs;	/* PROCESSOR_URL, in its order */
 	size_t n_procs;
 	struct http_server *admin_srv;	/* ADMIN_LISTEN_ADDRESS, or NULL */
+	/*
+	 * The admin listener's own client: a client keeps one part per loop
+	 * index, and the loops of two servers have the same indexes.
+	 */
+	struct http_client *admin_hc;
 	struct auth *api_keys;		/* API_KEYS_FILE, or NULL: open */
 	struct auth *admin_keys;	/* ADMIN_KEYS_FILE, or NULL: open */
 	/* RATE_LIMIT, or NULL; by_key only with API keys */
@@ -406,7 +411,9 @@ status_ask(struct gateway *gw, struct status_call *sc,
 	struct status_part *p = xmalloc(sizeof(*p));
 
 	*p = (struct status_part){ sc, svc, health };
-	http_client_request(gw->hc, url, NULL, 0, status_part_done, p);
+	/* the status is served on the admin listener alone when there is one */
+	http_client_request(gw->admin_hc != NULL ? gw->admin_hc : gw->hc, url,
+	    NULL, 0, status_part_done, p);
 }
 
 static void
@@ -515,6 +522,7 @@ static void
 gw_free(struct gateway *gw)
 {
 	http_client_stop(gw->hc);
+	http_client_stop(gw->admin_hc);
 	free(gw->ingest_url);
 	free(gw->ingest_stats_url);
 	free(gw->ingest_health_url);
@@ -602,7 +610,9 @@ gw_listen(struct gateway *gw, const struct config *cfg, const char *what,
 		return role_serve(cfg, gw_routes, N_ROUTES(gw_routes), gw,
 		    (size_t)cfg->max_body_bytes, what, &gw->srv, cause);
 	/* the admin listener first: a bad address fails the start early */
-	if ((rc = role_serve_extra(cfg, "ADMIN_LISTEN_ADDRESS",
+	if ((rc = http_client_start(&gw->admin_hc, HOP_TIMEOUT_MS,
+	    cause)) != 0 ||
+	    (rc = role_serve_extra(cfg, "ADMIN_LISTEN_ADDRESS",
 	    cfg->admin_listen_address, "admin endpoints", gw_admin_routes,
 	    N_ROUTES(gw_admin_routes), gw, ADMIN_MAX_BODY, &gw->admin_srv,
 	    cause)) != 0)

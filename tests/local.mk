@@ -85,7 +85,8 @@ SHELL_TESTS = \
 	%D%/memory-processors.sh \
 	%D%/openapi.sh \
 	%D%/prometheus.sh \
-	%D%/diplomctl.sh
+	%D%/diplomctl.sh \
+	%D%/gateway-auth.sh
 NATS_SHELL_TESTS = \
 	%D%/nats-persistence.sh \
 	%D%/nats-processor-crash.sh \

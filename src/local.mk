@@ -11,6 +11,7 @@ src_libdiplom_a_CFLAGS = $(AM_CFLAGS) $(DIPLOM_CFLAGS)
 src_libdiplom_a_SOURCES = \
 	src/clock.h \
 	src/duration.h \
+	src/auth.c src/auth.h \
 	src/config.c src/config.h \
 	src/histogram.c src/histogram.h \
 	src/log.c src/log.h \
@@ -20,6 +21,7 @@ src_libdiplom_a_SOURCES = \
 	src/queue_memory.c \
 	src/queue_nats.c src/queue_nats_int.h src/queue_nats_provision.c \
 	src/queue_nats_pull.c \
+	src/rate_limit.c src/rate_limit.h \
 	src/result_store.c src/result_store.h \
 	src/retention.c src/retention.h \
 	src/worker_pool.c src/worker_pool.h \

@@ -238,3 +238,79 @@ role_vitals(const struct role_ops *ops, void *state, struct role_vitals *v)
 	if (ops->vitals != NULL)
 		ops->vitals(state, v);
 }
+
+/*
+ * Split "ADDR:PORT" or "[IPv6]:PORT" into host (malloc'd) and port; the
+ * address itself is checked when the server listens on it.
+ */
+static int
+split_addr_port(const char *s, char **host, int *port)
+{
+	const char *colon = strrchr(s, ':'), *h = s, *hend;
+	char *end;
+	long p;
+
+	if (colon == NULL)
+		return -EINVAL;
+	hend = colon;
+	if (*s == '[') {
+		h = s + 1;
+		if (colon == s || colon[-1] != ']')
+			return -EINVAL;
+		hend = colon - 1;
+	} else if (memchr(s, ':', (size_t)(colon - s)) != NULL) {
+		/* IPv6 without brackets: where would its port start? */
+		return -EINVAL;
+	}
+	if (h >= hend)
+		return -EINVAL;
+	errno = 0;
+	p = strtol(colon + 1, &end, 10);
+	if (colon[1] == '\0' || *end != '\0' || errno != 0 || p < 1 ||
+	    p > 65535)
+		return -EINVAL;
+	*host = xstrndup(h, (size_t)(hend - h));
+	*port = (int)p;
+	return 0;
+}
+
+int
+role_serve_extra(const struct config *cfg, const char *option,
+    const char *addr_port, const char *name,
+    const struct http_route *routes, size_t n_routes, void *ctx,
+    size_t max_body, struct http_server **srv, char **cause)
+{
+	struct http_server_opts o = {
+		.max_body = max_body,
+		.max_client_conns = (int)cfg->max_client_conns,
+		.request_timeout_ms = cfg->request_timeout_ms,
+		.idle_timeout_ms = cfg->idle_timeout_ms,
+		.body_memory = (size_t)cfg->body_memory,
+		.tls_cert_file = cfg->tls_cert_file,
+		.tls_key_file = cfg->tls_key_file,
+		.routes = routes,
+		.n_routes = n_routes,
+		.ctx = ctx,
+	};
+	char *host = NULL, *why = NULL;
+	int rc;
+
+	*srv = NULL;
+	if ((rc = split_addr_port(addr_port, &host, &o.port)) != 0) {
+		xasprintf(cause, "%s: '%s' is not ADDR:PORT or [IPv6]:PORT "
+		    "with a port from 1 to 65535", option, addr_port);
+		return rc;
+	}
+	o.address = host;
+	if ((rc = http_server_start(srv, &o, &why)) != 0) {
+		xasprintf(cause, "%s: %s", option, why != NULL ? why :
+		    "cannot start the server");
+		goto out;
+	}
+	log_info("%s %s listening on %s (%s)", config_role_name(cfg->role),
+	    name, addr_port, o.tls_cert_file != NULL ? "HTTPS" : "HTTP");
+out:
+	free(why);
+	free(host);
+	return rc;
+}

@@ -101,4 +101,15 @@ bool processor_give_up(const struct delivery *d, uint64_t max_deliveries,
 void processor_process(const struct delivery *d,
     struct processing_result *res, int64_t delay_ms);
 
+/*
+ * Serve routes on a second address, addr_port ("ADDR:PORT" with a numeric
+ * IPv4 address, or "[IPv6]:PORT"), with cfg's limits; option names the
+ * setting in a cause. Logs "<role> <name> listening on ADDR:PORT". The
+ * server is the caller's to drain and stop; the watchdog does not ping it.
+ */
+int role_serve_extra(const struct config *cfg, const char *option,
+    const char *addr_port, const char *name,
+    const struct http_route *routes, size_t n_routes, void *ctx,
+    size_t max_body, struct http_server **srv, char **cause);
+
 #endif

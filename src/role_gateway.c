@@ -1,5 +1,7 @@
 /* role_gateway.c - the public API: forwards to ingest and the processor */
 #include <errno.h>
+#include <inttypes.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -7,14 +9,25 @@
 
 #include <json-c/json.h>
 
+#include "auth.h"
+#include "clock.h"
 #include "http_client.h"
 #include "log.h"
 #include "message.h"
+#include "rate_limit.h"
 #include "role.h"
 #include "xmalloc.h"
 
 /* Bound on one hop to ingest or the processor. */
 #define HOP_TIMEOUT_MS 10000
+/*
+ * Token buckets each rate limiter keeps at most (about 56 bytes each):
+ * past that, a new client takes the place of a full or the least recently
+ * used bucket, so hostile addresses cannot grow the table.
+ */
+#define RATE_BUCKETS 16384
+/* Bodies of requests to the admin listener, which takes none. */
+#define ADMIN_MAX_BODY 1024
 
 /* One processor as the gateway asks it. */
 struct gw_processor {
@@ -33,7 +46,81 @@ struct gateway {
 	char *ingest_health_url;
 	struct gw_processor *procs;	/* PROCESSOR_URL, in its order */
 	size_t n_procs;
+	struct http_server *admin_srv;	/* ADMIN_LISTEN_ADDRESS, or NULL */
+	/*
+	 * The admin listener's own client: a client keeps one part per loop
+	 * index, and the loops of two servers have the same indexes.
+	 */
+	struct http_client *admin_hc;
+	struct auth *api_keys;		/* API_KEYS_FILE, or NULL: open */
+	struct auth *admin_keys;	/* ADMIN_KEYS_FILE, or NULL: open */
+	/* RATE_LIMIT, or NULL; by_key only with API keys */
+	struct rate_limiter *by_addr, *by_key;
+	/* requests refused; relaxed atomics, added on the loops */
+	atomic_uint_fast64_t limited_by_addr, limited_by_key, unauthorized;
 };
+
+/* Answer 401 unless req presents a key of keys; its digest into digest. */
+static bool
+gw_authorized(struct gateway *gw, struct auth *keys, struct http_request *req,
+    unsigned char digest[AUTH_DIGEST_LEN])
+{
+	enum auth_result r = auth_check(keys,
+	    http_req_header(req, "Authorization"), digest);
+
+	if (r == AUTH_OK)
+		return true;
+	atomic_fetch_add_explicit(&gw->unauthorized, 1, memory_order_relaxed);
+	http_respond_error(req, HTTP_UNAUTHORIZED, auth_result_reason(r));
+	return false;
+}
+
+/* Answer 429, to come back in wait seconds; counted in *counter. */
+static bool
+gw_limited(struct http_request *req, int wait, atomic_uint_fast64_t *counter)
+{
+	atomic_fetch_add_explicit(counter, 1, memory_order_relaxed);
+	http_req_retry_after(req, wait);
+	http_respond_error(req, HTTP_TOO_MANY_REQUESTS, "rate limit exceeded");
+	return false;
+}
+
+/*
+ * Whether an API request may go on, else it has been answered: within its
+ * address's rate (before the key, so that guessing keys is slowed too),
+ * with a key of API_KEYS_FILE when that is set, within that key's rate.
+ */
+static bool
+gw_admit(struct gateway *gw, struct http_request *req)
+{
+	unsigned char addr[16], digest[AUTH_DIGEST_LEN];
+	size_t n;
+	int wait;
+
+	if (gw->by_addr != NULL &&
+	    (n = http_req_client_addr(req, addr)) > 0 &&
+	    (wait = rate_limiter_take(gw->by_addr, addr, n,
+	    clock_now_ns())) > 0)
+		return gw_limited(req, wait, &gw->limited_by_addr);
+	if (gw->api_keys == NULL)
+		return true;
+	if (!gw_authorized(gw, gw->api_keys, req, digest))
+		return false;
+	if (gw->by_key != NULL && (wait = rate_limiter_take(gw->by_key,
+	    digest, sizeof(digest), clock_now_ns())) > 0)
+		return gw_limited(req, wait, &gw->limited_by_key);
+	return true;
+}
+
+/* Whether req may read /metrics or the status, else it has been answered. */
+static bool
+gw_admin_admit(struct gateway *gw, struct http_request *req)
+{
+	unsigned char digest[AUTH_DIGEST_LEN];
+
+	return gw->admin_keys == NULL ||
+	    gw_authorized(gw, gw->admin_keys, req, digest);
+}
 
 /* Answer req with the upstream's status and a copy of its body. */
 static void
@@ -72,6 +159,8 @@ gw_ingest(struct http_request *req, void *ctx)
 	const char *key = http_req_header(req, "Idempotency-Key");
 	char *copy, *line = NULL, id[37], *cause = NULL;
 
+	if (!gw_admit(gw, req))
+		return;
 	/* a bad key is the first hop's 400, and no header to pass on */
 	if (key != NULL && message_id_for_key(key, id, &cause) != 0) {
 		http_respond_error(req, HTTP_BAD_REQUEST, cause != NULL ?
@@ -189,9 +278,11 @@ static void
 gw_message(struct http_request *req, void *ctx)
 {
 	struct gateway *gw = ctx;
-	char *id = http_path_escape(http_req_tail(req)), *url = NULL;
+	char *id, *url = NULL;
 
-	if (id == NULL)
+	if (!gw_admit(gw, req))
+		return;
+	if ((id = http_path_escape(http_req_tail(req))) == NULL)
 		xalloc_failed();
 	if (gw->n_procs > 1) {
 		lookup_start(gw, req, id);
@@ -320,16 +411,22 @@ status_ask(struct gateway *gw, struct status_call *sc,
 	struct status_part *p = xmalloc(sizeof(*p));
 
 	*p = (struct status_part){ sc, svc, health };
-	http_client_request(gw->hc, url, NULL, 0, status_part_done, p);
+	/* the status is served on the admin listener alone when there is one */
+	http_client_request(gw->admin_hc != NULL ? gw->admin_hc : gw->hc, url,
+	    NULL, 0, status_part_done, p);
 }
 
 static void
 gw_status(struct http_request *req, void *ctx)
 {
 	struct gateway *gw = ctx;
-	struct status_call *sc = xcalloc(1, sizeof(*sc));
-	struct json_object *ingest = status_entry(NULL);
+	struct status_call *sc;
+	struct json_object *ingest;
 
+	if (!gw_admin_admit(gw, req))
+		return;
+	sc = xcalloc(1, sizeof(*sc));
+	ingest = status_entry(NULL);
 	sc->req = req;
 	sc->pending = 2 + 2 * gw->n_procs;
 	sc->out = json_object_new_object();
@@ -363,14 +460,42 @@ gw_health(struct http_request *req, void *ctx)
 	role_respond_health(req, !http_req_draining(req), "draining");
 }
 
+/* The gateway's own counters, for /metrics. */
+static void
+gw_write_metrics(FILE *out, void *ctx)
+{
+	struct gateway *gw = ctx;
+
+	fprintf(out, "# HELP diplom_gateway_rate_limited_total API requests "
+	    "answered 429, by the bucket that was empty: the client "
+	    "address's or the API key's.\n"
+	    "# TYPE diplom_gateway_rate_limited_total counter\n"
+	    "diplom_gateway_rate_limited_total{by=\"address\"} %" PRIuFAST64
+	    "\n"
+	    "diplom_gateway_rate_limited_total{by=\"key\"} %" PRIuFAST64 "\n",
+	    atomic_load(&gw->limited_by_addr),
+	    atomic_load(&gw->limited_by_key));
+	role_metric(out, "diplom_gateway_unauthorized_total", "counter",
+	    "Requests answered 401, on the API and the admin endpoints: no "
+	    "key, a malformed Authorization header or an unknown key.",
+	    (double)atomic_load(&gw->unauthorized));
+}
+
+/*
+ * The diplom_http_* series count the requests of the server that answers:
+ * with ADMIN_LISTEN_ADDRESS, the admin listener's alone.
+ */
 static void
 gw_metrics(struct http_request *req, void *ctx)
 {
-	const struct gateway *gw = ctx;
+	struct gateway *gw = ctx;
 
-	role_respond_metrics(req, gw->cfg, NULL, NULL);
+	if (!gw_admin_admit(gw, req))
+		return;
+	role_respond_metrics(req, gw->cfg, gw_write_metrics, gw);
 }
 
+/* Every endpoint on one port, without ADMIN_LISTEN_ADDRESS. */
 static const struct http_route gw_routes[] = {
 	{ "POST", "/api/v1/ingest", gw_ingest },
 	{ "GET", "/api/v1/status", gw_status },
@@ -379,10 +504,25 @@ static const struct http_route gw_routes[] = {
 	{ "GET", "/metrics", gw_metrics },
 };
 
+/* With ADMIN_LISTEN_ADDRESS: the API port, and the admin listener. */
+static const struct http_route gw_api_routes[] = {
+	{ "POST", "/api/v1/ingest", gw_ingest },
+	{ "GET", "/api/v1/messages/", gw_message },
+	{ "GET", "/health", gw_health },
+};
+static const struct http_route gw_admin_routes[] = {
+	{ "GET", "/api/v1/status", gw_status },
+	{ "GET", "/health", gw_health },
+	{ "GET", "/metrics", gw_metrics },
+};
+
+#define N_ROUTES(r) (sizeof(r) / sizeof(*(r)))
+
 static void
 gw_free(struct gateway *gw)
 {
 	http_client_stop(gw->hc);
+	http_client_stop(gw->admin_hc);
 	free(gw->ingest_url);
 	free(gw->ingest_stats_url);
 	free(gw->ingest_health_url);
@@ -392,6 +532,10 @@ gw_free(struct gateway *gw)
 		free(gw->procs[i].results_url);
 	}
 	free(gw->procs);
+	auth_close(gw->api_keys);
+	auth_close(gw->admin_keys);
+	rate_limiter_free(gw->by_addr);
+	rate_limiter_free(gw->by_key);
 	free(gw);
 }
 
@@ -410,6 +554,73 @@ gw_processors(struct gateway *gw, const struct config_url_list *urls)
 	}
 }
 
+/* Load a key file for option; logs how many keys, never one of them. */
+static int
+gw_keys_open(struct auth **keys, const char *option, const char *what,
+    const char *path, char **cause)
+{
+	char *why = NULL;
+	int rc;
+
+	if ((rc = auth_open(keys, path, &why)) != 0) {
+		xasprintf(cause, "%s: %s", option, why != NULL ? why :
+		    "cannot load the keys");
+		free(why);
+		return rc;
+	}
+	log_info("%s: %zu from %s", what, auth_count(*keys), path);
+	return 0;
+}
+
+/* The keys and rate limits of cfg. */
+static int
+gw_security(struct gateway *gw, const struct config *cfg, char **cause)
+{
+	int rc = 0;
+
+	if (cfg->api_keys_file != NULL && (rc = gw_keys_open(&gw->api_keys,
+	    "API_KEYS_FILE", "API keys", cfg->api_keys_file, cause)) != 0)
+		return rc;
+	if (cfg->admin_keys_file != NULL && (rc = gw_keys_open(
+	    &gw->admin_keys, "ADMIN_KEYS_FILE", "admin keys",
+	    cfg->admin_keys_file, cause)) != 0)
+		return rc;
+	if (cfg->rate_limit <= 0)
+		return 0;
+	if ((rc = rate_limiter_new(&gw->by_addr, cfg->rate_limit,
+	    cfg->rate_burst, RATE_BUCKETS, cause)) != 0 ||
+	    (gw->api_keys != NULL && (rc = rate_limiter_new(&gw->by_key,
+	    cfg->rate_limit, cfg->rate_burst, RATE_BUCKETS, cause)) != 0))
+		return rc;
+	log_info("rate limit: %" PRId64 " requests/s, bursts of %" PRId64
+	    ", per client address%s", cfg->rate_limit, cfg->rate_burst > 0 ?
+	    cfg->rate_burst : cfg->rate_limit, gw->by_key != NULL ?
+	    " and per API key" : "");
+	return 0;
+}
+
+/* The API port, and the admin listener when there is one. */
+static int
+gw_listen(struct gateway *gw, const struct config *cfg, const char *what,
+    char **cause)
+{
+	int rc;
+
+	if (cfg->admin_listen_address == NULL)
+		return role_serve(cfg, gw_routes, N_ROUTES(gw_routes), gw,
+		    (size_t)cfg->max_body_bytes, what, &gw->srv, cause);
+	/* the admin listener first: a bad address fails the start early */
+	if ((rc = http_client_start(&gw->admin_hc, HOP_TIMEOUT_MS,
+	    cause)) != 0 ||
+	    (rc = role_serve_extra(cfg, "ADMIN_LISTEN_ADDRESS",
+	    cfg->admin_listen_address, "admin endpoints", gw_admin_routes,
+	    N_ROUTES(gw_admin_routes), gw, ADMIN_MAX_BODY, &gw->admin_srv,
+	    cause)) != 0)
+		return rc;
+	return role_serve(cfg, gw_api_routes, N_ROUTES(gw_api_routes), gw,
+	    (size_t)cfg->max_body_bytes, what, &gw->srv, cause);
+}
+
 static int
 gw_start(const struct config *cfg, void **state, char **cause)
 {
@@ -425,17 +636,19 @@ gw_start(const struct config *cfg, void **state, char **cause)
 	xasprintf(&what, "ingest at %s, %s at %s", cfg->ingest_url,
 	    gw->n_procs > 1 ? "processors" : "processor",
 	    cfg->processor_url.text);
-	if ((rc = role_client_start(cfg, HOP_TIMEOUT_MS, &gw->hc,
+	if ((rc = gw_security(gw, cfg, cause)) != 0 ||
+	    (rc = role_client_start(cfg, HOP_TIMEOUT_MS, &gw->hc,
 	    cause)) != 0 ||
-	    (rc = role_serve(cfg, gw_routes, sizeof(gw_routes) /
-	    sizeof(*gw_routes), gw, (size_t)cfg->max_body_bytes, what,
-	    &gw->srv, cause)) != 0)
+	    (rc = gw_listen(gw, cfg, what, cause)) != 0)
 		goto out;
 	*state = gw;
 out:
 	free(what);
-	if (rc != 0)
+	if (rc != 0) {
+		/* the API port's server is the last started: never left */
+		http_server_stop(gw->admin_srv);
 		gw_free(gw);
+	}
 	return rc;
 }
 
@@ -443,16 +656,117 @@ static int
 gw_stop(void *state, int64_t timeout_ms)
 {
 	struct gateway *gw = state;
+	int64_t until = clock_now_ms() + timeout_ms;
 
+	/* both drain at once; the admin listener gets what time is left */
+	if (gw->admin_srv != NULL)
+		http_server_drain(gw->admin_srv);
 	if (role_drain(gw->srv, timeout_ms) != 0)
 		return 1;
+	if (gw->admin_srv != NULL && role_drain(gw->admin_srv,
+	    until > clock_now_ms() ? until - clock_now_ms() : 0) != 0)
+		return 1;
 	http_server_stop(gw->srv);
+	http_server_stop(gw->admin_srv);
 	gw_free(gw);
 	return 0;
+}
+
+/* Read one key file again; logs the count, never a key. */
+static int
+gw_keys_reload(struct auth *keys, const char *option, const char *what,
+    char **cause)
+{
+	char *why = NULL;
+	int rc;
+
+	if (keys == NULL)
+		return 0;
+	if ((rc = auth_reload(keys, &why)) != 0) {
+		xasprintf(cause, "%s: %s (the %s loaded before stay in use)",
+		    option, why != NULL ? why : "cannot load the keys", what);
+		free(why);
+		return rc;
+	}
+	log_info("%s: %zu from %s", what, auth_count(keys), auth_path(keys));
+	return 0;
+}
+
+/*
+ * The first failure of n, with every cause joined by "; " into *cause;
+ * frees the causes.
+ */
+static int
+gw_join_causes(const int *rc, char **why, size_t n, char **cause)
+{
+	int first = 0;
+
+	for (size_t i = 0; i < n; i++) {
+		if (rc[i] == 0)
+			continue;
+		if (first == 0) {
+			first = rc[i];
+			*cause = why[i];
+			why[i] = NULL;
+		} else {
+			char *both = NULL;
+
+			xasprintf(&both, "%s; %s", *cause, why[i] != NULL ?
+			    why[i] : "unknown error");
+			free(*cause);
+			*cause = both;
+		}
+	}
+	for (size_t i = 0; i < n; i++)
+		free(why[i]);
+	return first;
+}
+
+/*
+ * SIGHUP: the key files and the certificates again; each that fails keeps
+ * what it had.
+ */
+static int
+gw_reload(void *state, char **cause)
+{
+	struct gateway *gw = state;
+	char *why[4] = { NULL, NULL, NULL, NULL };
+	int rc[4];
+
+	/* each part on its own: one bad file does not keep the others old */
+	rc[0] = gw_keys_reload(gw->api_keys, "API_KEYS_FILE", "API keys",
+	    &why[0]);
+	rc[1] = gw_keys_reload(gw->admin_keys, "ADMIN_KEYS_FILE", "admin keys",
+	    &why[1]);
+	rc[2] = http_server_reload_tls(gw->srv, &why[2]);
+	rc[3] = gw->admin_srv != NULL ?
+	    http_server_reload_tls(gw->admin_srv, &why[3]) : 0;
+	return gw_join_causes(rc, why, 4, cause);
+}
+
+/* The watchdog pings the API port's loops (role.c); these are the admin's. */
+static void
+gw_ping(void *state)
+{
+	struct gateway *gw = state;
+
+	if (gw->admin_srv != NULL)
+		http_server_ping(gw->admin_srv);
+}
+
+static bool
+gw_answered(void *state)
+{
+	struct gateway *gw = state;
+
+	return gw->admin_srv == NULL || http_server_answered(gw->admin_srv);
 }
 
 const struct role_ops role_gateway_ops = {
 	.name = "gateway",
 	.start = gw_start,
 	.stop = gw_stop,
+	.ping = gw_ping,
+	.answered = gw_answered,
+	.reload = gw_reload,
 };

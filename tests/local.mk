@@ -14,6 +14,7 @@ AM_TESTS_ENVIRONMENT = \
 # the daemon and the loadgen set theirs in src/local.mk. What the suites
 # share (%D%/check_util*.[ch]) is a library of its own, built for make check.
 CHECK_SUITES = \
+	%D%/check_auth \
 	%D%/check_config \
 	%D%/check_ctl \
 	%D%/check_event_loop \
@@ -26,6 +27,7 @@ CHECK_SUITES = \
 	%D%/check_queue \
 	%D%/check_queue_memory \
 	%D%/check_queue_nats \
+	%D%/check_rate_limit \
 	%D%/check_result_store \
 	%D%/check_role_processor \
 	%D%/check_worker_pool
@@ -43,6 +45,7 @@ LDADD = %D%/libcheckutil.a src/libdiplom.a $(DIPLOM_LIBS) $(CHECK_LIBS)
 # The compile flags have no default a suite could take alone (AM_CFLAGS
 # serves src/ too), so each suite names them.
 TEST_CFLAGS = $(AM_CFLAGS) $(DIPLOM_CFLAGS) $(CHECK_CFLAGS)
+%C%_check_auth_CFLAGS = $(TEST_CFLAGS)
 %C%_check_config_CFLAGS = $(TEST_CFLAGS)
 # diplomctl's suite links its library before the daemon's
 %C%_check_ctl_CFLAGS = $(TEST_CFLAGS)
@@ -61,6 +64,7 @@ TEST_CFLAGS = $(AM_CFLAGS) $(DIPLOM_CFLAGS) $(CHECK_CFLAGS)
 %C%_check_queue_CFLAGS = $(TEST_CFLAGS)
 %C%_check_queue_memory_CFLAGS = $(TEST_CFLAGS)
 %C%_check_queue_nats_CFLAGS = $(TEST_CFLAGS)
+%C%_check_rate_limit_CFLAGS = $(TEST_CFLAGS)
 %C%_check_result_store_CFLAGS = $(TEST_CFLAGS)
 %C%_check_role_processor_CFLAGS = $(TEST_CFLAGS)
 %C%_check_worker_pool_CFLAGS = $(TEST_CFLAGS)
@@ -83,7 +87,8 @@ SHELL_TESTS = \
 	%D%/prometheus.sh \
 	%D%/diplomctl.sh \
 	%D%/tls.sh \
-	%D%/internal-token.sh
+	%D%/internal-token.sh \
+	%D%/gateway-auth.sh
 NATS_SHELL_TESTS = \
 	%D%/nats-persistence.sh \
 	%D%/nats-processor-crash.sh \
@@ -140,6 +145,7 @@ EXTRA_DIST += monitoring/diplom-rules.yml monitoring/diplom-rules.test.yml \
 # check-valgrind (a plain build; CK_FORK=no, so a suite stops at its
 # first failure).
 CONCURRENCY_TESTS = \
+	%D%/check_auth \
 	%D%/check_event_loop \
 	%D%/check_histogram \
 	%D%/check_http_client \
@@ -147,6 +153,7 @@ CONCURRENCY_TESTS = \
 	%D%/check_queue \
 	%D%/check_queue_memory \
 	%D%/check_queue_nats \
+	%D%/check_rate_limit \
 	%D%/check_result_store \
 	%D%/check_worker_pool \
 	%D%/check_log \

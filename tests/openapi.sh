@@ -350,6 +350,56 @@ tap_ok "with INTERNAL_TOKEN: 401 from ingest and the processor without it" all \
 unset INTERNAL_TOKEN
 stop_pid "$ingest_PID"
 stop_pid "$processor_PID"
+# The gateway's edge: one gateway with API and admin keys (401), one with
+# a rate limit of one request a second (429). Their next hops are gone or
+# broken by now, which changes nothing of what they answer first.
+echo openapi-api-key >"$T_TMP/api-keys"
+echo openapi-admin-key >"$T_TMP/admin-keys"
+KEYED_PORT=$(free_port)
+KEYED=http://127.0.0.1:$KEYED_PORT
+LIMITED_PORT=$(free_port)
+LIMITED=http://127.0.0.1:$LIMITED_PORT
+API_PORT=$KEYED_PORT API_KEYS_FILE=$T_TMP/api-keys \
+	ADMIN_KEYS_FILE=$T_TMP/admin-keys start_role keyed gateway
+API_PORT=$LIMITED_PORT RATE_LIMIT=1 RATE_BURST=1 start_role limited gateway
+wait_health "$KEYED" && wait_health "$LIMITED" ||
+	bail "the gateways with keys and a rate limit did not start"
+
+tap_ok "the gateway with keys: 401 without a key or with a wrong one, 200 with one" all \
+	"GW=$KEYED r gateway POST /api/v1/ingest /api/v1/ingest -d '{}' --expect 401" \
+	"GW=$KEYED r gateway POST /api/v1/ingest /api/v1/ingest -H 'Authorization: Bearer wrong' -d '{}' --expect 401" \
+	"GW=$KEYED r gateway GET /api/v1/messages/{id} /api/v1/messages/$ID -H 'Authorization: Basic x' --expect 401" \
+	"GW=$KEYED r gateway GET /api/v1/status /api/v1/status -H 'Authorization: Bearer openapi-api-key' --expect 401" \
+	"GW=$KEYED r gateway GET /api/v1/status /api/v1/status -H 'Authorization: Bearer openapi-admin-key' --expect 200" \
+	"GW=$KEYED r gateway GET /metrics /metrics --expect 401" \
+	"GW=$KEYED r gateway GET /metrics /metrics -H 'Authorization: Bearer openapi-admin-key' --expect 200" \
+	"GW=$KEYED r gateway GET /health /health --expect 200"
+
+# limited METHOD TEMPLATE PATH [ARGS] : ask until the answer is 429; the
+# answers before it (a token came meanwhile) must be as the document says
+limited() {
+	for _ in 1 2 3 4 5; do
+		GW=$LIMITED r gateway "$@" || return 1
+		jq -e '.error == "rate limit exceeded"' "$T_TMP/out" >/dev/null &&
+			return 0
+	done
+	return 1
+}
+# a client that takes every token as it comes, while the checks start
+hammer() {
+	while :; do
+		curl -s -o /dev/null --max-time 2 "$LIMITED/api/v1/messages/x"
+	done
+}
+hammer &
+HAMMER_PID=$!
+track "$HAMMER_PID"
+tap_ok "the gateway with a rate limit: 429 with Retry-After" all \
+	"limited POST /api/v1/ingest /api/v1/ingest -d '{}'" \
+	"limited GET /api/v1/messages/{id} /api/v1/messages/$ID"
+stop_pid "$HAMMER_PID"
+stop_pid "$keyed_PID"
+stop_pid "$limited_PID"
 
 tap_ok "every status the document lists was seen, every answer as it says" \
 	check coverage

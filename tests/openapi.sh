@@ -277,7 +277,7 @@ RESULTS=$T_TMP/results2.db
 stack_ports
 LOOKUP_PORT=$(free_port)
 LOOKUP=http://127.0.0.1:$LOOKUP_PORT
-QUEUE_SIZE=1 PROCESSOR_WORKERS=1 PROCESSING_DELAY_MS=3000 \
+QUEUE_SIZE=1 PROCESSOR_WORKERS=1 PROCESSING_DELAY_MS=10000 \
 	start_role processor processor --max-body-bytes=64
 RESULTS_DB=$T_TMP/lookup.db start_role lookup processor --port="$LOOKUP_PORT"
 wait_health "$PROC" && wait_health "$LOOKUP" || bail "the processors did not start"
@@ -291,7 +291,8 @@ tap_ok "a processor that refuses what ingest took: 502 from ingest and the gatew
 
 dequeued() { [ "$(stat_of "$PROC/stats" .queue.TotalDequeued)" = 1 ]; }
 full() {
-	# one in the worker, one queued: the queue is full for 3 s
+	# one in the worker, one queued: the queue is full for 10 s, time
+	# enough for four checks on a loaded machine
 	r processor POST /enqueue /enqueue -d '{"id":"full-1"}' --expect 202 &&
 		wait_until 5 dequeued &&
 		r processor POST /enqueue /enqueue -d '{"id":"full-2"}' --expect 202 &&

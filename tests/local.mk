@@ -81,6 +81,9 @@ SHELL_TESTS = \
 	%D%/gateway-upstream-bytes.sh \
 	%D%/idempotency.sh \
 	%D%/notify.sh \
+	%D%/tls.sh \
+	%D%/internal-token.sh \
+	%D%/gateway-auth.sh \
 	%D%/retention.sh \
 	%D%/memory-processors.sh \
 	%D%/openapi.sh \
@@ -159,6 +162,9 @@ CONCURRENCY_TESTS = \
 	%D%/check_log \
 	%D%/abuse-burst-upstream.sh \
 	%D%/notify.sh \
+	%D%/tls.sh \
+	%D%/internal-token.sh \
+	%D%/gateway-auth.sh \
 	%D%/retention.sh
 check-concurrency: all
 	$(MAKE) $(AM_MAKEFLAGS) check TESTS="$(CONCURRENCY_TESTS)"

@@ -15,6 +15,13 @@ EXTRA_DIST += \
 	systemd/diplomd@.service.in \
 	systemd/diplom.target \
 	systemd/diplom-nats.service
+
+# examples the Debian package ships in /usr/share/doc/diplom/examples: the
+# drop-ins of SECURITY.md and a Prometheus configuration for the roles
+EXTRA_DIST += \
+	systemd/diplomd-security.conf \
+	systemd/diplomd-gateway-security.conf \
+	monitoring/prometheus.yml
 CLEANFILES += systemd/diplomd@.service
 
 # a daemon built without libsystemd sends no watchdog messages: no watchdog

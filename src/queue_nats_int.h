@@ -88,7 +88,16 @@ struct nats_queue {
 	char *filter;			/* <prefix>.> */
 	char *next_subj;		/* $JS.API.CONSUMER.MSG.NEXT.<s>.<c> */
 	char *url;
+	char *url_shown;		/* url without credentials: for logs */
 	char *client_name;		/* diplom-<role> */
+	/*
+	 * How to authenticate and encrypt; NULL: not used. The secrets are
+	 * handed to nats.c by nq_options and wiped here right after.
+	 */
+	char *user, *password, *token;
+	char *creds, *nkey_seed;	/* paths */
+	char *tls_ca, *tls_cert, *tls_key;	/* paths */
+	bool tls;			/* NATS_TLS_* given or a tls:// URL */
 	bool processor;
 	int batch;			/* deliveries per receive */
 	int64_t largest_msg;		/* what MAX_BODY_BYTES can become */
@@ -136,6 +145,12 @@ struct nats_queue {
 	bool closed_cb_done;
 	bool pull_reset;		/* outstanding pull request is gone */
 	bool warned_stream, warned_consumer;
+	/*
+	 * The server refused our credentials and nats.c closed the
+	 * connection for good: why, for /health.
+	 */
+	bool refused;
+	char refused_why[48];
 	struct nq_delivery *fifo_head, *fifo_tail;
 	int buffered;			/* in the FIFO */
 	struct nq_delivery inflight;	/* list head: delivered, unsettled */
@@ -155,6 +170,11 @@ void	nq_cause(char **cause, const char *fmt, ...)
 	    __attribute__((format(printf, 2, 3)));
 int	nq_fail(char **cause, int rc, natsStatus s, const char *fmt, ...)
 	    __attribute__((format(printf, 4, 5)));
+
+/* queue_nats_nkey.c: the public key of an NKey seed file */
+#define NQ_NKEY_PUB_LEN		56
+int	nq_nkey_public(const char *path, char *pub, size_t publen,
+	    char **cause);
 
 /* queue_nats_provision.c: stream and consumer */
 void	nq_ensure(struct nats_queue *nq);

@@ -348,13 +348,6 @@ nq_set_up(struct nats_queue *nq, natsConnection *nc, const char *how)
 	nq_check_payload(nq, nc);
 }
 
-/* The broker came up after open() returned. */
-static void
-nq_on_connected(natsConnection *nc, void *closure)
-{
-	nq_set_up(closure, nc, "connected");
-}
-
 /* The broker is back after a loss. */
 static void
 nq_on_reconnected(natsConnection *nc, void *closure)
@@ -432,6 +425,11 @@ nq_on_closed(natsConnection *nc, void *closure)
 
 	refused = nq_refused(nc, why, sizeof(why));
 	pthread_mutex_lock(&nq->mu);
+	if (nc != nq->nc) {
+		/* one that never became ours: see nq_try_connect */
+		pthread_mutex_unlock(&nq->mu);
+		return;
+	}
 	if (nq->stopping) {
 		refused = false;
 	} else if (refused) {
@@ -444,8 +442,9 @@ nq_on_closed(natsConnection *nc, void *closure)
 	pthread_cond_broadcast(&nq->closed_cv);
 	pthread_mutex_unlock(&nq->mu);
 	if (refused) {
-		log_error("%s at %s: %s; not retrying until restarted",
-		    why, nq->url_shown, nq_auth_hint(nq));
+		log_error("%s at %s: %s; not retrying: restart once the "
+		    "credentials are fixed", why, nq->url_shown,
+		    nq_auth_hint(nq));
 	}
 }
 
@@ -496,7 +495,12 @@ nq_refresh_stats(struct nats_queue *nq)
 	jsStreamInfo_Destroy(si);
 }
 
-/* Backend housekeeping: ensure stream/consumer, refresh the stats cache. */
+static natsStatus nq_try_connect(struct nats_queue *nq);
+
+/*
+ * Backend housekeeping: connect until the first time it works, ensure
+ * stream/consumer, refresh the stats cache.
+ */
 static void *
 nq_maint_main(void *arg)
 {
@@ -507,6 +511,12 @@ nq_maint_main(void *arg)
 	pthread_mutex_lock(&nq->mu);
 	while (!nq->stopping) {
 		now = clock_now_ms();
+		if (nq->nc == NULL && now >= nq->connect_at_ms) {
+			pthread_mutex_unlock(&nq->mu);
+			(void)nq_try_connect(nq);
+			pthread_mutex_lock(&nq->mu);
+			continue;
+		}
 		if (nq->connected && nq->need_ensure &&
 		    now >= nq->ensure_at_ms) {
 			pthread_mutex_unlock(&nq->mu);
@@ -522,7 +532,9 @@ nq_maint_main(void *arg)
 			continue;
 		}
 		at = 0;
-		if (nq->connected && nq->need_ensure)
+		if (nq->nc == NULL)
+			at = nq->connect_at_ms;
+		else if (nq->connected && nq->need_ensure)
 			at = nq->ensure_at_ms;
 		if (at == 0)
 			pthread_cond_wait(&nq->maint_cv, &nq->mu);
@@ -993,9 +1005,6 @@ nq_options(struct nats_queue *nq)
 	if (s == NATS_OK)
 		s = natsOptions_SetMaxPingsOut(nq->opts, 2);
 	if (s == NATS_OK)
-		s = natsOptions_SetRetryOnFailedConnect(nq->opts, true,
-		    nq_on_connected, nq);
-	if (s == NATS_OK)
 		s = natsOptions_SetDisconnectedCB(nq->opts,
 		    nq_on_disconnected, nq);
 	if (s == NATS_OK)
@@ -1006,38 +1015,10 @@ nq_options(struct nats_queue *nq)
 	return s;
 }
 
-/* Connect, or go on trying in the background when the broker is not up. */
-static int
-nq_connect(struct nats_queue *nq, char **cause)
-{
-	natsStatus s;
-
-	s = natsConnection_Connect(&nq->nc, nq->opts);
-	if (s != NATS_OK && s != NATS_NOT_YET_CONNECTED) {
-		nq->nc = NULL;
-		return nq_fail(cause, QUEUE_EUNAVAIL, s,
-		    "nats: cannot connect to %s: %s", nq->url_shown,
-		    nq_last_error(s));
-	}
-	pthread_mutex_lock(&nq->mu);
-	/* Not "false" otherwise: the connected callback may have run. */
-	if (s == NATS_OK)
-		nq->connected = true;
-	nq->need_ensure = true;
-	pthread_mutex_unlock(&nq->mu);
-	if (s == NATS_OK) {
-		log_info("nats: connected to %s", nq->url_shown);
-		nq_check_payload(nq, nq->nc);
-	} else {
-		log_warn("nats: %s not reachable yet, retrying in the "
-		    "background", nq->url_shown);
-	}
-	return 0;
-}
-
 /* The JetStream context, and for a processor the inbox it pulls into. */
 static natsStatus
-nq_jetstream(struct nats_queue *nq)
+nq_jetstream(struct nats_queue *nq, natsConnection *nc, jsCtx **js,
+    char **inbox_out, natsSubscription **sub)
 {
 	natsInbox *inbox = NULL;
 	jsOptions jo;
@@ -1048,16 +1029,126 @@ nq_jetstream(struct nats_queue *nq)
 	jo.PublishAsync.MaxPending = NQ_MAX_PENDING;
 	jo.PublishAsync.AckHandler = nq_on_puback;
 	jo.PublishAsync.AckHandlerClosure = nq;
-	s = natsConnection_JetStream(&nq->js, nq->nc, &jo);
+	s = natsConnection_JetStream(js, nc, &jo);
 	if (s != NATS_OK || !nq->processor)
 		return s;
 	if ((s = natsInbox_Create(&inbox)) != NATS_OK)
 		return s;
-	nq->inbox = strdup(inbox);
+	*inbox_out = strdup(inbox);
 	natsInbox_Destroy(inbox);
-	if (nq->inbox == NULL)
+	if (*inbox_out == NULL)
 		return NATS_NO_MEMORY;
-	return natsConnection_SubscribeSync(&nq->sub, nq->nc, nq->inbox);
+	return natsConnection_SubscribeSync(sub, nc, *inbox_out);
+}
+
+/*
+ * Why a connect attempt failed, for /health and the log: in why, and
+ * whether it is worth an error (the server refused us) rather than a
+ * warning (not there yet).
+ */
+static bool
+nq_connect_failure(natsStatus s, char *why, size_t len)
+{
+	const char *txt = nq_last_error(s);
+
+	switch (s) {
+	case NATS_CONNECTION_AUTH_FAILED:
+		snprintf(why, len, "nats: %s", strcasestr(txt, "expired") !=
+		    NULL ? "authentication expired" :
+		    "authorization violation");
+		return true;
+	case NATS_SSL_ERROR:
+	case NATS_SECURE_CONNECTION_WANTED:
+	case NATS_SECURE_CONNECTION_REQUIRED:
+		snprintf(why, len, "nats: TLS: %s", txt);
+		return true;
+	case NATS_NO_SERVER:
+	case NATS_IO_ERROR:
+	case NATS_TIMEOUT:
+		why[0] = '\0';
+		return false;
+	default:
+		snprintf(why, len, "nats: %s", txt);
+		return true;
+	}
+}
+
+/*
+ * A connect attempt failed: remember why for /health, and say so once
+ * for each new reason.
+ */
+static void
+nq_connect_failed(struct nats_queue *nq, natsStatus s)
+{
+	char why[sizeof(nq->refused_why)];
+	bool refused, news;
+
+	refused = nq_connect_failure(s, why, sizeof(why));
+	pthread_mutex_lock(&nq->mu);
+	news = !nq->tried || refused != nq->refused ||
+	    strcmp(why, nq->refused_why) != 0;
+	nq->tried = true;
+	nq->refused = refused;
+	memcpy(nq->refused_why, why, sizeof(why));
+	nq->connect_at_ms = clock_now_ms() + (refused ?
+	    NQ_REFUSED_RETRY_MS : NQ_CONNECT_RETRY_MS);
+	pthread_mutex_unlock(&nq->mu);
+	if (!news) {
+		return;
+	} else if (s == NATS_CONNECTION_AUTH_FAILED) {
+		log_error("%s at %s: %s; retrying every %d s", why,
+		    nq->url_shown, nq_auth_hint(nq),
+		    NQ_REFUSED_RETRY_MS / 1000);
+	} else if (refused) {
+		log_error("%s at %s; retrying every %d s", why, nq->url_shown,
+		    NQ_REFUSED_RETRY_MS / 1000);
+	} else {
+		log_warn("nats: %s not reachable yet, retrying in the "
+		    "background", nq->url_shown);
+	}
+}
+
+/*
+ * One attempt to connect to the servers; on success the connection, its
+ * JetStream context and a processor's inbox become the queue's, for good:
+ * nats.c reconnects on its own from then on.
+ */
+static natsStatus
+nq_try_connect(struct nats_queue *nq)
+{
+	natsConnection *nc = NULL;
+	natsSubscription *sub = NULL;
+	jsCtx *js = NULL;
+	char *inbox = NULL;
+	natsStatus s;
+
+	s = natsConnection_Connect(&nc, nq->opts);
+	if (s != NATS_OK) {
+		nq_connect_failed(nq, s);
+		return s;
+	}
+	if ((s = nq_jetstream(nq, nc, &js, &inbox, &sub)) != NATS_OK)
+		goto fail;
+	pthread_mutex_lock(&nq->mu);
+	if (nq->stopping) {
+		pthread_mutex_unlock(&nq->mu);
+		s = NATS_CONNECTION_CLOSED;
+		goto fail;
+	}
+	nq->nc = nc;
+	nq->js = js;
+	nq->sub = sub;
+	nq->inbox = inbox;
+	nq->refused = false;
+	pthread_mutex_unlock(&nq->mu);
+	nq_set_up(nq, nc, "connected");
+	return NATS_OK;
+fail:
+	natsSubscription_Destroy(sub);
+	jsCtx_Destroy(js);
+	free(inbox);
+	natsConnection_Destroy(nc);
+	return s;
 }
 
 /* Start the maintenance thread, and a processor's pull and +WPI threads. */
@@ -1085,8 +1176,7 @@ fail:
 static void
 nq_stop_threads(struct nats_queue *nq)
 {
-	if (nq->nc != NULL)
-		nq_shutdown(&nq->q);
+	nq_shutdown(&nq->q);
 	pthread_mutex_lock(&nq->mu);
 	nq->stopping = true;
 	pthread_cond_broadcast(&nq->maint_cv);
@@ -1223,11 +1313,10 @@ nq_open(struct queue **qp, const struct config *cfg, char **cause)
 		    "than that are deleted from the stream, processed or not",
 		    nq->max_age_ms);
 	}
-	if ((rc = nq_connect(nq, cause)) != 0)
-		goto out;
-	if ((s = nq_jetstream(nq)) != NATS_OK) {
-		rc = nq_fail(cause, QUEUE_EUNAVAIL, s, "nats: %s",
-		    natsStatus_GetText(s));
+	/* Not there yet, or refusing us: the maintenance thread retries. */
+	if (nq_try_connect(nq) == NATS_NO_MEMORY) {
+		rc = -ENOMEM;
+		nq_cause(cause, "out of memory");
 		goto out;
 	}
 	/* Healthy at once when the broker is there: ensure right now. */

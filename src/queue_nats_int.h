@@ -32,6 +32,8 @@
 #define NQ_STATS_STALE_MS	2000	/* older than this: wait a moment */
 #define NQ_STATS_WAIT_MS	250	/* how long stats() may wait */
 #define NQ_ENSURE_RETRY_MS	1000
+#define NQ_CONNECT_RETRY_MS	250	/* until the first connect: no server */
+#define NQ_REFUSED_RETRY_MS	5000	/* the server refused us */
 #define NQ_MAX_PENDING		4096	/* async publishes awaiting PubAck */
 #define NQ_MAX_ACK_PENDING	4096	/* consumer-wide, all processors */
 #define NQ_PUB_BUCKETS		4096	/* power of two */
@@ -150,7 +152,9 @@ struct nats_queue {
 	 * connection for good: why, for /health.
 	 */
 	bool refused;
-	char refused_why[48];
+	char refused_why[96];		/* "": not refused, not there yet */
+	bool tried;			/* a connect attempt failed */
+	int64_t connect_at_ms;		/* next attempt, until the first works */
 	struct nq_delivery *fifo_head, *fifo_tail;
 	int buffered;			/* in the FIFO */
 	struct nq_delivery inflight;	/* list head: delivered, unsettled */

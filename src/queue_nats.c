@@ -375,7 +375,10 @@ nq_on_disconnected(natsConnection *nc, void *closure)
 	}
 }
 
-/* The settings a person should check when the server refuses us. */
+/*
+ * The settings a person should check when the server refuses us; nq_init
+ * asks, before the secrets are wiped.
+ */
 static const char *
 nq_auth_hint(const struct nats_queue *nq)
 {
@@ -444,7 +447,7 @@ nq_on_closed(natsConnection *nc, void *closure)
 	if (refused) {
 		log_error("%s at %s: %s; not retrying: restart once the "
 		    "credentials are fixed", why, nq->url_shown,
-		    nq_auth_hint(nq));
+		    nq->auth_hint);
 	}
 }
 
@@ -816,6 +819,7 @@ nq_init_auth(struct nats_queue *nq, const struct nats_settings *ns,
 		nq_cause(cause, "out of memory");
 		return -ENOMEM;
 	}
+	nq->auth_hint = nq_auth_hint(nq);
 	return 0;
 }
 
@@ -902,13 +906,17 @@ nq_set_servers(natsOptions *opts, const char *urls)
 	return s;
 }
 
-/* nats.c's last error text, or its status's. */
+/* nats.c's last error text without its "(file.c:line): ", or s's. */
 static const char *
 nq_last_error(natsStatus s)
 {
-	const char *txt = nats_GetLastError(NULL);
+	const char *txt = nats_GetLastError(NULL), *p;
 
-	return txt != NULL && *txt != '\0' ? txt : natsStatus_GetText(s);
+	if (txt == NULL || *txt == '\0')
+		return natsStatus_GetText(s);
+	if (*txt == '(' && (p = strstr(txt, "): ")) != NULL)
+		txt = p + 3;
+	return txt;
 }
 
 /* TLS: on, the CA the server's certificate must chain to, ours. */
@@ -1047,9 +1055,19 @@ nq_jetstream(struct nats_queue *nq, natsConnection *nc, jsCtx **js,
  * warning (not there yet).
  */
 static bool
-nq_connect_failure(natsStatus s, char *why, size_t len)
+nq_connect_failure(const struct nats_queue *nq, natsStatus s, char *why,
+    size_t len)
 {
 	const char *txt = nq_last_error(s);
+
+	/* A TLS server that wants a client certificate just hangs up. */
+	if (s == NATS_PROTOCOL_ERROR && nq->tls) {
+		snprintf(why, len, "nats: TLS: the server ended the "
+		    "connection (%s)", nq->tls_cert == NULL ?
+		    "it may want a client certificate: NATS_TLS_CERT" :
+		    "check NATS_TLS_CERT");
+		return true;
+	}
 
 	switch (s) {
 	case NATS_CONNECTION_AUTH_FAILED:
@@ -1083,7 +1101,7 @@ nq_connect_failed(struct nats_queue *nq, natsStatus s)
 	char why[sizeof(nq->refused_why)];
 	bool refused, news;
 
-	refused = nq_connect_failure(s, why, sizeof(why));
+	refused = nq_connect_failure(nq, s, why, sizeof(why));
 	pthread_mutex_lock(&nq->mu);
 	news = !nq->tried || refused != nq->refused ||
 	    strcmp(why, nq->refused_why) != 0;
@@ -1097,7 +1115,7 @@ nq_connect_failed(struct nats_queue *nq, natsStatus s)
 		return;
 	} else if (s == NATS_CONNECTION_AUTH_FAILED) {
 		log_error("%s at %s: %s; retrying every %d s", why,
-		    nq->url_shown, nq_auth_hint(nq),
+		    nq->url_shown, nq->auth_hint,
 		    NQ_REFUSED_RETRY_MS / 1000);
 	} else if (refused) {
 		log_error("%s at %s; retrying every %d s", why, nq->url_shown,

@@ -100,6 +100,7 @@ struct nats_queue {
 	char *creds, *nkey_seed;	/* paths */
 	char *tls_ca, *tls_cert, *tls_key;	/* paths */
 	bool tls;			/* NATS_TLS_* given or a tls:// URL */
+	const char *auth_hint;		/* what to check when refused */
 	bool processor;
 	int batch;			/* deliveries per receive */
 	int64_t largest_msg;		/* what MAX_BODY_BYTES can become */

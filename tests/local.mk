@@ -96,6 +96,7 @@ NATS_SHELL_TESTS = \
 	%D%/nats-idempotency.sh \
 	%D%/nats-cluster.sh \
 	%D%/nats-diplomctl.sh \
+	%D%/nats-auth.sh \
 	%D%/diplomctl-switch.sh \
 	%D%/store-full.sh
 # man pages against --help; the compose file; scripts/verify-persistence.sh
@@ -122,6 +123,8 @@ EXTRA_DIST += %D%/lib.sh %D%/lib-cluster.sh %D%/fake-systemctl
 EXTRA_DIST += debian/diplom.default
 # doc/openapi.yaml against a linter and the real answers (openapi.sh)
 EXTRA_DIST += %D%/openapi-check.py doc/openapi.yaml
+# NKeys, an operator and user creds for nats-auth.sh
+EXTRA_DIST += %D%/nats-keys.py
 EXTRA_DIST += docker/Dockerfile docker/Dockerfile.dockerignore \
 	docker/nats.Dockerfile docker/nats.Dockerfile.dockerignore \
 	docker/docker-compose.yml

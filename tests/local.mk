@@ -127,7 +127,7 @@ EXTRA_DIST += %D%/openapi-check.py doc/openapi.yaml
 EXTRA_DIST += %D%/nats-keys.py
 EXTRA_DIST += docker/Dockerfile docker/Dockerfile.dockerignore \
 	docker/nats.Dockerfile docker/nats.Dockerfile.dockerignore \
-	docker/docker-compose.yml
+	docker/docker-compose.yml docker/nats-auth.conf
 # the monitoring: alert rules and their unit tests, the dashboard, and what
 # scrapes in Docker (tests/prometheus.sh, tests/monitoring-compose.sh)
 EXTRA_DIST += monitoring/diplom-rules.yml monitoring/diplom-rules.test.yml \

@@ -8,7 +8,7 @@
 # credential, and settings that cannot work together failing at start.
 . "$(dirname "$0")/lib.sh"
 need_nats
-need_required_tools openssl python3
+need_required_tools openssl python3 jq
 if ! python3 -c 'import cryptography' 2>/dev/null; then
 	[ "${DIPLOM_REQUIRE_NATS:-0}" = 1 ] &&
 		bail "python3-cryptography missing and DIPLOM_REQUIRE_NATS=1"
@@ -78,9 +78,10 @@ server() {
 
 # health_says URL TEXT : /health answers 503 and its reason holds TEXT
 health_says() {
-	local body
+	local body reason
 	body=$(curl -s --max-time 2 -w ' %{http_code}' "$1/health")
-	[ "${body##* }" = 503 ] && case $body in *"$2"*) ;; *) false ;; esac
+	reason=$(printf '%s' "${body% *}" | jq -r .reason 2>/dev/null)
+	[ "${body##* }" = 503 ] && case $reason in *"$2"*) ;; *) false ;; esac
 }
 
 # refused KIND TEXT LOGTEXT [SECONDS] : ingest alone, with the credentials
@@ -100,9 +101,11 @@ refused() {
 	lines=$(grep -c -- "$3" "$log")
 	tap_ok "$1: wrong credentials: one log line saying \"$3\"" \
 		test "$lines" = 1
+	curl -s --max-time 2 "$ING/health" >"$T_TMP/health" || true
 	stop_pid "$ingest_PID"
-	tap_ok "$1: wrong credentials: no secret in the log" \
-		not_grep "${SECRET:-no secret here}" "$log"
+	tap_ok "$1: wrong credentials: no secret in the log or /health" \
+		eval 'not_grep "${SECRET:-no secret here}" "$log" &&
+		not_grep "${SECRET:-no secret here}" "$T_TMP/health"'
 }
 
 # flows KIND : a full stack with the credentials auth set carries 20
@@ -195,6 +198,30 @@ stop_pid "$ingest_PID"
 auth
 refused user-none "nats: authorization violation" \
 	"the server wants credentials"
+# credentials in the URL: shown nowhere
+SECRET=url-$RANDOM$RANDOM
+NATS_URL=nats://diplom:$SECRET@127.0.0.1:$NATS_PORT
+refused user-in-url "nats: authorization violation at nats://127.0.0.1:" \
+	"authorization violation at nats://127.0.0.1:$NATS_PORT"
+NATS_URL=nats://127.0.0.1:$NATS_PORT
+
+# the server stops taking the password while ingest is connected: once
+# nats.c gives up reconnecting, /health says why
+auth NATS_USER=diplom NATS_PASSWORD="$PW"
+stack_ports
+start_role ingest ingest
+if wait_health "$ING" 10; then
+	sed -i "s/password: \"$PW\"/password: \"changed-$RANDOM\"/" \
+		"$T_TMP/nats-user.conf"
+	kill -HUP "$NATS_PID"
+	tap_ok "user: a password the server no longer takes shows in /health" \
+		wait_until 15 health_says "$ING" "nats: authorization violation"
+	tap_ok "user: ... and in one log line" \
+		test "$(grep -c 'authorization violation' "$T_TMP/ingest.log")" = 1
+else
+	tap_fail "user: ingest turns healthy before the password changes"
+fi
+stop_pid "$ingest_PID"
 
 # --- token -----------------------------------------------------------------------
 TOKEN=tok-$RANDOM$RANDOM-ok

@@ -310,6 +310,7 @@ stack_gone() {
 # nats_refuses_strangers : from a container on the compose network, a
 # client without the broker's password is refused (NATS_ANSWER: how)
 nats_refuses_strangers() {
+	# shellcheck disable=SC2016 # expanded by the container's bash
 	NATS_ANSWER=$(dk_compose exec -T ingest bash -c '
 		exec 3<>/dev/tcp/nats/4222 || exit 1
 		read -r -t 5 line <&3

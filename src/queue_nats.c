@@ -428,11 +428,6 @@ nq_on_closed(natsConnection *nc, void *closure)
 
 	refused = nq_refused(nc, why, sizeof(why));
 	pthread_mutex_lock(&nq->mu);
-	if (nc != nq->nc) {
-		/* one that never became ours: see nq_try_connect */
-		pthread_mutex_unlock(&nq->mu);
-		return;
-	}
 	if (nq->stopping) {
 		refused = false;
 	} else if (refused) {
@@ -1129,7 +1124,8 @@ nq_connect_failed(struct nats_queue *nq, natsStatus s)
 /*
  * One attempt to connect to the servers; on success the connection, its
  * JetStream context and a processor's inbox become the queue's, for good:
- * nats.c reconnects on its own from then on.
+ * nats.c reconnects on its own from then on, and close() closes it and
+ * waits for its last callback.
  */
 static natsStatus
 nq_try_connect(struct nats_queue *nq)
@@ -1145,28 +1141,22 @@ nq_try_connect(struct nats_queue *nq)
 		nq_connect_failed(nq, s);
 		return s;
 	}
-	if ((s = nq_jetstream(nq, nc, &js, &inbox, &sub)) != NATS_OK)
-		goto fail;
+	s = nq_jetstream(nq, nc, &js, &inbox, &sub);
 	pthread_mutex_lock(&nq->mu);
-	if (nq->stopping) {
-		pthread_mutex_unlock(&nq->mu);
-		s = NATS_CONNECTION_CLOSED;
-		goto fail;
-	}
 	nq->nc = nc;
 	nq->js = js;
 	nq->sub = sub;
 	nq->inbox = inbox;
 	nq->refused = false;
 	pthread_mutex_unlock(&nq->mu);
+	if (s != NATS_OK) {
+		/* out of memory, in effect: unhealthy until restarted */
+		log_error("nats: no JetStream context: %s",
+		    natsStatus_GetText(s));
+		return s;
+	}
 	nq_set_up(nq, nc, "connected");
 	return NATS_OK;
-fail:
-	natsSubscription_Destroy(sub);
-	jsCtx_Destroy(js);
-	free(inbox);
-	natsConnection_Destroy(nc);
-	return s;
 }
 
 /* Start the maintenance thread, and a processor's pull and +WPI threads. */
@@ -1262,7 +1252,7 @@ nq_free(struct nats_queue *nq)
 	free(nq->subject);
 	free(nq->filter);
 	free(nq->next_subj);
-	free(nq->url);
+	nq_forget(&nq->url);
 	free(nq->url_shown);
 	nq_forget(&nq->password);
 	nq_forget(&nq->token);
@@ -1326,6 +1316,8 @@ nq_open(struct queue **qp, const struct config *cfg, char **cause)
 	}
 	if ((rc = nq_options_auth(nq, cause)) != 0)
 		goto out;
+	/* nats.c has the URLs: any user:password in them goes */
+	nq_forget(&nq->url);
 	if (nq->max_age_ms > 0) {
 		log_warn("nats: NATS_MAX_AGE is %" PRId64 " ms: messages older "
 		    "than that are deleted from the stream, processed or not",

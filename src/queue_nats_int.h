@@ -89,7 +89,7 @@ struct nats_queue {
 	char *subject;			/* <prefix>.messages */
 	char *filter;			/* <prefix>.> */
 	char *next_subj;		/* $JS.API.CONSUMER.MSG.NEXT.<s>.<c> */
-	char *url;
+	char *url;			/* wiped once nats.c has it */
 	char *url_shown;		/* url without credentials: for logs */
 	char *client_name;		/* diplom-<role> */
 	/*

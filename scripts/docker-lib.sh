@@ -20,6 +20,9 @@
 #                         overlays of DK_OVERLAYS (files of docker/, e.g.
 #                         monitoring-compose.yml), project $DK_PROJECT
 #   dk_wait_healthy SECS  every service of the project runs, healthy
+#   dk_nats_secret DIR    DIPLOM_NATS_PASSWORD_FILE (default
+#                         DIR/nats-password), a random password made when
+#                         there is none
 #
 # Debian's client is used, with BuildKit (docker/Dockerfile.dockerignore
 # needs it): /usr/local/bin may hold another docker, and docker-compose runs
@@ -233,6 +236,20 @@ dk_nats_image() {
 	"$DOCKER" build -q -f "$top_srcdir/docker/nats.Dockerfile" \
 		-t "$DK_NATS_STANDIN" "$top_srcdir" >/dev/null || return 1
 	export NATS_IMAGE=$DK_NATS_STANDIN
+}
+
+# dk_nats_secret DIR : export DIPLOM_NATS_PASSWORD_FILE, the compose
+# secret the broker and the roles share (DIR/nats-password unless the
+# caller set one): made (letters
+# and digits, as nats-server reads it from its environment) when missing.
+# Readable by the containers' users, who are not root: DIR must be private.
+dk_nats_secret() {
+	local f=${DIPLOM_NATS_PASSWORD_FILE:-$1/nats-password}
+	export DIPLOM_NATS_PASSWORD_FILE=$f
+	[ -s "$f" ] && return 0
+	mkdir -p "$1" && chmod 700 "$1" || return 1
+	(umask 022 && printf 'p%s\n' "$(tr -dc A-Za-z0-9 </dev/urandom |
+		head -c 32)" >"$f")
 }
 
 # dk_compose ARGS... : docker-compose on the project's compose file and

@@ -15,6 +15,8 @@
 # (DIPLOM_GATEWAY_PORT for another host port).
 # down is docker-compose down (-v removes the volumes too: the results and
 # the broker's store) and stops the dockerd that up started.
+# The broker's password is made once, in $DIPLOM_RUN_DIR/secrets/nats-password
+# (default ./run/secrets), unless DIPLOM_NATS_PASSWORD_FILE names one.
 set -u
 # shellcheck source=tests/lib.sh
 . "$(dirname "$0")/../tests/lib.sh"
@@ -22,6 +24,8 @@ set -u
 . "$(dirname "$0")/docker-lib.sh"
 
 RUN_DIR=${DIPLOM_RUN_DIR:-$top_srcdir/run}/docker
+# the broker's password (docker/docker-compose.yml's secret nats-password)
+SECRET_DIR=${DIPLOM_RUN_DIR:-$top_srcdir/run}/secrets
 
 case ${1:-} in
 up)
@@ -38,6 +42,7 @@ up)
 	dk_base_image "$T_TMP" || bail "no base image $DK_BASE_IMAGE"
 	dk_rootfs_remove "$T_TMP/rootfs"
 	dk_nats_image || bail "no nats image"
+	dk_nats_secret "$SECRET_DIR" || bail "cannot make $SECRET_DIR/nats-password"
 	dk_compose up -d --build || exit 1
 	dk_wait_healthy 120 || exit 1
 	say "QUEUE_TYPE=$QUEUE_TYPE, NATS_IMAGE=$NATS_IMAGE; the gateway is on" \
@@ -46,12 +51,13 @@ up)
 down)
 	shift
 	if dk_answers; then
+		dk_nats_secret "$SECRET_DIR" || exit 1
 		dk_compose down "$@" || exit 1
 	fi
 	dk_daemon_down "$RUN_DIR"
 	;;
 *)
-	script_help 16
+	script_help 19
 	exit 2
 	;;
 esac

@@ -2,7 +2,9 @@
 # docker-test.sh - build docker/Dockerfile and run docker/docker-compose.yml
 # for real, in both modes: up, every service healthy, only the gateway
 # published (on 127.0.0.1), messages posted through the gateway and read
-# back by id; with QUEUE_TYPE=nats the processor container is restarted and
+# back by id; with QUEUE_TYPE=nats the broker refuses a client without its
+# password (a compose secret the roles read from a file, made here in
+# $T_TMP), the processor container is restarted and
 # SIGKILLed under a recorded load (diplom-loadgen --record, from this host)
 # and every accepted id must have its row in the results volume; then
 # down -v.  The nats mode runs with docker/monitoring-compose.yml too (its
@@ -126,6 +128,9 @@ dk_image_here "$DK_BASE_IMAGE" && tap_note "reusing $DK_BASE_IMAGE"
 must "base image $DK_BASE_IMAGE" dk_base_image "$T_TMP" ||
 	bail "no base image"
 must "a nats image" dk_nats_image || bail "no nats image"
+# the broker's password, the compose secret nats-password
+must "a password for the broker" dk_nats_secret "$T_TMP/secrets" ||
+	bail "no password for the broker"
 tap_note "NATS_IMAGE=$NATS_IMAGE"
 phase "base images"
 
@@ -302,6 +307,33 @@ stack_gone() {
 		[ -z "$("$DOCKER" network ls -q --filter "$label")" ]
 }
 
+# nats_refuses_strangers : from a container on the compose network, a
+# client without the broker's password is refused (NATS_ANSWER: how)
+nats_refuses_strangers() {
+	# shellcheck disable=SC2016 # expanded by the container's bash
+	NATS_ANSWER=$(dk_compose exec -T ingest bash -c '
+		exec 3<>/dev/tcp/nats/4222 || exit 1
+		read -r -t 5 line <&3
+		printf "CONNECT {\"verbose\":false}\r\nPING\r\n" >&3
+		read -r -t 5 line <&3
+		echo "$line" | tr -d "\r"' 2>&1)
+	case $NATS_ANSWER in *"Authorization Violation"*) ;; *) return 1 ;; esac
+}
+
+# password_not_in_env : the roles read the broker's password from the
+# secret's file; it is in no role's environment
+password_not_in_env() {
+	local r
+	for r in gateway ingest processor; do
+		dk_compose exec -T "$r" env | grep -q '^NATS_PASSWORD=' &&
+			return 1
+		dk_compose exec -T "$r" env |
+			grep -q '^NATS_PASSWORD_FILE=/run/secrets/nats-password$' ||
+			return 1
+	done
+	return 0
+}
+
 # no_payload_warning : ingest has not warned that max_payload is short
 no_payload_warning() {
 	! dk_compose logs --no-color ingest 2>&1 | grep -q max_payload
@@ -399,6 +431,12 @@ mode_checks() {
 		max_payload_set
 	tap_ok "nats: ingest does not warn about max_payload" \
 		no_payload_warning
+	NATS_ANSWER=''
+	tap_ok "nats: the broker refuses a client without its password" \
+		nats_refuses_strangers
+	tap_note "nats without credentials: ${NATS_ANSWER:-no answer}"
+	tap_ok "nats: the roles have the password as a file, not in their environment" \
+		password_not_in_env
 	tap_ok "nats: a 1 MB message goes through (published as 1.3 MB)" \
 		big_message
 	load_at=$SECONDS

@@ -9,7 +9,7 @@ PKGS="build-essential autoconf automake pkgconf
 libmicrohttpd-dev libjson-c-dev libsqlite3-dev libcurl4-openssl-dev uuid-dev
 libnats-dev check nats-server sqlite3 curl jq python3 python3-yaml
 python3-jsonschema wrk apache2-utils e2fsprogs nftables libsystemd-dev prometheus
-libgnutls28-dev openssl"
+libgnutls28-dev openssl python3-cryptography"
 # npm, for the OpenAPI linter tests/openapi.sh installs: Debian's, unless
 # one is there already (a Node.js from elsewhere brings its own, and its
 # package conflicts with Debian's npm)

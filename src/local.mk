@@ -20,7 +20,7 @@ src_libdiplom_a_SOURCES = \
 	src/queue.c src/queue.h \
 	src/queue_memory.c \
 	src/queue_nats.c src/queue_nats_int.h src/queue_nats_provision.c \
-	src/queue_nats_pull.c \
+	src/queue_nats_pull.c src/queue_nats_nkey.c \
 	src/rate_limit.c src/rate_limit.h \
 	src/result_store.c src/result_store.h \
 	src/retention.c src/retention.h \

@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <nats/nats.h>
 
@@ -215,6 +216,8 @@ nq_publish(struct queue *q, struct data_message *msg, queue_publish_cb cb,
 		pthread_mutex_lock(&nq->mu);
 		if (nq->connected)
 			why = "JetStream stream not available";
+		else if (nq->refused)
+			why = "NATS refused the credentials";
 		pthread_mutex_unlock(&nq->mu);
 		goto fail;
 	}
@@ -265,6 +268,43 @@ out:
 
 /* ---- connection state ---- */
 
+/* Copy n bytes from r to w (w <= r) and return the end of the copy. */
+static char *
+nq_shift(char *w, const char *r, size_t n)
+{
+	memmove(w, r, n);
+	return w + n;
+}
+
+/*
+ * Drop the "user:password@" part of each URL in a comma-separated list,
+ * in place: URLs appear in logs and in /health, secrets never do.
+ */
+static void
+nq_redact(char *s)
+{
+	char *r = s, *w = s, *seg_end, *host, *auth_end, *at;
+
+	while (*r != '\0') {
+		seg_end = r + strcspn(r, ",");
+		host = strstr(r, "://");
+		host = host != NULL && host < seg_end ? host + 3 : r;
+		auth_end = host + strcspn(host, "/,");
+		at = NULL;
+		for (char *p = host; p < auth_end; p++) {
+			if (*p == '@')
+				at = p;
+		}
+		w = nq_shift(w, r, (size_t)(host - r));
+		r = at != NULL ? at + 1 : host;
+		w = nq_shift(w, r, (size_t)(seg_end - r));
+		r = seg_end;
+		if (*r == ',')
+			*w++ = *r++;
+	}
+	*w = '\0';
+}
+
 /*
  * A publisher's messages must fit the server's max_payload: the largest
  * request the first hop takes becomes this large here, and a later hop
@@ -292,8 +332,10 @@ nq_set_up(struct nats_queue *nq, natsConnection *nc, const char *how)
 
 	if (natsConnection_GetConnectedUrl(nc, url, sizeof(url)) != NATS_OK)
 		url[0] = '\0';
+	nq_redact(url);
 	pthread_mutex_lock(&nq->mu);
 	nq->connected = true;
+	nq->refused = false;
 	nq->need_ensure = true;
 	nq->ensure_at_ms = 0;
 	nq->pull_reset = true;
@@ -301,15 +343,9 @@ nq_set_up(struct nats_queue *nq, natsConnection *nc, const char *how)
 	pthread_cond_broadcast(&nq->maint_cv);
 	pthread_cond_broadcast(&nq->space_cv);
 	pthread_mutex_unlock(&nq->mu);
-	log_info("nats: %s to %s", how, url[0] != '\0' ? url : nq->url);
+	log_info("nats: %s to %s", how, url[0] != '\0' ? url :
+	    nq->url_shown);
 	nq_check_payload(nq, nc);
-}
-
-/* The broker came up after open() returned. */
-static void
-nq_on_connected(natsConnection *nc, void *closure)
-{
-	nq_set_up(closure, nc, "connected");
 }
 
 /* The broker is back after a loss. */
@@ -334,23 +370,80 @@ nq_on_disconnected(natsConnection *nc, void *closure)
 	nq_update_locked(nq);
 	pthread_mutex_unlock(&nq->mu);
 	if (was) {
-		log_warn("nats: connection to %s lost, reconnecting", nq->url);
+		log_warn("nats: connection to %s lost, reconnecting",
+		    nq->url_shown);
 	}
 }
 
-/* The last callback nats.c makes with nq: close() waits for it. */
+/*
+ * The settings a person should check when the server refuses us; nq_init
+ * asks, before the secrets are wiped.
+ */
+static const char *
+nq_auth_hint(const struct nats_queue *nq)
+{
+	if (nq->user != NULL)
+		return "check NATS_USER and NATS_PASSWORD";
+	if (nq->token != NULL)
+		return "check NATS_TOKEN";
+	if (nq->creds != NULL)
+		return "check NATS_CREDS";
+	if (nq->nkey_seed != NULL)
+		return "check NATS_NKEY_SEED";
+	if (nq->tls_cert != NULL)
+		return "check NATS_TLS_CERT";
+	return "the server wants credentials: set NATS_USER and "
+	    "NATS_PASSWORD, NATS_TOKEN, NATS_CREDS or NATS_NKEY_SEED";
+}
+
+/*
+ * Whether nats.c closed the connection because the server refused our
+ * credentials (it gives up when a server refuses them twice running);
+ * if so, what to show in /health, in why.
+ */
+static bool
+nq_refused(natsConnection *nc, char *why, size_t len)
+{
+	const char *txt = NULL;
+
+	if (natsConnection_GetLastError(nc, &txt) !=
+	    NATS_CONNECTION_AUTH_FAILED)
+		return false;
+	snprintf(why, len, "nats: %s", txt != NULL &&
+	    strcasestr(txt, "expired") != NULL ?
+	    "authentication expired" : "authorization violation");
+	return true;
+}
+
+/*
+ * The last callback nats.c makes with nq: close() waits for it. Before
+ * close(), it means nats.c stopped trying: the server refused us.
+ */
 static void
 nq_on_closed(natsConnection *nc, void *closure)
 {
 	struct nats_queue *nq = closure;
+	char why[sizeof(nq->refused_why)];
+	bool refused;
 
-	(void)nc;
+	refused = nq_refused(nc, why, sizeof(why));
 	pthread_mutex_lock(&nq->mu);
+	if (nq->stopping) {
+		refused = false;
+	} else if (refused) {
+		nq->refused = true;
+		memcpy(nq->refused_why, why, sizeof(why));
+	}
 	nq->connected = false;
 	nq->closed_cb_done = true;
 	nq_update_locked(nq);
 	pthread_cond_broadcast(&nq->closed_cv);
 	pthread_mutex_unlock(&nq->mu);
+	if (refused) {
+		log_error("%s at %s: %s; not retrying: restart once the "
+		    "credentials are fixed", why, nq->url_shown,
+		    nq->auth_hint);
+	}
 }
 
 /* ---- stats ---- */
@@ -400,7 +493,12 @@ nq_refresh_stats(struct nats_queue *nq)
 	jsStreamInfo_Destroy(si);
 }
 
-/* Backend housekeeping: ensure stream/consumer, refresh the stats cache. */
+static natsStatus nq_try_connect(struct nats_queue *nq);
+
+/*
+ * Backend housekeeping: connect until the first time it works, ensure
+ * stream/consumer, refresh the stats cache.
+ */
 static void *
 nq_maint_main(void *arg)
 {
@@ -411,6 +509,12 @@ nq_maint_main(void *arg)
 	pthread_mutex_lock(&nq->mu);
 	while (!nq->stopping) {
 		now = clock_now_ms();
+		if (nq->nc == NULL && now >= nq->connect_at_ms) {
+			pthread_mutex_unlock(&nq->mu);
+			(void)nq_try_connect(nq);
+			pthread_mutex_lock(&nq->mu);
+			continue;
+		}
 		if (nq->connected && nq->need_ensure &&
 		    now >= nq->ensure_at_ms) {
 			pthread_mutex_unlock(&nq->mu);
@@ -426,7 +530,9 @@ nq_maint_main(void *arg)
 			continue;
 		}
 		at = 0;
-		if (nq->connected && nq->need_ensure)
+		if (nq->nc == NULL)
+			at = nq->connect_at_ms;
+		else if (nq->connected && nq->need_ensure)
 			at = nq->ensure_at_ms;
 		if (at == 0)
 			pthread_cond_wait(&nq->maint_cv, &nq->mu);
@@ -441,9 +547,12 @@ nq_maint_main(void *arg)
 static void
 nq_reason_locked(struct nats_queue *nq, struct queue_stats *st)
 {
-	if (!nq->connected) {
+	if (nq->refused) {
+		snprintf(st->reason, sizeof(st->reason), "%s at %s",
+		    nq->refused_why, nq->url_shown);
+	} else if (!nq->connected) {
 		snprintf(st->reason, sizeof(st->reason),
-		    "not connected to NATS at %s", nq->url);
+		    "not connected to NATS at %s", nq->url_shown);
 	} else if (!nq->stream_ok) {
 		snprintf(st->reason, sizeof(st->reason),
 		    "JetStream stream %s not available", nq->stream);
@@ -619,21 +728,127 @@ static const struct config_group nats_settings_group = {
 	sizeof(struct nats_settings),
 };
 
+/* A copy of s, or NULL for NULL; -ENOMEM when it cannot be made. */
+static int
+nq_dup(char **out, const char *s)
+{
+	if (s == NULL)
+		return 0;
+	return (*out = strdup(s)) != NULL ? 0 : -ENOMEM;
+}
+
+/*
+ * Settings for authentication and TLS that cannot work together, or a
+ * file that cannot be read: a reason naming the settings, and -EINVAL.
+ */
+static int
+nq_check_auth(const struct nats_settings *ns, char **cause)
+{
+	const struct { const char *path, *name; } files[] = {
+		{ ns->creds, "NATS_CREDS" }, { ns->nkey_seed, "NATS_NKEY_SEED" },
+		{ ns->tls_ca, "NATS_TLS_CA" }, { ns->tls_cert, "NATS_TLS_CERT" },
+		{ ns->tls_key, "NATS_TLS_KEY" },
+	};
+	int ways = (ns->user != NULL || ns->password != NULL) +
+	    (ns->token != NULL) + (ns->creds != NULL) +
+	    (ns->nkey_seed != NULL);
+
+	if (ns->password != NULL && ns->user == NULL) {
+		nq_cause(cause, "NATS_PASSWORD is set but NATS_USER is not");
+	} else if (ns->user != NULL && ns->password == NULL) {
+		nq_cause(cause, "NATS_USER is set but NATS_PASSWORD is not");
+	} else if (ways > 1) {
+		nq_cause(cause, "NATS_USER/NATS_PASSWORD, NATS_TOKEN, "
+		    "NATS_CREDS and NATS_NKEY_SEED exclude each other: "
+		    "set one of them");
+	} else if ((ns->tls_cert == NULL) != (ns->tls_key == NULL)) {
+		nq_cause(cause, "NATS_TLS_CERT and NATS_TLS_KEY go together: "
+		    "%s is not set", ns->tls_cert == NULL ?
+		    "NATS_TLS_CERT" : "NATS_TLS_KEY");
+	} else {
+		for (size_t i = 0; i < sizeof(files) / sizeof(*files); i++) {
+			if (files[i].path != NULL &&
+			    access(files[i].path, R_OK) != 0) {
+				nq_cause(cause, "%s: cannot read %s: %s",
+				    files[i].name, files[i].path,
+				    strerror(errno));
+				return -EINVAL;
+			}
+		}
+		return 0;
+	}
+	return -EINVAL;
+}
+
+/* Whether any URL of a comma-separated list asks for TLS. */
+static bool
+nq_tls_url(const char *urls)
+{
+	for (const char *p = urls; (p = strstr(p, "tls://")) != NULL; p++) {
+		if (p == urls || p[-1] == ',' || p[-1] == ' ' ||
+		    p[-1] == '\t')
+			return true;
+	}
+	return false;
+}
+
+/* Copy what authentication and TLS need; the secrets go in nq_options. */
+static int
+nq_init_auth(struct nats_queue *nq, const struct nats_settings *ns,
+    char **cause)
+{
+	int rc;
+
+	if ((rc = nq_check_auth(ns, cause)) != 0)
+		return rc;
+	nq->tls = ns->tls_ca != NULL || ns->tls_cert != NULL ||
+	    nq_tls_url(ns->url);
+	if (nq_dup(&nq->user, ns->user) != 0 ||
+	    nq_dup(&nq->password, ns->password) != 0 ||
+	    nq_dup(&nq->token, ns->token) != 0 ||
+	    nq_dup(&nq->creds, ns->creds) != 0 ||
+	    nq_dup(&nq->nkey_seed, ns->nkey_seed) != 0 ||
+	    nq_dup(&nq->tls_ca, ns->tls_ca) != 0 ||
+	    nq_dup(&nq->tls_cert, ns->tls_cert) != 0 ||
+	    nq_dup(&nq->tls_key, ns->tls_key) != 0) {
+		nq_cause(cause, "out of memory");
+		return -ENOMEM;
+	}
+	nq->auth_hint = nq_auth_hint(nq);
+	return 0;
+}
+
+/* Wipe and free a secret. */
+static void
+nq_forget(char **secret)
+{
+	if (*secret == NULL)
+		return;
+	explicit_bzero(*secret, strlen(*secret));
+	free(*secret);
+	*secret = NULL;
+}
+
 /*
  * Copy the settings we keep; cfg need not outlive the queue. The only
  * place the backend reads the configuration.
  */
 static int
-nq_init(struct nats_queue *nq, const struct config *cfg)
+nq_init(struct nats_queue *nq, const struct config *cfg, char **cause)
 {
 	const struct nats_settings *ns = config_settings(cfg,
 	    &nats_settings_group);
 	int64_t cap;
+	int rc;
 
 	nq->q.ops = &queue_nats_ops;
 	nq->inflight.next = nq->inflight.prev = &nq->inflight;
-	if (ns == NULL)
+	if (ns == NULL) {
+		nq_cause(cause, "nats: no settings");
 		return -EINVAL;
+	}
+	if ((rc = nq_init_auth(nq, ns, cause)) != 0)
+		return rc;
 	nq->processor = cfg->role == ROLE_PROCESSOR;
 	nq->largest_msg = (int64_t)message_encoded_max(
 	    (size_t)cfg->max_body_bytes);
@@ -658,8 +873,12 @@ nq_init(struct nats_queue *nq, const struct config *cfg)
 	    nq_strf(&nq->client_name, "diplom-%s",
 	    config_role_name(cfg->role)) != 0 ||
 	    nq_strf(&nq->stream, "%s", ns->stream) != 0 ||
-	    nq_strf(&nq->url, "%s", ns->url) != 0)
+	    nq_strf(&nq->url, "%s", ns->url) != 0 ||
+	    nq_strf(&nq->url_shown, "%s", ns->url) != 0) {
+		nq_cause(cause, "out of memory");
 		return -ENOMEM;
+	}
+	nq_redact(nq->url_shown);
 	return 0;
 }
 
@@ -680,6 +899,82 @@ nq_set_servers(natsOptions *opts, const char *urls)
 	s = n > 0 ? natsOptions_SetServers(opts, list, n) : NATS_INVALID_ARG;
 	free(copy);
 	return s;
+}
+
+/* nats.c's last error text without its "(file.c:line): ", or s's. */
+static const char *
+nq_last_error(natsStatus s)
+{
+	const char *txt = nats_GetLastError(NULL), *p;
+
+	if (txt == NULL || *txt == '\0')
+		return natsStatus_GetText(s);
+	if (*txt == '(' && (p = strstr(txt, "): ")) != NULL)
+		txt = p + 3;
+	return txt;
+}
+
+/* TLS: on, the CA the server's certificate must chain to, ours. */
+static int
+nq_options_tls(struct nats_queue *nq, char **cause)
+{
+	natsStatus s;
+
+	if ((s = natsOptions_SetSecure(nq->opts, true)) != NATS_OK)
+		return nq_fail(cause, -EINVAL, s, "nats: TLS: %s",
+		    nq_last_error(s));
+	if (nq->tls_ca != NULL && (s = natsOptions_LoadCATrustedCertificates(
+	    nq->opts, nq->tls_ca)) != NATS_OK)
+		return nq_fail(cause, -EINVAL, s, "NATS_TLS_CA %s: %s",
+		    nq->tls_ca, nq_last_error(s));
+	if (nq->tls_cert != NULL && (s = natsOptions_LoadCertificatesChain(
+	    nq->opts, nq->tls_cert, nq->tls_key)) != NATS_OK)
+		return nq_fail(cause, -EINVAL, s,
+		    "NATS_TLS_CERT %s, NATS_TLS_KEY %s: %s", nq->tls_cert,
+		    nq->tls_key, nq_last_error(s));
+	return 0;
+}
+
+/*
+ * Credentials and TLS. nats.c keeps its own copies of the secrets, as it
+ * needs them for every reconnect: ours are wiped right away.
+ */
+static int
+nq_options_auth(struct nats_queue *nq, char **cause)
+{
+	char pub[NQ_NKEY_PUB_LEN + 1];
+	natsStatus s = NATS_OK;
+	const char *what = NULL;
+	int rc = 0;
+
+	if (nq->user != NULL) {
+		what = "NATS_USER";
+		s = natsOptions_SetUserInfo(nq->opts, nq->user, nq->password);
+	} else if (nq->token != NULL) {
+		what = "NATS_TOKEN";
+		s = natsOptions_SetToken(nq->opts, nq->token);
+	} else if (nq->creds != NULL) {
+		what = "NATS_CREDS";
+		s = natsOptions_SetUserCredentialsFromFiles(nq->opts,
+		    nq->creds, NULL);
+	} else if (nq->nkey_seed != NULL) {
+		what = "NATS_NKEY_SEED";
+		if ((rc = nq_nkey_public(nq->nkey_seed, pub, sizeof(pub),
+		    cause)) != 0)
+			goto out;
+		s = natsOptions_SetNKeyFromSeed(nq->opts, pub, nq->nkey_seed);
+	}
+	if (s != NATS_OK) {
+		rc = nq_fail(cause, -EINVAL, s, "%s: %s", what,
+		    nq_last_error(s));
+		goto out;
+	}
+	if (nq->tls)
+		rc = nq_options_tls(nq, cause);
+out:
+	nq_forget(&nq->password);
+	nq_forget(&nq->token);
+	return rc;
 }
 
 /* Connection options: retry forever, in the background, fast. */
@@ -713,9 +1008,6 @@ nq_options(struct nats_queue *nq)
 	if (s == NATS_OK)
 		s = natsOptions_SetMaxPingsOut(nq->opts, 2);
 	if (s == NATS_OK)
-		s = natsOptions_SetRetryOnFailedConnect(nq->opts, true,
-		    nq_on_connected, nq);
-	if (s == NATS_OK)
 		s = natsOptions_SetDisconnectedCB(nq->opts,
 		    nq_on_disconnected, nq);
 	if (s == NATS_OK)
@@ -726,38 +1018,10 @@ nq_options(struct nats_queue *nq)
 	return s;
 }
 
-/* Connect, or go on trying in the background when the broker is not up. */
-static int
-nq_connect(struct nats_queue *nq, char **cause)
-{
-	natsStatus s;
-
-	s = natsConnection_Connect(&nq->nc, nq->opts);
-	if (s != NATS_OK && s != NATS_NOT_YET_CONNECTED) {
-		nq->nc = NULL;
-		return nq_fail(cause, QUEUE_EUNAVAIL, s,
-		    "nats: cannot connect to %s: %s", nq->url,
-		    natsStatus_GetText(s));
-	}
-	pthread_mutex_lock(&nq->mu);
-	/* Not "false" otherwise: the connected callback may have run. */
-	if (s == NATS_OK)
-		nq->connected = true;
-	nq->need_ensure = true;
-	pthread_mutex_unlock(&nq->mu);
-	if (s == NATS_OK) {
-		log_info("nats: connected to %s", nq->url);
-		nq_check_payload(nq, nq->nc);
-	} else {
-		log_warn("nats: %s not reachable yet, retrying in the "
-		    "background", nq->url);
-	}
-	return 0;
-}
-
 /* The JetStream context, and for a processor the inbox it pulls into. */
 static natsStatus
-nq_jetstream(struct nats_queue *nq)
+nq_jetstream(struct nats_queue *nq, natsConnection *nc, jsCtx **js,
+    char **inbox_out, natsSubscription **sub)
 {
 	natsInbox *inbox = NULL;
 	jsOptions jo;
@@ -768,16 +1032,131 @@ nq_jetstream(struct nats_queue *nq)
 	jo.PublishAsync.MaxPending = NQ_MAX_PENDING;
 	jo.PublishAsync.AckHandler = nq_on_puback;
 	jo.PublishAsync.AckHandlerClosure = nq;
-	s = natsConnection_JetStream(&nq->js, nq->nc, &jo);
+	s = natsConnection_JetStream(js, nc, &jo);
 	if (s != NATS_OK || !nq->processor)
 		return s;
 	if ((s = natsInbox_Create(&inbox)) != NATS_OK)
 		return s;
-	nq->inbox = strdup(inbox);
+	*inbox_out = strdup(inbox);
 	natsInbox_Destroy(inbox);
-	if (nq->inbox == NULL)
+	if (*inbox_out == NULL)
 		return NATS_NO_MEMORY;
-	return natsConnection_SubscribeSync(&nq->sub, nq->nc, nq->inbox);
+	return natsConnection_SubscribeSync(sub, nc, *inbox_out);
+}
+
+/*
+ * Why a connect attempt failed, for /health and the log: in why, and
+ * whether it is worth an error (the server refused us) rather than a
+ * warning (not there yet).
+ */
+static bool
+nq_connect_failure(const struct nats_queue *nq, natsStatus s, char *why,
+    size_t len)
+{
+	const char *txt = nq_last_error(s);
+
+	/* A TLS server that wants a client certificate just hangs up. */
+	if (s == NATS_PROTOCOL_ERROR && nq->tls) {
+		snprintf(why, len, "nats: TLS: the server ended the "
+		    "connection (%s)", nq->tls_cert == NULL ?
+		    "it may want a client certificate: NATS_TLS_CERT" :
+		    "check NATS_TLS_CERT");
+		return true;
+	}
+
+	switch (s) {
+	case NATS_CONNECTION_AUTH_FAILED:
+		snprintf(why, len, "nats: %s", strcasestr(txt, "expired") !=
+		    NULL ? "authentication expired" :
+		    "authorization violation");
+		return true;
+	case NATS_SSL_ERROR:
+	case NATS_SECURE_CONNECTION_WANTED:
+	case NATS_SECURE_CONNECTION_REQUIRED:
+		snprintf(why, len, "nats: TLS: %s", txt);
+		return true;
+	case NATS_NO_SERVER:
+	case NATS_IO_ERROR:
+	case NATS_TIMEOUT:
+		why[0] = '\0';
+		return false;
+	default:
+		snprintf(why, len, "nats: %s", txt);
+		return true;
+	}
+}
+
+/*
+ * A connect attempt failed: remember why for /health, and say so once
+ * for each new reason.
+ */
+static void
+nq_connect_failed(struct nats_queue *nq, natsStatus s)
+{
+	char why[sizeof(nq->refused_why)];
+	bool refused, news;
+
+	refused = nq_connect_failure(nq, s, why, sizeof(why));
+	pthread_mutex_lock(&nq->mu);
+	news = !nq->tried || refused != nq->refused ||
+	    strcmp(why, nq->refused_why) != 0;
+	nq->tried = true;
+	nq->refused = refused;
+	memcpy(nq->refused_why, why, sizeof(why));
+	nq->connect_at_ms = clock_now_ms() + (refused ?
+	    NQ_REFUSED_RETRY_MS : NQ_CONNECT_RETRY_MS);
+	pthread_mutex_unlock(&nq->mu);
+	if (!news) {
+		return;
+	} else if (s == NATS_CONNECTION_AUTH_FAILED) {
+		log_error("%s at %s: %s; retrying every %d s", why,
+		    nq->url_shown, nq->auth_hint,
+		    NQ_REFUSED_RETRY_MS / 1000);
+	} else if (refused) {
+		log_error("%s at %s; retrying every %d s", why, nq->url_shown,
+		    NQ_REFUSED_RETRY_MS / 1000);
+	} else {
+		log_warn("nats: %s not reachable yet, retrying in the "
+		    "background", nq->url_shown);
+	}
+}
+
+/*
+ * One attempt to connect to the servers; on success the connection, its
+ * JetStream context and a processor's inbox become the queue's, for good:
+ * nats.c reconnects on its own from then on, and close() closes it and
+ * waits for its last callback.
+ */
+static natsStatus
+nq_try_connect(struct nats_queue *nq)
+{
+	natsConnection *nc = NULL;
+	natsSubscription *sub = NULL;
+	jsCtx *js = NULL;
+	char *inbox = NULL;
+	natsStatus s;
+
+	s = natsConnection_Connect(&nc, nq->opts);
+	if (s != NATS_OK) {
+		nq_connect_failed(nq, s);
+		return s;
+	}
+	s = nq_jetstream(nq, nc, &js, &inbox, &sub);
+	pthread_mutex_lock(&nq->mu);
+	nq->nc = nc;
+	nq->js = js;
+	nq->sub = sub;
+	nq->inbox = inbox;
+	nq->refused = false;
+	pthread_mutex_unlock(&nq->mu);
+	if (s != NATS_OK) {
+		/* out of memory, in effect: unhealthy until restarted */
+		log_error("nats: no JetStream context: %s",
+		    natsStatus_GetText(s));
+		return s;
+	}
+	nq_set_up(nq, nc, "connected");
+	return NATS_OK;
 }
 
 /* Start the maintenance thread, and a processor's pull and +WPI threads. */
@@ -805,8 +1184,7 @@ fail:
 static void
 nq_stop_threads(struct nats_queue *nq)
 {
-	if (nq->nc != NULL)
-		nq_shutdown(&nq->q);
+	nq_shutdown(&nq->q);
 	pthread_mutex_lock(&nq->mu);
 	nq->stopping = true;
 	pthread_cond_broadcast(&nq->maint_cv);
@@ -874,7 +1252,16 @@ nq_free(struct nats_queue *nq)
 	free(nq->subject);
 	free(nq->filter);
 	free(nq->next_subj);
-	free(nq->url);
+	nq_forget(&nq->url);
+	free(nq->url_shown);
+	nq_forget(&nq->password);
+	nq_forget(&nq->token);
+	free(nq->user);
+	free(nq->creds);
+	free(nq->nkey_seed);
+	free(nq->tls_ca);
+	free(nq->tls_cert);
+	free(nq->tls_key);
 	free(nq->client_name);
 	free(nq->inbox);
 	free(nq);
@@ -912,26 +1299,34 @@ nq_open(struct queue **qp, const struct config *cfg, char **cause)
 	int rc = -ENOMEM;
 
 	*qp = NULL;
-	if ((nq = calloc(1, sizeof(*nq))) == NULL ||
-	    nq_init(nq, cfg) != 0 || nq_sync_init(nq) != 0) {
+	if ((nq = calloc(1, sizeof(*nq))) == NULL) {
+		nq_cause(cause, "out of memory");
+		goto out;
+	}
+	if ((rc = nq_init(nq, cfg, cause)) != 0)
+		goto out;
+	if ((rc = nq_sync_init(nq)) != 0) {
 		nq_cause(cause, "out of memory");
 		goto out;
 	}
 	if ((s = nq_options(nq)) != NATS_OK) {
 		rc = nq_fail(cause, QUEUE_EINVAL, s, "NATS_URL %s: %s",
-		    nq->url, natsStatus_GetText(s));
+		    nq->url_shown, nq_last_error(s));
 		goto out;
 	}
+	if ((rc = nq_options_auth(nq, cause)) != 0)
+		goto out;
+	/* nats.c has the URLs: any user:password in them goes */
+	nq_forget(&nq->url);
 	if (nq->max_age_ms > 0) {
 		log_warn("nats: NATS_MAX_AGE is %" PRId64 " ms: messages older "
 		    "than that are deleted from the stream, processed or not",
 		    nq->max_age_ms);
 	}
-	if ((rc = nq_connect(nq, cause)) != 0)
-		goto out;
-	if ((s = nq_jetstream(nq)) != NATS_OK) {
-		rc = nq_fail(cause, QUEUE_EUNAVAIL, s, "nats: %s",
-		    natsStatus_GetText(s));
+	/* Not there yet, or refusing us: the maintenance thread retries. */
+	if (nq_try_connect(nq) == NATS_NO_MEMORY) {
+		rc = -ENOMEM;
+		nq_cause(cause, "out of memory");
 		goto out;
 	}
 	/* Healthy at once when the broker is there: ensure right now. */

@@ -32,6 +32,8 @@
 #define NQ_STATS_STALE_MS	2000	/* older than this: wait a moment */
 #define NQ_STATS_WAIT_MS	250	/* how long stats() may wait */
 #define NQ_ENSURE_RETRY_MS	1000
+#define NQ_CONNECT_RETRY_MS	250	/* until the first connect: no server */
+#define NQ_REFUSED_RETRY_MS	5000	/* the server refused us */
 #define NQ_MAX_PENDING		4096	/* async publishes awaiting PubAck */
 #define NQ_MAX_ACK_PENDING	4096	/* consumer-wide, all processors */
 #define NQ_PUB_BUCKETS		4096	/* power of two */
@@ -87,8 +89,18 @@ struct nats_queue {
 	char *subject;			/* <prefix>.messages */
 	char *filter;			/* <prefix>.> */
 	char *next_subj;		/* $JS.API.CONSUMER.MSG.NEXT.<s>.<c> */
-	char *url;
+	char *url;			/* wiped once nats.c has it */
+	char *url_shown;		/* url without credentials: for logs */
 	char *client_name;		/* diplom-<role> */
+	/*
+	 * How to authenticate and encrypt; NULL: not used. The secrets are
+	 * handed to nats.c by nq_options and wiped here right after.
+	 */
+	char *user, *password, *token;
+	char *creds, *nkey_seed;	/* paths */
+	char *tls_ca, *tls_cert, *tls_key;	/* paths */
+	bool tls;			/* NATS_TLS_* given or a tls:// URL */
+	const char *auth_hint;		/* what to check when refused */
 	bool processor;
 	int batch;			/* deliveries per receive */
 	int64_t largest_msg;		/* what MAX_BODY_BYTES can become */
@@ -136,6 +148,14 @@ struct nats_queue {
 	bool closed_cb_done;
 	bool pull_reset;		/* outstanding pull request is gone */
 	bool warned_stream, warned_consumer;
+	/*
+	 * The server refused our credentials and nats.c closed the
+	 * connection for good: why, for /health.
+	 */
+	bool refused;
+	char refused_why[96];		/* "": not refused, not there yet */
+	bool tried;			/* a connect attempt failed */
+	int64_t connect_at_ms;		/* next attempt, until the first works */
 	struct nq_delivery *fifo_head, *fifo_tail;
 	int buffered;			/* in the FIFO */
 	struct nq_delivery inflight;	/* list head: delivered, unsettled */
@@ -155,6 +175,11 @@ void	nq_cause(char **cause, const char *fmt, ...)
 	    __attribute__((format(printf, 2, 3)));
 int	nq_fail(char **cause, int rc, natsStatus s, const char *fmt, ...)
 	    __attribute__((format(printf, 4, 5)));
+
+/* queue_nats_nkey.c: the public key of an NKey seed file */
+#define NQ_NKEY_PUB_LEN		56
+int	nq_nkey_public(const char *path, char *pub, size_t publen,
+	    char **cause);
 
 /* queue_nats_provision.c: stream and consumer */
 void	nq_ensure(struct nats_queue *nq);

@@ -421,8 +421,11 @@ nq_shutdown(struct queue *q)
 {
 	struct nats_queue *nq = (struct nats_queue *)q;
 	struct nq_delivery *d, *list;
+	natsSubscription *sub;
 
 	pthread_mutex_lock(&nq->mu);
+	/* the maintenance thread sets it on the first connect */
+	sub = nq->sub;
 	if (nq->shut) {
 		pthread_mutex_unlock(&nq->mu);
 		return;
@@ -435,8 +438,8 @@ nq_shutdown(struct queue *q)
 	pthread_cond_broadcast(&nq->space_cv);
 	pthread_mutex_unlock(&nq->mu);
 
-	if (nq->sub != NULL)
-		natsSubscription_Unsubscribe(nq->sub);
+	if (sub != NULL)
+		natsSubscription_Unsubscribe(sub);
 	while ((d = list) != NULL) {
 		list = d->qnext;
 		nq_settle(nq, &d->d, NQ_GIVE_BACK);

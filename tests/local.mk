@@ -106,6 +106,7 @@ NATS_SHELL_TESTS = \
 	%D%/nats-idempotency.sh \
 	%D%/nats-cluster.sh \
 	%D%/nats-diplomctl.sh \
+	%D%/nats-auth.sh \
 	%D%/diplomctl-switch.sh \
 	%D%/store-full.sh
 # man pages against --help; the compose file; scripts/verify-persistence.sh
@@ -132,9 +133,11 @@ EXTRA_DIST += %D%/lib.sh %D%/lib-cluster.sh %D%/fake-systemctl
 EXTRA_DIST += debian/diplom.default
 # doc/openapi.yaml against a linter and the real answers (openapi.sh)
 EXTRA_DIST += %D%/openapi-check.py doc/openapi.yaml
+# NKeys, an operator and user creds for nats-auth.sh
+EXTRA_DIST += %D%/nats-keys.py
 EXTRA_DIST += docker/Dockerfile docker/Dockerfile.dockerignore \
 	docker/nats.Dockerfile docker/nats.Dockerfile.dockerignore \
-	docker/docker-compose.yml
+	docker/docker-compose.yml docker/nats-auth.conf
 # the monitoring: alert rules and their unit tests, the dashboard, and what
 # scrapes in Docker (tests/prometheus.sh, tests/monitoring-compose.sh)
 EXTRA_DIST += monitoring/diplom-rules.yml monitoring/diplom-rules.test.yml \

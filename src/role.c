@@ -143,14 +143,12 @@ role_join_url(const char *base, const char *path)
 	return s;
 }
 
-int
-role_serve(const struct config *cfg, const struct http_route *routes,
-    size_t n_routes, void *ctx, size_t max_body, const char *what,
-    struct http_server **srv, char **cause)
+/* What every server of a role shares: limits, TLS, routes; no address. */
+static struct http_server_opts
+server_opts(const struct config *cfg, const struct http_route *routes,
+    size_t n_routes, void *ctx, size_t max_body)
 {
-	struct http_server_opts o = {
-		.address = cfg->listen_address,
-		.port = config_role_port(cfg),
+	return (struct http_server_opts){
 		.max_body = max_body,
 		.max_client_conns = (int)cfg->max_client_conns,
 		.request_timeout_ms = cfg->request_timeout_ms,
@@ -158,14 +156,26 @@ role_serve(const struct config *cfg, const struct http_route *routes,
 		.body_memory = (size_t)cfg->body_memory,
 		.tls_cert_file = cfg->tls_cert_file,
 		.tls_key_file = cfg->tls_key_file,
-		/* the gateway is the public face: it has keys of its own */
-		.bearer_token = cfg->role != ROLE_GATEWAY ?
-		    cfg->internal_token : NULL,
 		.routes = routes,
 		.n_routes = n_routes,
 		.ctx = ctx,
 	};
+}
+
+int
+role_serve(const struct config *cfg, const struct http_route *routes,
+    size_t n_routes, void *ctx, size_t max_body, const char *what,
+    struct http_server **srv, char **cause)
+{
+	struct http_server_opts o = server_opts(cfg, routes, n_routes, ctx,
+	    max_body);
 	int rc;
+
+	o.address = cfg->listen_address;
+	o.port = config_role_port(cfg);
+	/* the gateway is the public face: it has keys of its own */
+	o.bearer_token = cfg->role != ROLE_GATEWAY ? cfg->internal_token :
+	    NULL;
 
 	if ((cfg->tls_cert_file == NULL) != (cfg->tls_key_file == NULL)) {
 		xasprintf(cause, "TLS_CERT_FILE and TLS_KEY_FILE go together: "
@@ -280,18 +290,8 @@ role_serve_extra(const struct config *cfg, const char *option,
     const struct http_route *routes, size_t n_routes, void *ctx,
     size_t max_body, struct http_server **srv, char **cause)
 {
-	struct http_server_opts o = {
-		.max_body = max_body,
-		.max_client_conns = (int)cfg->max_client_conns,
-		.request_timeout_ms = cfg->request_timeout_ms,
-		.idle_timeout_ms = cfg->idle_timeout_ms,
-		.body_memory = (size_t)cfg->body_memory,
-		.tls_cert_file = cfg->tls_cert_file,
-		.tls_key_file = cfg->tls_key_file,
-		.routes = routes,
-		.n_routes = n_routes,
-		.ctx = ctx,
-	};
+	struct http_server_opts o = server_opts(cfg, routes, n_routes, ctx,
+	    max_body);
 	char *host = NULL, *why = NULL;
 	int rc;
 

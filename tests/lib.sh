@@ -421,13 +421,20 @@ start_nats() {
 		>>"$dir/nats-server.log" 2>&1 &
 	NATS_PID=$!
 	track "$NATS_PID"
-	for _ in $(seq 100); do
-		(exec 3<>"/dev/tcp/127.0.0.1/$NATS_PORT") 2>/dev/null && return 0
-		kill -0 "$NATS_PID" 2>/dev/null || break
-		sleep 0.05
-	done
+	wait_nats_port && return 0
 	echo "# nats-server did not start on port $NATS_PORT" \
 		"(log: $dir/nats-server.log)" >&2
+	return 1
+}
+
+# wait_nats_port : up to 5 s until the nats-server NATS_PID takes
+# connections on NATS_PORT; fails at once when it exits
+wait_nats_port() {
+	for _ in $(seq 100); do
+		(exec 3<>"/dev/tcp/127.0.0.1/$NATS_PORT") 2>/dev/null && return 0
+		kill -0 "$NATS_PID" 2>/dev/null || return 1
+		sleep 0.05
+	done
 	return 1
 }
 

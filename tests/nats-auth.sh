@@ -73,11 +73,7 @@ server() {
 	nats-server -c "$conf" >>"$T_TMP/nats-server.log" 2>&1 &
 	NATS_PID=$!
 	track "$NATS_PID"
-	for _ in $(seq 100); do
-		(exec 3<>"/dev/tcp/127.0.0.1/$NATS_PORT") 2>/dev/null && return 0
-		kill -0 "$NATS_PID" 2>/dev/null || break
-		sleep 0.05
-	done
+	wait_nats_port && return 0
 	bail "nats-server ($1) did not start: $(tail -3 "$T_TMP/nats-server.log")"
 }
 

@@ -4,7 +4,7 @@
 . "$(dirname "$0")/lib.sh"
 
 tap_plan 5
-QUEUE_SIZE=1000 PROCESSOR_WORKERS=1 PROCESSING_DELAY_MS=10 start_stack \
+QUEUE_SIZE=1000 PROCESSOR_WORKERS=1 PROCESSING_DELAY_MS=40 start_stack \
 	|| bail "the stack did not start"
 
 export GW

@@ -12,7 +12,7 @@ need_loadgen
 SWITCH=$top_srcdir/scripts/switch-queue.sh
 RUN=$T_TMP/run
 SENT=$T_TMP/sent.db
-N=1200
+N=3000
 
 tap_plan 14
 

@@ -176,7 +176,16 @@ pr_enqueue(struct http_request *req, void *ctx)
 	char *cause = NULL;
 	size_t len;
 	const char *body = http_req_body(req, &len);
+	size_t max = message_encoded_max((size_t)pr->cfg->max_body_bytes);
 
+	/* the server's limit is a batch's: one message keeps its own */
+	if (len > max) {
+		xasprintf(&cause, "request body too large: the limit is %zu "
+		    "bytes", max);
+		http_respond_error(req, HTTP_PAYLOAD_TOO_LARGE, cause);
+		free(cause);
+		return;
+	}
 	if (message_decode(body, len, &msg, &cause) != 0) {
 		http_respond_error(req, HTTP_BAD_REQUEST,
 		    cause != NULL ? cause : "invalid message");

@@ -298,12 +298,17 @@ static void
 pr_enqueue_batch(struct http_request *req, void *ctx)
 {
 	struct processor *pr = ctx;
-	struct json_object *arr;
+	struct json_object *arr = NULL;
+	struct json_tokener *tok = json_tokener_new();
 	struct enqueue_batch *b;
 	size_t len;
 	const char *body = http_req_body(req, &len);
 
-	arr = json_tokener_parse(body);
+	if (tok == NULL)
+		xalloc_failed();
+	json_tokener_set_flags(tok, JSON_TOKENER_STRICT);
+	arr = json_tokener_parse_ex(tok, body, (int)len);
+	json_tokener_free(tok);
 	if (arr == NULL || !json_object_is_type(arr, json_type_array)) {
 		json_object_put(arr);
 		http_respond_error(req, HTTP_BAD_REQUEST,

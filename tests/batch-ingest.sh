@@ -4,7 +4,7 @@
 # stack (one whose queue is smaller than the batch too) and on a nats one.
 . "$(dirname "$0")/lib.sh"
 
-tap_plan 19
+tap_plan 20
 
 # batch_of N PREFIX : a JSON array of N ingest requests
 batch_of() {
@@ -94,6 +94,20 @@ tap_ok "memory: NDJSON is taken line by line" ndjson_taken
 tap_ok "memory: more than MAX_BATCH items is 413" too_many_is_413
 tap_ok "memory: over MAX_BODY_BYTES is 413" too_big_is_413
 tap_ok "memory: a malformed or empty body is 400" whole_body_400
+
+# keyed_once : an item's idempotency_key gives the same id on a retry of
+# the batch, and one row
+keyed_once() {
+	local body='[{"data":"k","idempotency_key":"batch-key-1"}]' a b
+	[ "$(post_batch "$body")" = 200 ] || return 1
+	a=$(ids_of_200)
+	[ "$(post_batch "$body")" = 200 ] || return 1
+	b=$(ids_of_200)
+	[ -n "$a" ] && [ "$a" = "$b" ] &&
+	wait_until 10 eval "[ \"\$(sql \"\$RESULTS\" \"SELECT count(*) FROM results WHERE message_id = '$a'\")\" = 1 ]"
+}
+tap_ok "memory: an item's idempotency_key: the same id on a retry, one row" \
+	keyed_once
 
 # loadgen_batches : --batch 50 -n 200 is four requests of 50 messages, and
 # the summary counts the messages

@@ -51,6 +51,8 @@ static const struct config_option general_options[] = {
 	  "delete the oldest results past this size (0: no limit)" },
 	{ "max-body-bytes", "MAX_BODY_BYTES", CONFIG_INT, "1048576", 1,
 	  INT32_MAX, F(max_body_bytes), "N", "larger request bodies get 413" },
+	{ "max-batch", "MAX_BATCH", CONFIG_INT, "1000", 1, 1000000,
+	  F(max_batch), "N", "messages one batch ingest may hold; more get 413" },
 	{ "max-client-connections", "MAX_CLIENT_CONNECTIONS", CONFIG_INT,
 	  "1024", 0, 1000000, F(max_client_conns), "N",
 	  "connections one client address may hold (0: no limit)" },

@@ -333,33 +333,43 @@ dup_or_null(const char *s)
 	return s != NULL && *s != '\0' ? strdup(s) : NULL;
 }
 
+/* Start a message with what both kinds of body share, its "source". */
+static int
+message_begin_obj(struct json_object *obj, struct data_message **msg,
+    char **cause)
+{
+	const char *s;
+
+	*msg = NULL;
+	if (get_string(obj, "source", &s, NULL, cause) != 0)
+		return -EINVAL;
+	if ((*msg = calloc(1, sizeof(**msg))) == NULL ||
+	    (s != NULL && *s != '\0' && ((*msg)->source = strdup(s)) == NULL)) {
+		free(*msg);
+		*msg = NULL;
+		*cause = strdup("out of memory");
+		return -ENOMEM;
+	}
+	return 0;
+}
+
 /*
- * Parse json into *obj and start a message with what both kinds of body
- * share, its "source"; on failure nothing is left to free.
+ * Parse json into *obj and start a message from it; on failure nothing is
+ * left to free.
  */
 static int
 message_begin(const char *json, size_t len, struct json_object **obj,
     struct data_message **msg, char **cause)
 {
-	const char *s;
+	int rc;
 
 	*cause = NULL;
 	*msg = NULL;
 	if ((*obj = parse_object(json, len, cause)) == NULL)
 		return -EINVAL;
-	if (get_string(*obj, "source", &s, NULL, cause) != 0) {
+	if ((rc = message_begin_obj(*obj, msg, cause)) != 0)
 		json_object_put(*obj);
-		return -EINVAL;
-	}
-	if ((*msg = calloc(1, sizeof(**msg))) == NULL ||
-	    (s != NULL && *s != '\0' && ((*msg)->source = strdup(s)) == NULL)) {
-		free(*msg);
-		*msg = NULL;
-		json_object_put(*obj);
-		*cause = strdup("out of memory");
-		return -ENOMEM;
-	}
-	return 0;
+	return rc;
 }
 
 /* Hand over msg when rc is 0, or free it; free the parse either way. */
@@ -469,20 +479,28 @@ message_encoded_max(size_t n)
 	return (n + 2) / 3 * 4 + 256;
 }
 
-int
-message_from_ingest_request(const char *json, size_t len,
+size_t
+message_batch_encoded_max(size_t n, size_t items)
+{
+	/* each item may round its base64 up and adds its own fields, a comma */
+	return message_encoded_max(n) + items * (message_encoded_max(0) + 8);
+}
+
+/* The message of one ingest request already parsed; obj stays the caller's. */
+static int
+ingest_from_object(struct json_object *obj,
     const struct metadata_limits *limits, struct data_message **out,
     char **cause)
 {
-	struct json_object *obj, *v;
+	struct json_object *v;
 	struct data_message *msg = NULL;
 	const char *s;
 	size_t slen = 0;
 	uuid_t uu;
-	int rc = -EINVAL;
+	int rc;
 
 	*out = NULL;
-	if ((rc = message_begin(json, len, &obj, &msg, cause)) != 0)
+	if ((rc = message_begin_obj(obj, &msg, cause)) != 0)
 		return rc;
 	rc = -EINVAL;
 	if (get_string(obj, "data", &s, &slen, cause) != 0)
@@ -508,7 +526,191 @@ message_from_ingest_request(const char *json, size_t len,
 	msg->timestamp = (int64_t)time(NULL);
 	rc = 0;
 out:
-	return message_end(obj, msg, rc, out);
+	if (rc != 0)
+		message_free(msg);
+	else
+		*out = msg;
+	return rc;
+}
+
+int
+message_from_ingest_request(const char *json, size_t len,
+    const struct metadata_limits *limits, struct data_message **out,
+    char **cause)
+{
+	struct json_object *obj;
+	int rc;
+
+	*out = NULL;
+	*cause = NULL;
+	if ((obj = parse_object(json, len, cause)) == NULL)
+		return -EINVAL;
+	rc = ingest_from_object(obj, limits, out, cause);
+	json_object_put(obj);
+	return rc;
+}
+
+/* A batch holds 1 to max_items messages (0: no limit). */
+static int
+batch_count_check(size_t count, size_t max_items, char **cause)
+{
+	if (count == 0) {
+		*cause = strdup("a batch must hold at least one message");
+		return -EINVAL;
+	}
+	if (max_items > 0 && count > max_items) {
+		if (asprintf(cause, "a batch holds at most %zu messages, not "
+		    "%zu (MAX_BATCH)", max_items, count) < 0)
+			*cause = NULL;
+		return MESSAGE_EBATCH;
+	}
+	return 0;
+}
+
+/*
+ * One item of a batch: its message, or why not. An "idempotency_key" gives
+ * it the id a single request with that Idempotency-Key would have.
+ */
+static void
+batch_item_from_object(struct json_object *obj,
+    const struct metadata_limits *limits, struct batch_item *item)
+{
+	const char *key;
+	char id[37];
+
+	item->error = NULL;
+	if (!json_object_is_type(obj, json_type_object)) {
+		item->error = strdup("a batch item must be a JSON object");
+		return;
+	}
+	if (get_string(obj, "idempotency_key", &key, NULL, &item->error) != 0)
+		return;
+	if (key != NULL && message_id_for_key(key, id, &item->error) != 0)
+		return;
+	if (ingest_from_object(obj, limits, &item->msg, &item->error) != 0) {
+		if (item->error == NULL)
+			item->error = strdup("invalid request");
+		return;
+	}
+	if (key != NULL)
+		memcpy(item->msg->id, id, sizeof(id));
+}
+
+/* The items of a JSON array body. */
+static int
+batch_from_array(const char *body, size_t len, size_t max_items,
+    const struct metadata_limits *limits, struct batch_item **items,
+    size_t *n, char **cause)
+{
+	struct json_tokener *tok = json_tokener_new();
+	struct json_object *arr = NULL;
+	size_t count = 0;
+	int rc = -EINVAL;
+
+	if (tok == NULL) {
+		rc = -ENOMEM;
+		goto out;
+	}
+	json_tokener_set_flags(tok, JSON_TOKENER_STRICT);
+	arr = json_tokener_parse_ex(tok, body, (int)len);
+	if (arr == NULL || strspn(body + tok->char_offset, " \t\r\n") !=
+	    len - (size_t)tok->char_offset || raw_control_in_string(body,
+	    len)) {
+		*cause = strdup("malformed JSON");
+		goto out;
+	}
+	if (!json_object_is_type(arr, json_type_array)) {
+		*cause = strdup("a batch must be a JSON array of ingest "
+		    "requests, or NDJSON");
+		goto out;
+	}
+	count = json_object_array_length(arr);
+	if ((rc = batch_count_check(count, max_items, cause)) != 0)
+		goto out;
+	if ((*items = calloc(count, sizeof(**items))) == NULL) {
+		rc = -ENOMEM;
+		goto out;
+	}
+	for (size_t i = 0; i < count; i++)
+		batch_item_from_object(json_object_array_get_idx(arr, i),
+		    limits, &(*items)[i]);
+	*n = count;
+out:
+	json_object_put(arr);
+	if (tok != NULL)
+		json_tokener_free(tok);
+	return rc;
+}
+
+/* The next non-blank line of [*p, end), without its end; NULL: none left. */
+static const char *
+ndjson_next(const char **p, const char *end, size_t *len)
+{
+	const char *line, *nl;
+
+	while (*p < end) {
+		line = *p;
+		nl = memchr(line, '\n', (size_t)(end - line));
+		*p = nl != NULL ? nl + 1 : end;
+		*len = (size_t)((nl != NULL ? nl : end) - line);
+		if (strspn(line, " \t\r") < *len)
+			return line;
+	}
+	return NULL;
+}
+
+/* The items of an NDJSON body: each line is an item of its own. */
+static int
+batch_from_ndjson(const char *body, size_t len, size_t max_items,
+    const struct metadata_limits *limits, struct batch_item **items,
+    size_t *n, char **cause)
+{
+	const char *p = body, *end = body + len, *line;
+	struct json_object *obj;
+	size_t count = 0, llen, i = 0;
+	int rc;
+
+	while (ndjson_next(&p, end, &llen) != NULL)
+		count++;
+	if ((rc = batch_count_check(count, max_items, cause)) != 0)
+		return rc;
+	if ((*items = calloc(count, sizeof(**items))) == NULL)
+		return -ENOMEM;
+	for (p = body; (line = ndjson_next(&p, end, &llen)) != NULL; i++) {
+		if ((obj = parse_object(line, llen, &(*items)[i].error)) ==
+		    NULL)
+			continue;
+		batch_item_from_object(obj, limits, &(*items)[i]);
+		json_object_put(obj);
+	}
+	*n = count;
+	return 0;
+}
+
+int
+message_batch_from_request(const char *body, size_t len, bool ndjson,
+    size_t max_items, const struct metadata_limits *limits,
+    struct batch_item **items, size_t *n, char **cause)
+{
+	*items = NULL;
+	*n = 0;
+	*cause = NULL;
+	if (ndjson)
+		return batch_from_ndjson(body, len, max_items, limits, items, n,
+		    cause);
+	return batch_from_array(body, len, max_items, limits, items, n, cause);
+}
+
+void
+message_batch_free(struct batch_item *items, size_t n)
+{
+	if (items == NULL)
+		return;
+	for (size_t i = 0; i < n; i++) {
+		message_free(items[i].msg);
+		free(items[i].error);
+	}
+	free(items);
 }
 
 /* Serialise obj to a malloc'd string, without escaping '/' as Go does not. */

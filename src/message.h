@@ -2,6 +2,7 @@
 #ifndef DIPLOM_MESSAGE_H
 #define DIPLOM_MESSAGE_H
 
+#include <errno.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -72,6 +73,34 @@ struct metadata_limits {
 int message_from_ingest_request(const char *json, size_t len,
     const struct metadata_limits *limits, struct data_message **out,
     char **cause);
+/* One item of a batch: its message, or why it was refused. */
+struct batch_item {
+	struct data_message *msg;	/* NULL when refused */
+	char *error;			/* the reason, when refused */
+};
+
+/* More items than a batch may hold: 413. */
+#define MESSAGE_EBATCH	(-E2BIG)
+
+/*
+ * Split a batch ingest body, a JSON array of ingest requests or NDJSON (one
+ * request a line, blank lines skipped), into *n items, each decoded and
+ * checked on its own as message_from_ingest_request does; an item may carry
+ * "idempotency_key". A body that is not a JSON array (NDJSON: never), or
+ * holds no item, is -EINVAL; more than max_items (0: no limit) is
+ * MESSAGE_EBATCH; both with a reason. Free with message_batch_free.
+ */
+int message_batch_from_request(const char *body, size_t len, bool ndjson,
+    size_t max_items, const struct metadata_limits *limits,
+    struct batch_item **items, size_t *n, char **cause);
+void message_batch_free(struct batch_item *items, size_t n);
+
+/*
+ * The most bytes a JSON array of the message_encode of up to items
+ * messages takes, made from a batch body of n bytes.
+ */
+size_t message_batch_encoded_max(size_t n, size_t items);
+
 /* The longest Idempotency-Key. */
 #define IDEMPOTENCY_KEY_MAX 128
 

@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <time.h>
 
 #include <json-c/json.h>
@@ -42,6 +43,8 @@ struct gateway {
 	struct http_server *srv;
 	struct http_client *hc;
 	char *ingest_url;		/* .../ingest */
+	char *ingest_batch_url;		/* .../ingest/batch */
+	char *ingest_ndjson_url;	/* the same, for NDJSON */
 	char *ingest_stats_url;
 	char *ingest_health_url;
 	struct gw_processor *procs;	/* PROCESSOR_URL, in its order */
@@ -175,6 +178,30 @@ gw_ingest(struct http_request *req, void *ctx)
 	http_client_request_with(gw->hc, gw->ingest_url, line, copy, len,
 	    relay_reply, req);
 	free(line);
+}
+
+/*
+ * POST /api/v1/ingest/batch: admitted as one request (one token of the rate
+ * limit, whatever it holds), then passed whole to ingest, which judges it.
+ */
+static void
+gw_ingest_batch(struct http_request *req, void *ctx)
+{
+	struct gateway *gw = ctx;
+	size_t len;
+	const char *body = http_req_body(req, &len);
+	const char *ct = http_req_header(req, "Content-Type");
+	static const char nd[] = "application/x-ndjson";
+	char *copy;
+
+	if (!gw_admit(gw, req))
+		return;
+	copy = xmalloc(len + 1);
+	memcpy(copy, body, len + 1);
+	/* our client sends JSON's type: the format goes in the query */
+	http_client_request(gw->hc, ct != NULL && strncasecmp(ct, nd,
+	    sizeof(nd) - 1) == 0 ? gw->ingest_ndjson_url :
+	    gw->ingest_batch_url, copy, len, relay_reply, req);
 }
 
 /*
@@ -498,6 +525,7 @@ gw_metrics(struct http_request *req, void *ctx)
 /* Every endpoint on one port, without ADMIN_LISTEN_ADDRESS. */
 static const struct http_route gw_routes[] = {
 	{ "POST", "/api/v1/ingest", gw_ingest },
+	{ "POST", "/api/v1/ingest/batch", gw_ingest_batch },
 	{ "GET", "/api/v1/status", gw_status },
 	{ "GET", "/api/v1/messages/", gw_message },
 	{ "GET", "/health", gw_health },
@@ -507,6 +535,7 @@ static const struct http_route gw_routes[] = {
 /* With ADMIN_LISTEN_ADDRESS: the API port, and the admin listener. */
 static const struct http_route gw_api_routes[] = {
 	{ "POST", "/api/v1/ingest", gw_ingest },
+	{ "POST", "/api/v1/ingest/batch", gw_ingest_batch },
 	{ "GET", "/api/v1/messages/", gw_message },
 	{ "GET", "/health", gw_health },
 };
@@ -524,6 +553,8 @@ gw_free(struct gateway *gw)
 	http_client_stop(gw->hc);
 	http_client_stop(gw->admin_hc);
 	free(gw->ingest_url);
+	free(gw->ingest_batch_url);
+	free(gw->ingest_ndjson_url);
 	free(gw->ingest_stats_url);
 	free(gw->ingest_health_url);
 	for (size_t i = 0; i < gw->n_procs; i++) {
@@ -630,6 +661,9 @@ gw_start(const struct config *cfg, void **state, char **cause)
 
 	gw->cfg = cfg;
 	gw->ingest_url = role_join_url(cfg->ingest_url, "/ingest");
+	gw->ingest_batch_url = role_join_url(cfg->ingest_url, "/ingest/batch");
+	gw->ingest_ndjson_url = role_join_url(cfg->ingest_url,
+	    "/ingest/batch?format=ndjson");
 	gw->ingest_stats_url = role_join_url(cfg->ingest_url, "/stats");
 	gw->ingest_health_url = role_join_url(cfg->ingest_url, "/health");
 	gw_processors(gw, &cfg->processor_url);

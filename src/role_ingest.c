@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include <json-c/json.h>
 
@@ -22,6 +23,7 @@ struct ingest {
 	struct http_client *hc;		/* memory backend: via the processor */
 	struct queue *q;		/* other backends: straight to them */
 	char **enqueue_urls;		/* each processor's /enqueue */
+	char **batch_urls;		/* and its /enqueue/batch */
 	size_t n_enqueue;
 	struct metadata_limits limits;
 	atomic_uint_fast64_t received, sent, failed;
@@ -233,6 +235,307 @@ in_ingest(struct http_request *req, void *ctx)
 	enqueue_next(c);
 }
 
+/*
+ * POST /ingest/batch: each item is checked and handed to the backend on its
+ * own, and the batch is answered once every item has its outcome.
+ */
+struct ingest_batch {
+	struct ingest *in;
+	struct http_request *req;
+	atomic_size_t pending;		/* outcomes still to come, + 1 */
+	size_t n;
+	struct batch_slot {
+		struct ingest_batch *b;
+		int status;		/* 0 until known */
+		char *error;
+		char id[37];
+	} *slots;
+	/* memory: the messages offered to the processors, in one body */
+	char *body;
+	size_t len;
+	size_t *sent;			/* the slots they came from */
+	size_t n_sent;
+	size_t first, tried;		/* as struct ingest_call's */
+};
+
+static void
+slot_done(struct batch_slot *sl, int status, const char *error)
+{
+	struct ingest *in = sl->b->in;
+
+	sl->status = status;
+	if (status != HTTP_OK)
+		sl->error = xstrdup(error);
+	atomic_fetch_add(status == HTTP_OK ? &in->sent : &in->failed, 1);
+	atomic_fetch_sub(&in->in_flight, 1);
+}
+
+/* {"errors", "items"}, in input order. */
+static void
+batch_respond(struct ingest_batch *b)
+{
+	struct json_object *out = json_object_new_object(), *arr, *it;
+	struct batch_slot *sl;
+	bool errors = false;
+	const char *text;
+	size_t len;
+
+	arr = json_object_new_array_ext((int)b->n);
+	for (size_t i = 0; i < b->n; i++) {
+		sl = &b->slots[i];
+		it = json_object_new_object();
+		if (sl->status == HTTP_OK)
+			json_object_object_add(it, "message_id",
+			    json_object_new_string(sl->id));
+		json_object_object_add(it, "status",
+		    json_object_new_int(sl->status));
+		if (sl->status != HTTP_OK) {
+			errors = true;
+			json_object_object_add(it, "error",
+			    json_object_new_string(sl->error));
+		}
+		json_object_array_add(arr, it);
+		free(sl->error);
+	}
+	json_object_object_add(out, "errors", json_object_new_boolean(errors));
+	json_object_object_add(out, "items", arr);
+	text = json_object_to_json_string_length(out, JSON_C_TO_STRING_PLAIN,
+	    &len);
+	http_respond(b->req, HTTP_OK, xstrdup(text), len);
+	json_object_put(out);
+	free(b->slots);
+	free(b->sent);
+	free(b->body);
+	free(b);
+}
+
+/* One outcome less to wait for; the last answers. */
+static void
+batch_release(struct ingest_batch *b)
+{
+	if (atomic_fetch_sub(&b->pending, 1) == 1)
+		batch_respond(b);
+}
+
+/* The backend's answer to the publish of one item. */
+static void
+on_batch_published(void *arg, int status, const char *reason)
+{
+	struct batch_slot *sl = arg;
+	char why[200];
+
+	if (status == 0) {
+		slot_done(sl, HTTP_OK, NULL);
+	} else if (status == QUEUE_EFULL) {
+		slot_done(sl, HTTP_UNAVAILABLE, "Queue is full");
+	} else {
+		snprintf(why, sizeof(why), "queue backend unavailable: %s",
+		    reason != NULL ? reason : "error");
+		slot_done(sl, HTTP_UNAVAILABLE, why);
+	}
+	batch_release(sl->b);
+}
+
+/* Every item offered to the processors gets the same refusal. */
+static void
+batch_refuse_sent(struct ingest_batch *b, const char *why)
+{
+	for (size_t k = 0; k < b->n_sent; k++)
+		slot_done(&b->slots[b->sent[k]], HTTP_UNAVAILABLE, why);
+}
+
+/* The processor's per-item answers; false when there are none to use. */
+static bool
+batch_take_items(struct ingest_batch *b, const struct http_reply *r)
+{
+	struct json_object *o = json_tokener_parse(r->body), *items, *it;
+	const char *err;
+	bool ok;
+
+	ok = r->status == HTTP_OK && json_object_object_get_ex(o, "items",
+	    &items) && json_object_is_type(items, json_type_array) &&
+	    json_object_array_length(items) == b->n_sent;
+	for (size_t k = 0; ok && k < b->n_sent; k++) {
+		it = json_object_array_get_idx(items, k);
+		err = json_object_get_string(json_object_object_get(it,
+		    "error"));
+		if (json_object_get_int(json_object_object_get(it,
+		    "status")) == HTTP_ACCEPTED)
+			slot_done(&b->slots[b->sent[k]], HTTP_OK, NULL);
+		else
+			slot_done(&b->slots[b->sent[k]], HTTP_UNAVAILABLE,
+			    err != NULL ? err : "processor refused the "
+			    "message");
+	}
+	json_object_put(o);
+	return ok;
+}
+
+static void batch_enqueue_next(struct ingest_batch *b);
+
+/*
+ * The processor's answer to /enqueue/batch. As for one message, a processor
+ * that is unreachable or refuses the whole batch busy passes it on to the
+ * next; an item it found no room for is that item's 503.
+ */
+static void
+on_batch_enqueued(void *arg, const struct http_reply *r)
+{
+	struct ingest_batch *b = arg;
+	struct ingest *in = b->in;
+	bool busy = r->status == 0 || r->status == HTTP_UNAVAILABLE;
+	char why[300];
+
+	if (r->status == HTTP_OK && batch_take_items(b, r))
+		goto out;
+	if (busy && b->tried < in->n_enqueue) {
+		atomic_fetch_add(&in->failovers, 1);
+		batch_enqueue_next(b);
+		return;
+	}
+	if (r->status == 0)
+		snprintf(why, sizeof(why), "processor unavailable: %s",
+		    r->error);
+	else
+		snprintf(why, sizeof(why), "processor answered %d to the "
+		    "batch", r->status);
+	batch_refuse_sent(b, why);
+out:
+	batch_release(b);
+}
+
+static void
+batch_enqueue_next(struct ingest_batch *b)
+{
+	struct ingest *in = b->in;
+	size_t i = (b->first + b->tried++) % in->n_enqueue;
+	char *body = xmalloc(b->len + 1);
+
+	memcpy(body, b->body, b->len + 1);
+	http_client_request(in->hc, in->batch_urls[i], body, b->len,
+	    on_batch_enqueued, b);
+}
+
+/* Memory: the messages of the batch in one request to a processor. */
+static void
+batch_enqueue(struct ingest_batch *b, struct batch_item *items)
+{
+	struct ingest *in = b->in;
+	char *enc, *buf = NULL;
+	size_t len, size = 0;
+	FILE *f = open_memstream(&buf, &size);
+
+	if (f == NULL)
+		xalloc_failed();
+	b->sent = xcalloc(b->n, sizeof(*b->sent));
+	fputc('[', f);
+	for (size_t i = 0; i < b->n; i++) {
+		if (items[i].msg == NULL)
+			continue;
+		if ((enc = message_encode(items[i].msg, &len)) == NULL)
+			xalloc_failed();
+		if (b->n_sent > 0)
+			fputc(',', f);
+		fwrite(enc, 1, len, f);
+		free(enc);
+		b->sent[b->n_sent++] = i;
+	}
+	fputc(']', f);
+	if (fclose(f) != 0)
+		xalloc_failed();
+	b->body = buf;
+	b->len = size;
+	b->first = (size_t)(atomic_fetch_add(&in->next, 1) % in->n_enqueue);
+	atomic_fetch_add(&b->pending, 1);
+	batch_enqueue_next(b);
+}
+
+/* Whether the body is NDJSON rather than a JSON array. */
+static bool
+batch_is_ndjson(struct http_request *req)
+{
+	const char *ct = http_req_header(req, "Content-Type");
+	const char *format = http_req_query(req, "format");
+	static const char nd[] = "application/x-ndjson";
+
+	/* the gateway's client sends JSON's type: it names the format */
+	if (format != NULL)
+		return strcmp(format, "ndjson") == 0;
+	return ct != NULL && strncasecmp(ct, nd, sizeof(nd) - 1) == 0;
+}
+
+/* Start a batch of n items: the bad ones have their answer already. */
+static struct ingest_batch *
+batch_new(struct ingest *in, struct http_request *req,
+    struct batch_item *items, size_t n, size_t *valid)
+{
+	struct ingest_batch *b = xcalloc(1, sizeof(*b));
+
+	b->in = in;
+	b->req = req;
+	b->n = n;
+	b->slots = xcalloc(n, sizeof(*b->slots));
+	*valid = 0;
+	for (size_t i = 0; i < n; i++) {
+		b->slots[i].b = b;
+		if (items[i].msg == NULL) {
+			b->slots[i].status = HTTP_BAD_REQUEST;
+			b->slots[i].error = items[i].error;
+			items[i].error = NULL;
+			continue;
+		}
+		snprintf(b->slots[i].id, sizeof(b->slots[i].id), "%s",
+		    items[i].msg->id);
+		(*valid)++;
+	}
+	/* the + 1 is ours: no answer before every item is on its way */
+	atomic_init(&b->pending, 1);
+	atomic_fetch_add(&in->received, *valid);
+	atomic_fetch_add(&in->in_flight, (int_fast64_t)*valid);
+	return b;
+}
+
+static void
+in_ingest_batch(struct http_request *req, void *ctx)
+{
+	struct ingest *in = ctx;
+	struct batch_item *items = NULL;
+	struct ingest_batch *b;
+	char *cause = NULL;
+	size_t len, n = 0, valid;
+	const char *raw = http_req_body(req, &len);
+	int rc;
+
+	if (atomic_load(&in->paused)) {
+		http_respond_error(req, HTTP_UNAVAILABLE, PAUSED_REASON);
+		return;
+	}
+	if ((rc = message_batch_from_request(raw, len, batch_is_ndjson(req),
+	    (size_t)in->cfg->max_batch, &in->limits, &items, &n,
+	    &cause)) != 0) {
+		http_respond_error(req, rc == MESSAGE_EBATCH ?
+		    HTTP_PAYLOAD_TOO_LARGE : HTTP_BAD_REQUEST,
+		    cause != NULL ? cause : "invalid batch");
+		free(cause);
+		return;
+	}
+	b = batch_new(in, req, items, n, &valid);
+	if (valid > 0 && in->q == NULL) {
+		batch_enqueue(b, items);
+	} else if (valid > 0) {
+		atomic_fetch_add(&b->pending, valid);
+		for (size_t i = 0; i < n; i++) {
+			if (items[i].msg == NULL)
+				continue;
+			queue_publish(in->q, items[i].msg, on_batch_published,
+			    &b->slots[i]);
+			items[i].msg = NULL;
+		}
+	}
+	message_batch_free(items, n);
+	batch_release(b);
+}
+
 static void
 in_stats(struct http_request *req, void *ctx)
 {
@@ -352,6 +655,7 @@ in_metrics(struct http_request *req, void *ctx)
 
 static const struct http_route in_routes[] = {
 	{ "POST", "/ingest", in_ingest },
+	{ "POST", "/ingest/batch", in_ingest_batch },
 	{ "GET", "/stats", in_stats },
 	{ "GET", "/health", in_health },
 	{ "GET", "/metrics", in_metrics },
@@ -365,9 +669,12 @@ in_free(struct ingest *in)
 {
 	http_client_stop(in->hc);
 	queue_close(in->q);
-	for (size_t i = 0; i < in->n_enqueue; i++)
+	for (size_t i = 0; i < in->n_enqueue; i++) {
 		free(in->enqueue_urls[i]);
+		free(in->batch_urls[i]);
+	}
 	free(in->enqueue_urls);
+	free(in->batch_urls);
 	free(in);
 }
 
@@ -381,9 +688,13 @@ in_start(const struct config *cfg, void **state, char **cause)
 	in->cfg = cfg;
 	in->n_enqueue = cfg->processor_url.n;
 	in->enqueue_urls = xcalloc(in->n_enqueue, sizeof(*in->enqueue_urls));
-	for (size_t i = 0; i < in->n_enqueue; i++)
+	in->batch_urls = xcalloc(in->n_enqueue, sizeof(*in->batch_urls));
+	for (size_t i = 0; i < in->n_enqueue; i++) {
 		in->enqueue_urls[i] = role_join_url(cfg->processor_url.urls[i],
 		    "/enqueue");
+		in->batch_urls[i] = role_join_url(cfg->processor_url.urls[i],
+		    "/enqueue/batch");
+	}
 	in->limits = (struct metadata_limits){
 		.max_keys = (size_t)cfg->max_metadata_keys,
 		.max_key_bytes = (size_t)cfg->max_metadata_key_bytes,

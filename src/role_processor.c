@@ -1,5 +1,6 @@
 /* role_processor.c - the worker pool, the result store and their API */
 #include <errno.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -175,7 +176,16 @@ pr_enqueue(struct http_request *req, void *ctx)
 	char *cause = NULL;
 	size_t len;
 	const char *body = http_req_body(req, &len);
+	size_t max = message_encoded_max((size_t)pr->cfg->max_body_bytes);
 
+	/* the server's limit is a batch's: one message keeps its own */
+	if (len > max) {
+		xasprintf(&cause, "request body too large: the limit is %zu "
+		    "bytes", max);
+		http_respond_error(req, HTTP_PAYLOAD_TOO_LARGE, cause);
+		free(cause);
+		return;
+	}
 	if (message_decode(body, len, &msg, &cause) != 0) {
 		http_respond_error(req, HTTP_BAD_REQUEST,
 		    cause != NULL ? cause : "invalid message");
@@ -192,6 +202,132 @@ pr_enqueue(struct http_request *req, void *ctx)
 		return;
 	}
 	queue_publish(pr->q, msg, on_enqueued, req);
+}
+
+static void respond_json(struct http_request *req, int status,
+    struct json_object *obj);
+
+/*
+ * POST /enqueue/batch: a JSON array of messages as /enqueue takes them,
+ * each queued on its own; answered once every one has its outcome, with
+ * {"items": [{"status": 202} or {"status": 400|503, "error"}]} in order.
+ */
+struct enqueue_batch {
+	struct http_request *req;
+	atomic_size_t pending;		/* outcomes still to come, + 1 */
+	size_t n;
+	struct enqueue_item {
+		struct enqueue_batch *b;
+		int status;
+		char *error;
+	} *items;
+};
+
+static void
+enqueue_batch_done(struct enqueue_batch *b)
+{
+	struct json_object *out, *arr, *it;
+	struct enqueue_item *e;
+
+	if (atomic_fetch_sub(&b->pending, 1) != 1)
+		return;
+	out = json_object_new_object();
+	arr = json_object_new_array_ext((int)b->n);
+	for (size_t i = 0; i < b->n; i++) {
+		e = &b->items[i];
+		it = json_object_new_object();
+		json_object_object_add(it, "status",
+		    json_object_new_int(e->status));
+		if (e->error != NULL)
+			json_object_object_add(it, "error",
+			    json_object_new_string(e->error));
+		json_object_array_add(arr, it);
+		free(e->error);
+	}
+	json_object_object_add(out, "items", arr);
+	respond_json(b->req, HTTP_OK, out);
+	free(b->items);
+	free(b);
+}
+
+static void
+on_batch_item(void *arg, int status, const char *reason)
+{
+	struct enqueue_item *e = arg;
+
+	if (status == 0) {
+		e->status = HTTP_ACCEPTED;
+	} else {
+		e->status = HTTP_UNAVAILABLE;
+		if (status == QUEUE_EFULL)
+			e->error = xstrdup("Queue is full");
+		else
+			xasprintf(&e->error, "queue backend unavailable: %s",
+			    reason != NULL ? reason : "error");
+	}
+	enqueue_batch_done(e->b);
+}
+
+/* Queue one message of a batch, or refuse it. */
+static void
+enqueue_batch_item(struct processor *pr, struct enqueue_item *e,
+    struct json_object *o)
+{
+	struct data_message *msg;
+	const char *text;
+	size_t len;
+	char *cause = NULL;
+
+	text = json_object_to_json_string_length(o, JSON_C_TO_STRING_PLAIN,
+	    &len);
+	if (message_decode(text, len, &msg, &cause) != 0) {
+		e->status = HTTP_BAD_REQUEST;
+		e->error = cause != NULL ? cause : xstrdup("invalid message");
+		enqueue_batch_done(e->b);
+		return;
+	}
+	if (message_id_is_keyed(msg->id) && pr_has_result(pr, msg->id)) {
+		message_free(msg);
+		on_batch_item(e, 0, "duplicate");
+		return;
+	}
+	queue_publish(pr->q, msg, on_batch_item, e);
+}
+
+static void
+pr_enqueue_batch(struct http_request *req, void *ctx)
+{
+	struct processor *pr = ctx;
+	struct json_object *arr = NULL;
+	struct json_tokener *tok = json_tokener_new();
+	struct enqueue_batch *b;
+	size_t len;
+	const char *body = http_req_body(req, &len);
+
+	if (tok == NULL)
+		xalloc_failed();
+	json_tokener_set_flags(tok, JSON_TOKENER_STRICT);
+	arr = json_tokener_parse_ex(tok, body, (int)len);
+	json_tokener_free(tok);
+	if (arr == NULL || !json_object_is_type(arr, json_type_array)) {
+		json_object_put(arr);
+		http_respond_error(req, HTTP_BAD_REQUEST,
+		    "a batch must be a JSON array of messages");
+		return;
+	}
+	b = xcalloc(1, sizeof(*b));
+	b->req = req;
+	b->n = json_object_array_length(arr);
+	b->items = xcalloc(b->n + 1, sizeof(*b->items));
+	/* the + 1 is ours: no answer before every item is on its way */
+	atomic_init(&b->pending, b->n + 1);
+	for (size_t i = 0; i < b->n; i++) {
+		b->items[i].b = b;
+		enqueue_batch_item(pr, &b->items[i],
+		    json_object_array_get_idx(arr, i));
+	}
+	json_object_put(arr);
+	enqueue_batch_done(b);
 }
 
 static void
@@ -527,6 +663,7 @@ pr_metrics(struct http_request *req, void *ctx)
 
 static const struct http_route pr_routes[] = {
 	{ "POST", "/enqueue", pr_enqueue },
+	{ "POST", "/enqueue/batch", pr_enqueue_batch },
 	{ "GET", "/stats", pr_stats },
 	{ "GET", "/results/", pr_result },
 	{ "GET", "/failed", pr_failed },
@@ -569,11 +706,13 @@ pr_start(const struct config *cfg, void **state, char **cause)
 	    cfg->queue_type, (intmax_t)cfg->workers, cfg->results_db);
 	/*
 	 * /enqueue takes what ingest made of a request within MAX_BODY_BYTES,
-	 * which the encoding makes larger: never refuse it for its size.
+	 * which the encoding makes larger, and a batch of MAX_BATCH
+	 * messages: never refuse either for its size.
 	 */
 	if ((rc = role_serve(cfg, pr_routes, sizeof(pr_routes) /
 	    sizeof(*pr_routes), pr,
-	    message_encoded_max((size_t)cfg->max_body_bytes), what, &pr->srv,
+	    message_batch_encoded_max((size_t)cfg->max_body_bytes,
+	    (size_t)cfg->max_batch), what, &pr->srv,
 	    cause)) != 0) {
 		queue_shutdown(pr->q);
 		if (worker_pool_wait(pr->wp, cfg->drain_timeout_ms) != 0) {

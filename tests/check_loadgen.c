@@ -381,6 +381,63 @@ START_TEST(body_is_valid_json_of_the_given_size)
 }
 END_TEST
 
+START_TEST(batch_takes_its_own_default_url)
+{
+	ck_assert_int_eq(parse(ARGV("--batch", "50")), LG_RUN);
+	ck_assert_int_eq(opts.batch, 50);
+	ck_assert_str_eq(opts.url,
+	    "http://127.0.0.1:8080/api/v1/ingest/batch");
+	ck_assert_int_eq(parse(ARGV("--url", "http://h:1/b", "--batch=2")),
+	    LG_RUN);
+	ck_assert_str_eq(opts.url, "http://h:1/b");
+	ck_assert_int_eq(parse(ARGV("-n", "3")), LG_RUN);
+	ck_assert_int_eq(opts.batch, 0);
+	ck_assert_int_eq(parse(ARGV("--batch", "0")), LG_EXIT_USAGE);
+	ck_assert_ptr_nonnull(strstr(cause, "--batch"));
+}
+END_TEST
+
+START_TEST(batch_body_is_a_json_array_of_messages)
+{
+	size_t plen, len;
+	char *prefix = lg_body_prefix(10, &plen), *buf;
+	json_object *o, *it, *md, *v;
+	char want[64];
+
+	buf = malloc(3 + 3 * LG_ITEM_ROOM(plen));
+	for (int keyed = 0; keyed < 2; keyed++) {
+		len = lg_batch_finish(buf, prefix, plen,
+		    18446744073709551613ULL, 3, keyed ? "0123456789abcdef" :
+		    NULL);
+		ck_assert_uint_eq(len, strlen(buf));
+		ck_assert_uint_le(len, 3 + 3 * LG_ITEM_ROOM(plen));
+		o = json_tokener_parse(buf);
+		ck_assert_msg(o != NULL && json_object_is_type(o,
+		    json_type_array), "not a JSON array: %s", buf);
+		ck_assert_uint_eq(json_object_array_length(o), 3);
+		for (size_t i = 0; i < 3; i++) {
+			it = json_object_array_get_idx(o, i);
+			ck_assert(json_object_object_get_ex(it, "metadata",
+			    &md));
+			ck_assert(json_object_object_get_ex(md, "seq", &v));
+			snprintf(want, sizeof(want), "%ju",
+			    (uintmax_t)(18446744073709551613ULL + i));
+			ck_assert_str_eq(json_object_get_string(v), want);
+			ck_assert_int_eq(json_object_object_get_ex(it,
+			    "idempotency_key", &v), keyed);
+			snprintf(want, sizeof(want), "lg-0123456789abcdef-%ju",
+			    (uintmax_t)(18446744073709551613ULL + i));
+			if (keyed)
+				ck_assert_str_eq(json_object_get_string(v),
+				    want);
+		}
+		json_object_put(o);
+	}
+	free(buf);
+	free(prefix);
+}
+END_TEST
+
 START_TEST(backoff_doubles_to_a_cap_with_jitter)
 {
 	static const unsigned base[] = { 0, 50, 100, 200, 400, 800, 1000,
@@ -515,6 +572,8 @@ loadgen_suite(void)
 	tcase_add_test(tc, help_and_version_exit_ok);
 	tcase_add_test(tc, body_is_valid_json_of_the_given_size);
 	tcase_add_test(tc, backoff_doubles_to_a_cap_with_jitter);
+	tcase_add_test(tc, batch_takes_its_own_default_url);
+	tcase_add_test(tc, batch_body_is_a_json_array_of_messages);
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("record");

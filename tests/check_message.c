@@ -783,6 +783,146 @@ START_TEST(encoded_message_within_bound_of_request)
 }
 END_TEST
 
+/* Split body; the test fails unless that gives rc. */
+static size_t
+batch_split(const char *body, bool ndjson, size_t max, int want,
+    struct batch_item **items, char **cause)
+{
+	size_t n = 99;
+	int rc = message_batch_from_request(body, strlen(body), ndjson, max,
+	    NULL, items, &n, cause);
+
+	ck_assert_msg(rc == want, "batch %s: %d, not %d (%s)", body, rc, want,
+	    *cause != NULL ? *cause : "no cause");
+	if (rc != 0) {
+		ck_assert_ptr_null(*items);
+		ck_assert_uint_eq(n, 0);
+		ck_assert_ptr_nonnull(*cause);
+	}
+	return n;
+}
+
+START_TEST(batch_array_gives_one_message_per_item_in_order)
+{
+	const char *body = "[{\"source\":\"a\",\"data\":\"1\"},"
+	    "{\"source\":\"b\",\"data\":\"2\",\"metadata\":{\"k\":\"v\"}}]";
+	struct batch_item *items = NULL;
+	char *cause = NULL;
+	size_t n = batch_split(body, false, 10, 0, &items, &cause);
+
+	ck_assert_uint_eq(n, 2);
+	ck_assert_str_eq(items[0].msg->source, "a");
+	ck_assert_str_eq(items[1].msg->source, "b");
+	ck_assert_uint_eq(items[1].msg->n_metadata, 1);
+	ck_assert_str_ne(items[0].msg->id, items[1].msg->id);
+	ck_assert_ptr_null(items[0].error);
+	message_batch_free(items, n);
+}
+END_TEST
+
+START_TEST(batch_ndjson_gives_one_message_per_line)
+{
+	const char *body = "{\"source\":\"a\",\"data\":\"1\"}\r\n\n"
+	    "  \n{\"source\":\"b\",\"data\":\"2\"}";
+	struct batch_item *items = NULL;
+	char *cause = NULL;
+	size_t n = batch_split(body, true, 10, 0, &items, &cause);
+
+	ck_assert_uint_eq(n, 2);
+	ck_assert_str_eq(items[0].msg->source, "a");
+	ck_assert_str_eq(items[1].msg->source, "b");
+	message_batch_free(items, n);
+}
+END_TEST
+
+START_TEST(batch_mixed_items_are_judged_each_on_its_own)
+{
+	const char *body = "[{\"source\":\"a\"},{\"source\":7},\"x\","
+	    "{\"source\":\"d\",\"idempotency_key\":\"k-1\"},"
+	    "{\"source\":\"e\",\"idempotency_key\":\"\"}]";
+	const char *nd = "{\"source\":\"a\"}\n{\"source\":\n{\"source\":\"c\"}\n";
+	struct batch_item *items = NULL;
+	char *cause = NULL, id[37];
+	size_t n = batch_split(body, false, 10, 0, &items, &cause);
+
+	ck_assert_uint_eq(n, 5);
+	ck_assert_ptr_nonnull(items[0].msg);
+	ck_assert_ptr_null(items[1].msg);
+	ck_assert_ptr_nonnull(strstr(items[1].error, "source"));
+	ck_assert_ptr_null(items[2].msg);
+	ck_assert_ptr_nonnull(items[2].error);
+	ck_assert_int_eq(message_id_for_key("k-1", id, &cause), 0);
+	ck_assert_str_eq(items[3].msg->id, id);
+	ck_assert_ptr_null(items[4].msg);
+	ck_assert_ptr_nonnull(strstr(items[4].error, "Idempotency-Key"));
+	message_batch_free(items, n);
+
+	n = batch_split(nd, true, 10, 0, &items, &cause);
+	ck_assert_uint_eq(n, 3);
+	ck_assert_ptr_nonnull(items[0].msg);
+	ck_assert_ptr_null(items[1].msg);
+	ck_assert_ptr_nonnull(strstr(items[1].error, "malformed JSON"));
+	ck_assert_str_eq(items[2].msg->source, "c");
+	message_batch_free(items, n);
+}
+END_TEST
+
+START_TEST(batch_malformed_or_empty_body_is_refused_whole)
+{
+	static const char *const bad[] = {
+		"[{\"source\":\"a\"}", "{\"source\":\"a\"}", "[] x", "",
+		"[]", "[{\"source\":\"a\tb\"}]", "null",
+	};
+	struct batch_item *items = NULL;
+	char *cause = NULL;
+
+	for (size_t i = 0; i < sizeof(bad) / sizeof(*bad); i++) {
+		batch_split(bad[i], false, 10, -EINVAL, &items, &cause);
+		free(cause);
+		cause = NULL;
+	}
+	/* NDJSON with no line holds no message either */
+	batch_split(" \n\n", true, 10, -EINVAL, &items, &cause);
+	free(cause);
+}
+END_TEST
+
+START_TEST(batch_over_max_items_is_too_large)
+{
+	struct batch_item *items = NULL;
+	char *cause = NULL;
+
+	batch_split("[{},{},{}]", false, 2, MESSAGE_EBATCH, &items, &cause);
+	ck_assert_ptr_nonnull(strstr(cause, "at most 2"));
+	free(cause);
+	cause = NULL;
+	batch_split("{}\n{}\n{}\n", true, 2, MESSAGE_EBATCH, &items, &cause);
+	free(cause);
+	cause = NULL;
+	ck_assert_uint_eq(batch_split("[{},{}]", false, 2, 0, &items, &cause),
+	    2);
+	message_batch_free(items, 2);
+}
+END_TEST
+
+START_TEST(batch_encoded_bound_holds)
+{
+	const char *body = "[{\"source\":\"s\",\"data\":\"x\"},{},{},{}]";
+	struct batch_item *items = NULL;
+	char *cause = NULL, *enc;
+	size_t n = batch_split(body, false, 10, 0, &items, &cause), len,
+	    total = 2;
+
+	for (size_t i = 0; i < n; i++) {
+		enc = message_encode(items[i].msg, &len);
+		total += len + 1;
+		free(enc);
+	}
+	ck_assert_uint_le(total, message_batch_encoded_max(strlen(body), n));
+	message_batch_free(items, n);
+}
+END_TEST
+
 Suite *
 message_suite(void)
 {
@@ -837,6 +977,14 @@ message_suite(void)
 	tcase_add_test(tc, idempotency_key_gives_one_id_per_key);
 	tcase_add_test(tc, bad_idempotency_keys_are_refused);
 	tcase_add_test(tc, encoded_message_within_bound_of_request);
+	suite_add_tcase(s, tc);
+	tc = tcase_create("batch");
+	tcase_add_test(tc, batch_array_gives_one_message_per_item_in_order);
+	tcase_add_test(tc, batch_ndjson_gives_one_message_per_line);
+	tcase_add_test(tc, batch_mixed_items_are_judged_each_on_its_own);
+	tcase_add_test(tc, batch_malformed_or_empty_body_is_refused_whole);
+	tcase_add_test(tc, batch_over_max_items_is_too_large);
+	tcase_add_test(tc, batch_encoded_bound_holds);
 	suite_add_tcase(s, tc);
 	return s;
 }

@@ -71,6 +71,7 @@ TEST_CFLAGS = $(AM_CFLAGS) $(DIPLOM_CFLAGS) $(CHECK_CFLAGS)
 
 SHELL_TESTS = \
 	%D%/seed-flow.sh \
+	%D%/batch-ingest.sh \
 	%D%/back-pressure.sh \
 	%D%/graceful-drain.sh \
 	%D%/bad-input.sh \

@@ -168,6 +168,32 @@ tap_ok "ingest POST /ingest: 200, 400, 413" all \
 # jout FILTER : jq -e FILTER holds for the last answer's body
 jout() { jq -e "$1" "$T_TMP/out" >/dev/null; }
 
+# many N : a JSON array of N empty ingest requests
+many() { printf '[%s{}]' "$(printf '{},%.0s' $(seq $(($1 - 1))))"; }
+BATCH='[{"source":"openapi","data":"a"},{"source":7},{"data":"c","idempotency_key":"openapi-3"}]'
+ND=$(printf '{"data":"a"}\n\n{"data":\n')
+tap_ok "gateway POST /api/v1/ingest/batch: 200 (JSON, NDJSON), 400, 413" all \
+	"r gateway POST /api/v1/ingest/batch /api/v1/ingest/batch -d '$BATCH' --expect 200" \
+	"jout '.errors and [.items[].status] == [200, 400, 200]'" \
+	"r gateway POST /api/v1/ingest/batch /api/v1/ingest/batch -H 'Content-Type: application/x-ndjson' -d '$ND' --expect 200" \
+	"jout '[.items[].status] == [200, 400]'" \
+	"r gateway POST /api/v1/ingest/batch /api/v1/ingest/batch -d '[]' --expect 400" \
+	"r gateway POST /api/v1/ingest/batch /api/v1/ingest/batch -d '{\"data\":\"a\"}' --expect 400" \
+	"r gateway POST /api/v1/ingest/batch /api/v1/ingest/batch -d '$(many 1001)' --expect 413" \
+	"r gateway POST /api/v1/ingest/batch /api/v1/ingest/batch -d '$(big 5000)' --expect 413"
+tap_ok "ingest POST /ingest/batch: 200 (JSON, NDJSON), 400, 413" all \
+	"r ingest POST /ingest/batch /ingest/batch -d '[{}]' --expect 200" \
+	"jout '.errors == false'" \
+	"r ingest POST /ingest/batch /ingest/batch -H 'Content-Type: application/x-ndjson' -d '$ND' --expect 200" \
+	"r ingest POST /ingest/batch '/ingest/batch?format=ndjson' -d '{}' --expect 200" \
+	"r ingest POST /ingest/batch /ingest/batch -d '[{}' --expect 400" \
+	"r ingest POST /ingest/batch /ingest/batch -d '$(many 1001)' --expect 413" \
+	"r ingest POST /ingest/batch /ingest/batch -d '$(big 5000)' --expect 413"
+tap_ok "processor POST /enqueue/batch: 200, 400" all \
+	"r processor POST /enqueue/batch /enqueue/batch -d '[{\"id\":\"openapi-b1\"},{\"payload\":\"aGk=\"}]' --expect 200" \
+	"jout '[.items[].status] == [202, 400]'" \
+	"r processor POST /enqueue/batch /enqueue/batch -d '{\"id\":\"x\"}' --expect 400"
+
 # drain and resume without stopping: /ingest refuses meanwhile
 tap_ok "ingest GET /admin, POST /admin/drain and /admin/resume: 200" all \
 	"r ingest GET /admin /admin --expect 200" \
@@ -178,6 +204,8 @@ tap_ok "ingest GET /admin, POST /admin/drain and /admin/resume: 200" all \
 	"r ingest POST /ingest /ingest -d '{}' --expect 503" \
 	"jout '.error == \"draining for maintenance\"'" \
 	"r gateway POST /api/v1/ingest /api/v1/ingest -d '{}' --expect 503" \
+	"r ingest POST /ingest/batch /ingest/batch -d '[{}]' --expect 503" \
+	"r gateway POST /api/v1/ingest/batch /api/v1/ingest/batch -d '[{}]' --expect 503" \
 	"r ingest GET /health /health --expect 503" \
 	"jout '.reason == \"draining for maintenance\"'" \
 	"r ingest GET /admin /admin --expect 200" \
@@ -332,6 +360,8 @@ wait_health "$PROC" && start_role ingest ingest && wait_health "$ING" ||
 AUTH='Authorization: Bearer openapi-token'
 tap_ok "with INTERNAL_TOKEN: 401 from ingest and the processor without it" all \
 	"r ingest POST /ingest /ingest -d '{}' --expect 401" \
+	"r ingest POST /ingest/batch /ingest/batch -d '[{}]' --expect 401" \
+	"r processor POST /enqueue/batch /enqueue/batch -d '[]' --expect 401" \
 	"r ingest GET /stats /stats --expect 401" \
 	"r ingest GET /metrics /metrics --expect 401" \
 	"r ingest GET /admin /admin --expect 401" \
@@ -368,6 +398,7 @@ wait_health "$KEYED" && wait_health "$LIMITED" ||
 
 tap_ok "the gateway with keys: 401 without a key or with a wrong one, 200 with one" all \
 	"GW=$KEYED r gateway POST /api/v1/ingest /api/v1/ingest -d '{}' --expect 401" \
+	"GW=$KEYED r gateway POST /api/v1/ingest/batch /api/v1/ingest/batch -d '[{}]' --expect 401" \
 	"GW=$KEYED r gateway POST /api/v1/ingest /api/v1/ingest -H 'Authorization: Bearer wrong' -d '{}' --expect 401" \
 	"GW=$KEYED r gateway GET /api/v1/messages/{id} /api/v1/messages/$ID -H 'Authorization: Basic x' --expect 401" \
 	"GW=$KEYED r gateway GET /api/v1/status /api/v1/status -H 'Authorization: Bearer openapi-api-key' --expect 401" \
@@ -397,6 +428,7 @@ HAMMER_PID=$!
 track "$HAMMER_PID"
 tap_ok "the gateway with a rate limit: 429 with Retry-After" all \
 	"limited POST /api/v1/ingest /api/v1/ingest -d '{}'" \
+	"limited POST /api/v1/ingest/batch /api/v1/ingest/batch -d '[{}]'" \
 	"limited GET /api/v1/messages/{id} /api/v1/messages/$ID"
 stop_pid "$HAMMER_PID"
 stop_pid "$keyed_PID"

@@ -20,6 +20,7 @@ enum {
 	OPT_JSON,
 	OPT_IDEMPOTENCY,
 	OPT_NO_IDEMPOTENCY,
+	OPT_BATCH,
 };
 
 static const struct option longopts[] = {
@@ -35,6 +36,7 @@ static const struct option longopts[] = {
 	{ "json", no_argument, NULL, OPT_JSON },
 	{ "idempotency", no_argument, NULL, OPT_IDEMPOTENCY },
 	{ "no-idempotency", no_argument, NULL, OPT_NO_IDEMPOTENCY },
+	{ "batch", required_argument, NULL, OPT_BATCH },
 	{ "help", no_argument, NULL, 'h' },
 	{ "version", no_argument, NULL, 'V' },
 	{ NULL, 0, NULL, 0 },
@@ -77,7 +79,7 @@ lg_opts_parse(struct lg_opts *o, int argc, char **argv, FILE *out,
 {
 	char what[64];
 	int64_t v;
-	int c, idx, have_count = 0;
+	int c, idx, have_count = 0, have_url = 0;
 	char *end;
 
 	*cause = NULL;
@@ -116,6 +118,7 @@ lg_opts_parse(struct lg_opts *o, int argc, char **argv, FILE *out,
 				return usage_error(cause, what, optarg,
 				    "expected an http:// or https:// URL");
 			o->url = optarg;
+			have_url = 1;
 			break;
 		case 'n':
 			if (parse_int(optarg, 1, INT64_MAX, &v) != 0)
@@ -174,6 +177,13 @@ lg_opts_parse(struct lg_opts *o, int argc, char **argv, FILE *out,
 		case OPT_NO_IDEMPOTENCY:
 			o->idempotency = 0;
 			break;
+		case OPT_BATCH:
+			if (parse_int(optarg, 1, LG_MAX_BATCH, &v) != 0)
+				return usage_error(cause, what, optarg,
+				    "expected a whole number of messages "
+				    "1-1000000");
+			o->batch = (int)v;
+			break;
 		case ':':
 			if (asprintf(cause, "option '%s' requires an argument",
 			    argv[optind - 1]) < 0)
@@ -199,6 +209,8 @@ lg_opts_parse(struct lg_opts *o, int argc, char **argv, FILE *out,
 		o->count = LG_DEFAULT_COUNT;
 	if (o->idempotency < 0)
 		o->idempotency = o->retry > 0;
+	if (o->batch > 0 && !have_url)
+		o->url = LG_DEFAULT_BATCH_URL;
 	return LG_RUN;
 }
 
@@ -226,13 +238,16 @@ lg_print_help(FILE *out, const char *prog)
 	    "the same\n"
 	    "                       on its retries (default with --retry)\n"
 	    "  --no-idempotency     send no Idempotency-Key\n"
+	    "  --batch=N            post N messages a request to a batch "
+	    "endpoint\n"
+	    "                       (default URL then %s)\n"
 	    "  -h, --help           show this help and exit\n"
 	    "  -V, --version        show the version and exit\n\n"
 	    "Exit status: 0 when the run completed (rejections included), "
 	    "1 on a runtime\nfailure, 2 on a usage error. "
 	    "See diplom-loadgen(1).\n",
 	    prog, LG_DEFAULT_URL, LG_DEFAULT_COUNT, LG_DEFAULT_CONNECTIONS,
-	    LG_DEFAULT_SIZE);
+	    LG_DEFAULT_SIZE, LG_DEFAULT_BATCH_URL);
 }
 
 char *
@@ -263,6 +278,31 @@ lg_body_finish(char *buf, size_t prefix_len, uint64_t seq)
 	    seq);
 
 	return prefix_len + (size_t)n;
+}
+
+size_t
+lg_batch_finish(char *buf, const char *prefix, size_t prefix_len,
+    uint64_t seq, int n, const char *tag)
+{
+	size_t len = 1, item;
+
+	buf[0] = '[';
+	for (int i = 0; i < n; i++) {
+		if (i > 0)
+			buf[len++] = ',';
+		memcpy(buf + len, prefix, prefix_len);
+		item = lg_body_finish(buf + len, prefix_len, seq + (uint64_t)i);
+		/* the key goes inside the item's closing brace */
+		if (tag != NULL)
+			item = item - 1 + (size_t)snprintf(buf + len + item - 1,
+			    LG_ITEM_ROOM(prefix_len) - item + 1,
+			    ",\"idempotency_key\":\"lg-%s-%" PRIu64 "\"}", tag,
+			    seq + (uint64_t)i);
+		len += item;
+	}
+	buf[len++] = ']';
+	buf[len] = '\0';
+	return len;
 }
 
 unsigned

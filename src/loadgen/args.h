@@ -7,6 +7,8 @@
 #include <stdio.h>
 
 #define LG_DEFAULT_URL		"http://127.0.0.1:8080/api/v1/ingest"
+#define LG_DEFAULT_BATCH_URL	"http://127.0.0.1:8080/api/v1/ingest/batch"
+#define LG_MAX_BATCH		1000000
 #define LG_DEFAULT_COUNT	1000
 #define LG_DEFAULT_CONNECTIONS	16
 #define LG_DEFAULT_SIZE		64
@@ -29,6 +31,8 @@ struct lg_opts {
 	 * retries: on by default with --retry.
 	 */
 	int idempotency;
+	/* messages in one request, to a batch endpoint; 0: one, not a batch */
+	int batch;
 };
 
 /* What lg_opts_parse asks the caller to do next (also the exit status). */
@@ -55,6 +59,17 @@ char *lg_body_prefix(int64_t size, size_t *len);
 /* Write seq and the closing braces after a prefix of prefix_len bytes in
  * buf (room for LG_BODY_TAIL more); the whole body's length. */
 size_t lg_body_finish(char *buf, size_t prefix_len, uint64_t seq);
+
+/* Room lg_batch_finish needs per message: its prefix, a tail, a key. */
+#define LG_ITEM_ROOM(prefix_len)	((prefix_len) + LG_BODY_TAIL + 64)
+
+/*
+ * A batch body: a JSON array of the n messages seq, seq + 1, ... into buf
+ * (room for 2 + n * LG_ITEM_ROOM(prefix_len)); each carries
+ * "idempotency_key": "lg-<tag>-<seq>" unless tag is NULL. Its length.
+ */
+size_t lg_batch_finish(char *buf, const char *prefix, size_t prefix_len,
+    uint64_t seq, int n, const char *tag);
 
 /* Milliseconds to wait before retry number attempt (1, 2, ...): 50 ms
  * doubling up to 1 s, less a random part of up to half (rnd) so that

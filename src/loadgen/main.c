@@ -23,6 +23,8 @@
 #define TICK_MS			100
 #define DRAW_NS			(250 * NS_PER_MS)
 #define RESP_MAX		1024	/* an ingest answer is ~70 bytes */
+/* a batch's answer: ~60 bytes an item, more for a refusal's reason */
+#define RESP_ITEM		320
 #define CONNECT_TIMEOUT_MS	5000L
 #define REQUEST_TIMEOUT_MS	30000L
 #define BAR_WIDTH		20
@@ -42,13 +44,15 @@ struct slot {
 	enum slot_state state;
 	char *body;		/* the shared prefix, then this seq's tail */
 	uint64_t seq;
+	int n_msgs;		/* messages in this request: 1, or a batch */
 	unsigned attempt;	/* 0: the first try */
 	int64_t start_ns;	/* when this attempt went to libcurl */
 	int64_t retry_at_ns;
 	long last_status;	/* of the previous attempt, 0: no answer */
 	struct curl_slist *headers;	/* the shared ones and this key */
 	size_t resp_len;
-	char resp[RESP_MAX];
+	size_t resp_cap;
+	char *resp;
 };
 
 /* The run: everything the loop needs, owned by main. */
@@ -63,6 +67,7 @@ struct lg {
 	int n_wait;		/* slots in SLOT_WAIT */
 	int64_t next_retry_ns;	/* earliest retry_at of those, a lower bound */
 	size_t prefix_len;
+	char *prefix;		/* --batch: each message's start */
 	struct lg_record *rec;
 	json_tokener *tok;
 	struct lg_counts counts;
@@ -113,7 +118,7 @@ static size_t
 on_write(char *data, size_t size, size_t nmemb, void *arg)
 {
 	struct slot *s = arg;
-	size_t n = size * nmemb, room = RESP_MAX - 1 - s->resp_len;
+	size_t n = size * nmemb, room = s->resp_cap - 1 - s->resp_len;
 
 	memcpy(s->resp + s->resp_len, data, n < room ? n : room);
 	s->resp_len += n < room ? n : room;
@@ -127,7 +132,15 @@ slot_init(struct lg *lg, int i, const char *prefix)
 	struct slot *s = &lg->slots[i];
 	CURL *e;
 
-	if ((s->body = malloc(lg->prefix_len + LG_BODY_TAIL)) == NULL ||
+	size_t room = lg->prefix_len + LG_BODY_TAIL;
+	int batch = lg->o->batch;
+
+	if (batch > 0)
+		room = 3 + (size_t)batch * LG_ITEM_ROOM(lg->prefix_len);
+	s->resp_cap = batch > 0 ? RESP_MAX + (size_t)batch * RESP_ITEM :
+	    RESP_MAX;
+	if ((s->body = malloc(room)) == NULL ||
+	    (s->resp = malloc(s->resp_cap)) == NULL ||
 	    (s->easy = e = curl_easy_init()) == NULL)
 		return -1;
 	memcpy(s->body, prefix, lg->prefix_len);
@@ -185,20 +198,32 @@ slot_key(struct lg *lg, struct slot *s, uint64_t seq)
 	curl_easy_setopt(s->easy, CURLOPT_HTTPHEADER, h);
 }
 
-/* Start message number seq on slot s. */
+/* Start message number seq, and with --batch those after it, on slot s. */
 static void
 slot_start(struct lg *lg, struct slot *s, uint64_t seq, int64_t now)
 {
-	size_t len = lg_body_finish(s->body, lg->prefix_len, seq);
+	const struct lg_opts *o = lg->o;
+	size_t len;
+	int n = 1;
 
-	if (lg->o->idempotency)
-		slot_key(lg, s, seq);
+	if (o->batch > 0) {
+		n = o->batch;
+		if (o->count > 0 && (uint64_t)o->count - seq < (uint64_t)n)
+			n = (int)((uint64_t)o->count - seq);
+		len = lg_batch_finish(s->body, lg->prefix, lg->prefix_len, seq,
+		    n, o->idempotency ? lg->run_tag : NULL);
+	} else {
+		len = lg_body_finish(s->body, lg->prefix_len, seq);
+		if (o->idempotency)
+			slot_key(lg, s, seq);
+	}
 	curl_easy_setopt(s->easy, CURLOPT_POSTFIELDSIZE_LARGE,
 	    (curl_off_t)len);
 	s->seq = seq;
+	s->n_msgs = n;
 	s->attempt = 0;
 	s->last_status = 0;
-	lg->counts.sent++;
+	lg->counts.sent += (uint64_t)n;
 	slot_send(lg, s, now);
 }
 
@@ -213,10 +238,12 @@ slot_free(struct lg *lg, struct slot *s)
 static void
 slot_give_up(struct lg *lg, struct slot *s)
 {
-	if (s->last_status > 0)
-		lg_counts_reject(&lg->counts, s->last_status);
-	else
-		lg->counts.errors++;
+	for (int i = 0; i < s->n_msgs; i++) {
+		if (s->last_status > 0)
+			lg_counts_reject(&lg->counts, s->last_status);
+		else
+			lg->counts.errors++;
+	}
 	slot_free(lg, s);
 }
 
@@ -278,6 +305,39 @@ record_accepted(struct lg *lg, const char *id)
 	}
 }
 
+/*
+ * A batch's 200: {"items": [...]} in order, each accepted with its
+ * message_id or refused with its status; what cannot be read is an error.
+ */
+static void
+batch_done(struct lg *lg, struct slot *s)
+{
+	json_object *o, *items = NULL, *it, *v;
+	size_t n = 0, i;
+
+	json_tokener_reset(lg->tok);
+	o = json_tokener_parse_ex(lg->tok, s->resp, (int)s->resp_len);
+	if (o != NULL && json_object_object_get_ex(o, "items", &items) &&
+	    json_object_is_type(items, json_type_array))
+		n = json_object_array_length(items);
+	if (n > (size_t)s->n_msgs)
+		n = (size_t)s->n_msgs;
+	for (i = 0; i < n; i++) {
+		it = json_object_array_get_idx(items, i);
+		if (json_object_object_get_ex(it, "message_id", &v) &&
+		    json_object_is_type(v, json_type_string)) {
+			lg->counts.accepted++;
+			record_accepted(lg, json_object_get_string(v));
+		} else if (json_object_object_get_ex(it, "status", &v)) {
+			lg_counts_reject(&lg->counts, json_object_get_int(v));
+		} else {
+			lg->counts.errors++;
+		}
+	}
+	lg->counts.errors += (uint64_t)s->n_msgs - n;
+	json_object_put(o);
+}
+
 /* Account for one finished attempt. */
 static void
 slot_done(struct lg *lg, struct slot *s, CURLcode res, int64_t now)
@@ -302,7 +362,13 @@ slot_done(struct lg *lg, struct slot *s, CURLcode res, int64_t now)
 	/* latency of a message is that of its final, answered attempt */
 	lg_hist_add(&lg->hist, us);
 	if (status != 200) {
-		lg_counts_reject(&lg->counts, status);
+		for (int i = 0; i < s->n_msgs; i++)
+			lg_counts_reject(&lg->counts, status);
+		slot_free(lg, s);
+		return;
+	}
+	if (lg->o->batch > 0) {
+		batch_done(lg, s);
 		slot_free(lg, s);
 		return;
 	}
@@ -361,6 +427,8 @@ more_to_send(const struct lg *lg)
 static void
 launch(struct lg *lg, int64_t now)
 {
+	struct slot *fresh;
+
 	if (lg->n_wait > 0 && now >= lg->next_retry_ns) {
 		int64_t next = INT64_MAX;
 
@@ -382,8 +450,9 @@ launch(struct lg *lg, int64_t now)
 		/* token pacing: catch up on what is due, never run ahead */
 		if (lg->o->rate > 0 && due_ns(lg, lg->next_seq) > now)
 			break;
-		slot_start(lg, &lg->slots[lg->idle[--lg->n_idle]],
-		    lg->next_seq++, now);
+		fresh = &lg->slots[lg->idle[--lg->n_idle]];
+		slot_start(lg, fresh, lg->next_seq, now);
+		lg->next_seq += (uint64_t)fresh->n_msgs;
 	}
 }
 
@@ -586,6 +655,10 @@ lg_setup(struct lg *lg, const struct lg_opts *o)
 		if (slot_init(lg, i, prefix) != 0)
 			goto oom;
 	}
+	if (o->batch > 0) {
+		lg->prefix = prefix;
+		prefix = NULL;
+	}
 	rc = 0;
 	goto out;
 oom:
@@ -610,9 +683,11 @@ lg_teardown(struct lg *lg)
 		}
 		curl_slist_free_all(s->headers);
 		free(s->body);
+		free(s->resp);
 	}
 	free(lg->slots);
 	free(lg->idle);
+	free(lg->prefix);
 	if (lg->multi != NULL)
 		curl_multi_cleanup(lg->multi);
 	curl_slist_free_all(lg->headers);

@@ -84,6 +84,16 @@ tap_ok "ingest without a key, with a wrong or a malformed one: 401" \
 		unauthorized ingest "$GW" - -H "Authorization: Basic $KEY_A" &&
 		unauthorized ingest "$GW" - -H "Authorization: Bearer"'
 
+batch() { req POST "$1/api/v1/ingest/batch" "${2:--}" -d '[{"data":"aGk="},{"data":"aGk="}]'; }
+batch_matrix() {
+	unauthorized batch "$GW" && unauthorized batch "$GW" wrong-key &&
+		expect 200 batch "$GW" "$KEY_B" &&
+		jq -e '.errors == false and (.items | length) == 2' \
+			"$T_TMP/body" >/dev/null
+}
+tap_ok "a batch: 401 without a key or with a wrong one, 200 with one" \
+	batch_matrix
+
 ID=
 ingest_ok() {
 	expect 200 ingest "$GW" "$KEY_A" && ID=$(jq -r .message_id "$T_TMP/body") &&

@@ -7,6 +7,7 @@
 . "$(dirname "$0")/lib.sh"
 
 tap_plan 7
+one_attack_at_a_time
 need_loadgen
 start_stack || bail "the stack did not start"
 rss_note "$ingest_PID" before

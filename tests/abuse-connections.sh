@@ -5,6 +5,7 @@
 . "$(dirname "$0")/lib.sh"
 
 tap_plan 5
+one_attack_at_a_time
 need_loadgen
 stack_ports
 export REQUEST_TIMEOUT=2s

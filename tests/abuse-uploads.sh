@@ -6,6 +6,7 @@
 . "$(dirname "$0")/lib.sh"
 
 tap_plan 5
+one_attack_at_a_time
 need_loadgen
 start_stack || bail "the stack did not start"
 rss_note "$gateway_PID" before

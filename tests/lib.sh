@@ -713,6 +713,13 @@ normal_client_start() {
 	track "$NORMAL_PID"
 }
 
+# one_attack_at_a_time : wait until no other test of this build runs an
+# attack, and hold that until this script ends: another attack in parallel
+# (make -j) would be measured as this one's by its normal client
+one_attack_at_a_time() {
+	exec 9>>"$top_builddir/tests/attack.lock" && flock 9
+}
+
 # normal_client_ok : wait for the client; true when at least 99% of its
 # messages were accepted with a p99 under 100 ms (ABUSE_P99_MS: a slower
 # build, such as one with sanitizers, may allow more). Notes the figures.

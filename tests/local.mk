@@ -182,3 +182,4 @@ EXTRA_DIST += %D%/valgrind.supp
 # --- fuzz targets: seeds and regressions replayed (programs: fuzz/local.mk)
 TESTS += %D%/fuzz-replay.sh
 dist_check_SCRIPTS += %D%/fuzz-replay.sh
+CLEANFILES += %D%/attack.lock

@@ -2,9 +2,13 @@
  * fuzz_ingest.c - the ingest request decoder (message_from_ingest_request),
  * the body of POST /ingest: {"source", "data", "metadata"}. An accepted
  * request becomes a message with a fresh id whose encoding decodes to the
- * same source, data and metadata.
+ * same source, data and metadata. The same input is also a batch body
+ * (POST /ingest/batch), as a JSON array and as NDJSON: split within its
+ * limit, every item a message or a reason, never both.
  */
 #include <ctype.h>
+#include <errno.h>
+#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -27,6 +31,33 @@ uuid_shaped(const char *s)
 	return s[36] == '\0';
 }
 
+/* The input as a batch body: items within the limit, each one thing. */
+static void
+check_batch(const uint8_t *data, size_t size, bool ndjson,
+    const struct metadata_limits *lim)
+{
+	struct batch_item *items = NULL;
+	char *cause = NULL;
+	size_t n = 0;
+	int rc;
+
+	rc = message_batch_from_request((const char *)data, size, ndjson, 16,
+	    lim, &items, &n, &cause);
+	if (rc != 0) {
+		FUZZ_CHECK(items == NULL && n == 0 && cause != NULL);
+		FUZZ_CHECK(rc == -EINVAL || rc == MESSAGE_EBATCH);
+		free(cause);
+		return;
+	}
+	FUZZ_CHECK(n > 0 && n <= 16 && cause == NULL);
+	for (size_t i = 0; i < n; i++) {
+		FUZZ_CHECK((items[i].msg == NULL) != (items[i].error == NULL));
+		FUZZ_CHECK(items[i].msg == NULL ||
+		    uuid_shaped(items[i].msg->id));
+	}
+	message_batch_free(items, n);
+}
+
 int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
@@ -37,6 +68,8 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	size_t len = 0;
 	int rc;
 
+	check_batch(data, size, false, &lim);
+	check_batch(data, size, true, &lim);
 	rc = message_from_ingest_request((const char *)data, size, &lim, &m,
 	    &cause);
 	if (rc != 0) {

@@ -21,7 +21,7 @@ set -u
 : "${PACKAGE_VERSION:=$(sed -n 's/^AC_INIT(\[[^]]*\], \[\([^]]*\)\].*/\1/p' \
 	"$top_srcdir/configure.ac")}"
 
-PKGS="libmicrohttpd json-c sqlite3 libcurl uuid libnats"
+PKGS="libmicrohttpd json-c sqlite3 libcurl uuid libnats gnutls"
 # shellcheck disable=SC2086
 read -ra PKG_CFLAGS <<<"$(pkg-config --cflags $PKGS)"
 # shellcheck disable=SC2086

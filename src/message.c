@@ -271,6 +271,20 @@ raw_control_in_string(const char *json, size_t len)
 	return false;
 }
 
+/*
+ * Whether the n bytes at s are all of blanks; bounded by n, since a body
+ * need not end in a NUL.
+ */
+static bool
+only_blanks(const char *s, size_t n, const char *blanks)
+{
+	for (size_t i = 0; i < n; i++) {
+		if (s[i] == '\0' || strchr(blanks, s[i]) == NULL)
+			return false;
+	}
+	return true;
+}
+
 static struct json_object *
 parse_object(const char *json, size_t len, char **cause)
 {
@@ -283,8 +297,8 @@ parse_object(const char *json, size_t len, char **cause)
 	obj = json_tokener_parse_ex(tok, json, (int)len);
 	if (obj == NULL || tok->char_offset != (int)len) {
 		/* trailing bytes after the value are garbage, not JSON */
-		if (obj == NULL || strspn(json + tok->char_offset, " \t\r\n") !=
-		    len - (size_t)tok->char_offset) {
+		if (obj == NULL || !only_blanks(json + tok->char_offset,
+		    len - (size_t)tok->char_offset, " \t\r\n")) {
 			json_object_put(obj);
 			obj = NULL;
 			*cause = strdup("malformed JSON");
@@ -613,9 +627,9 @@ batch_from_array(const char *body, size_t len, size_t max_items,
 	}
 	json_tokener_set_flags(tok, JSON_TOKENER_STRICT);
 	arr = json_tokener_parse_ex(tok, body, (int)len);
-	if (arr == NULL || strspn(body + tok->char_offset, " \t\r\n") !=
-	    len - (size_t)tok->char_offset || raw_control_in_string(body,
-	    len)) {
+	if (arr == NULL || !only_blanks(body + tok->char_offset,
+	    len - (size_t)tok->char_offset, " \t\r\n") ||
+	    raw_control_in_string(body, len)) {
 		*cause = strdup("malformed JSON");
 		goto out;
 	}
@@ -653,7 +667,7 @@ ndjson_next(const char **p, const char *end, size_t *len)
 		nl = memchr(line, '\n', (size_t)(end - line));
 		*p = nl != NULL ? nl + 1 : end;
 		*len = (size_t)((nl != NULL ? nl : end) - line);
-		if (strspn(line, " \t\r") < *len)
+		if (!only_blanks(line, *len, " \t\r"))
 			return line;
 	}
 	return NULL;

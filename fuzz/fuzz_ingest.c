@@ -33,7 +33,7 @@ uuid_shaped(const char *s)
 
 /* The input as a batch body: items within the limit, each one thing. */
 static void
-check_batch(const uint8_t *data, size_t size, bool ndjson,
+check_batch(const uint8_t *data, size_t size, unsigned flags,
     const struct metadata_limits *lim)
 {
 	struct batch_item *items = NULL;
@@ -41,7 +41,7 @@ check_batch(const uint8_t *data, size_t size, bool ndjson,
 	size_t n = 0;
 	int rc;
 
-	rc = message_batch_from_request((const char *)data, size, ndjson, 16,
+	rc = message_batch_from_request((const char *)data, size, flags, 16,
 	    lim, &items, &n, &cause);
 	if (rc != 0) {
 		FUZZ_CHECK(items == NULL && n == 0 && cause != NULL);
@@ -68,8 +68,11 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	size_t len = 0;
 	int rc;
 
-	check_batch(data, size, false, &lim);
-	check_batch(data, size, true, &lim);
+	check_batch(data, size, 0, &lim);
+	check_batch(data, size, MESSAGE_BATCH_NDJSON, &lim);
+	/* the gateway's batches of single requests */
+	check_batch(data, size, MESSAGE_BATCH_NDJSON | MESSAGE_BATCH_SINGLES,
+	    &lim);
 	rc = message_from_ingest_request((const char *)data, size, &lim, &m,
 	    &cause);
 	if (rc != 0) {

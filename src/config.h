@@ -94,6 +94,7 @@ struct config {
 	int64_t results_max_bytes;	/* 0: no limit */
 	int64_t max_body_bytes;
 	int64_t max_batch;		/* messages in one batch ingest */
+	int64_t forward_batch;		/* singles the gateway carries in one */
 	int64_t max_client_conns;	/* 0: no limit */
 	int64_t request_timeout_ms;	/* 0: none */
 	int64_t idle_timeout_ms;

@@ -16,7 +16,7 @@
 #include "event_loop.h"
 #include "xmalloc.h"
 
-#define MAX_TIMERS 4
+#define MAX_TIMERS 8
 #define MAX_EVENTS 64
 
 struct event_loop {

@@ -30,6 +30,7 @@ src_libdiplom_a_SOURCES = \
 	src/http_tls.c src/http_tls.h \
 	src/http_client.c src/http_client.h \
 	src/event_loop.c src/event_loop.h \
+	src/forward_batch.c src/forward_batch.h \
 	src/role.c src/role.h \
 	src/role_gateway.c \
 	src/role_ingest.c \

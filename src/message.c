@@ -586,10 +586,10 @@ batch_count_check(size_t count, size_t max_items, char **cause)
  * it the id a single request with that Idempotency-Key would have.
  */
 static void
-batch_item_from_object(struct json_object *obj,
+batch_item_from_object(struct json_object *obj, unsigned flags,
     const struct metadata_limits *limits, struct batch_item *item)
 {
-	const char *key;
+	const char *key = NULL;
 	char id[37];
 
 	item->error = NULL;
@@ -597,7 +597,8 @@ batch_item_from_object(struct json_object *obj,
 		item->error = strdup("a batch item must be a JSON object");
 		return;
 	}
-	if (get_string(obj, "idempotency_key", &key, NULL, &item->error) != 0)
+	if (!(flags & MESSAGE_BATCH_SINGLES) && get_string(obj,
+	    "idempotency_key", &key, NULL, &item->error) != 0)
 		return;
 	if (key != NULL && message_id_for_key(key, id, &item->error) != 0)
 		return;
@@ -612,7 +613,8 @@ batch_item_from_object(struct json_object *obj,
 
 /* The items of a JSON array body. */
 static int
-batch_from_array(const char *body, size_t len, size_t max_items,
+batch_from_array(const char *body, size_t len, unsigned flags,
+    size_t max_items,
     const struct metadata_limits *limits, struct batch_item **items,
     size_t *n, char **cause)
 {
@@ -647,7 +649,7 @@ batch_from_array(const char *body, size_t len, size_t max_items,
 	}
 	for (size_t i = 0; i < count; i++)
 		batch_item_from_object(json_object_array_get_idx(arr, i),
-		    limits, &(*items)[i]);
+		    flags, limits, &(*items)[i]);
 	*n = count;
 out:
 	json_object_put(arr);
@@ -675,7 +677,8 @@ ndjson_next(const char **p, const char *end, size_t *len)
 
 /* The items of an NDJSON body: each line is an item of its own. */
 static int
-batch_from_ndjson(const char *body, size_t len, size_t max_items,
+batch_from_ndjson(const char *body, size_t len, unsigned flags,
+    size_t max_items,
     const struct metadata_limits *limits, struct batch_item **items,
     size_t *n, char **cause)
 {
@@ -694,7 +697,7 @@ batch_from_ndjson(const char *body, size_t len, size_t max_items,
 		if ((obj = parse_object(line, llen, &(*items)[i].error)) ==
 		    NULL)
 			continue;
-		batch_item_from_object(obj, limits, &(*items)[i]);
+		batch_item_from_object(obj, flags, limits, &(*items)[i]);
 		json_object_put(obj);
 	}
 	*n = count;
@@ -702,17 +705,18 @@ batch_from_ndjson(const char *body, size_t len, size_t max_items,
 }
 
 int
-message_batch_from_request(const char *body, size_t len, bool ndjson,
+message_batch_from_request(const char *body, size_t len, unsigned flags,
     size_t max_items, const struct metadata_limits *limits,
     struct batch_item **items, size_t *n, char **cause)
 {
 	*items = NULL;
 	*n = 0;
 	*cause = NULL;
-	if (ndjson)
-		return batch_from_ndjson(body, len, max_items, limits, items, n,
-		    cause);
-	return batch_from_array(body, len, max_items, limits, items, n, cause);
+	if (flags & MESSAGE_BATCH_NDJSON)
+		return batch_from_ndjson(body, len, flags, max_items, limits,
+		    items, n, cause);
+	return batch_from_array(body, len, flags, max_items, limits, items,
+	    n, cause);
 }
 
 void

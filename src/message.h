@@ -82,6 +82,17 @@ struct batch_item {
 /* More items than a batch may hold: 413. */
 #define MESSAGE_EBATCH	(-E2BIG)
 
+/* How message_batch_from_request reads a body. */
+enum {
+	MESSAGE_BATCH_NDJSON = 1,	/* one request a line, not an array */
+	/*
+	 * The items are single requests carried together (the gateway's
+	 * forward batches): each is judged as POST /ingest judges its body,
+	 * so a field "idempotency_key" means nothing.
+	 */
+	MESSAGE_BATCH_SINGLES = 2,
+};
+
 /*
  * Split a batch ingest body, a JSON array of ingest requests or NDJSON (one
  * request a line, blank lines skipped), into *n items, each decoded and
@@ -90,7 +101,7 @@ struct batch_item {
  * holds no item, is -EINVAL; more than max_items (0: no limit) is
  * MESSAGE_EBATCH; both with a reason. Free with message_batch_free.
  */
-int message_batch_from_request(const char *body, size_t len, bool ndjson,
+int message_batch_from_request(const char *body, size_t len, unsigned flags,
     size_t max_items, const struct metadata_limits *limits,
     struct batch_item **items, size_t *n, char **cause);
 void message_batch_free(struct batch_item *items, size_t n);

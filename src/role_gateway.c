@@ -12,6 +12,7 @@
 
 #include "auth.h"
 #include "clock.h"
+#include "forward_batch.h"
 #include "http_client.h"
 #include "log.h"
 #include "message.h"
@@ -45,6 +46,9 @@ struct gateway {
 	char *ingest_url;		/* .../ingest */
 	char *ingest_batch_url;		/* .../ingest/batch */
 	char *ingest_ndjson_url;	/* the same, for NDJSON */
+	char *ingest_singles_url;	/* NDJSON of single requests */
+	/* FORWARD_BATCH > 1: single requests carried to ingest together */
+	struct forward_batch *fwd;
 	char *ingest_stats_url;
 	char *ingest_health_url;
 	struct gw_processor *procs;	/* PROCESSOR_URL, in its order */
@@ -125,34 +129,6 @@ gw_admin_admit(struct gateway *gw, struct http_request *req)
 	    gw_authorized(gw, gw->admin_keys, req, digest);
 }
 
-/* Answer req with the upstream's status and a copy of its body. */
-static void
-respond_copy(struct http_request *req, const struct http_reply *r)
-{
-	/* a copy of all r->len bytes: the body may hold a NUL */
-	char *copy = xmalloc(r->len + 1);
-
-	memcpy(copy, r->body, r->len);
-	copy[r->len] = '\0';
-	http_respond(req, r->status, copy, r->len);
-}
-
-/* Pass the next hop's answer back as it is; no answer is a 503. */
-static void
-relay_reply(void *arg, const struct http_reply *r)
-{
-	struct http_request *req = arg;
-	char why[160];
-
-	if (r->status == 0) {
-		snprintf(why, sizeof(why), "upstream unavailable: %s",
-		    r->error);
-		http_respond_error(req, HTTP_UNAVAILABLE, why);
-		return;
-	}
-	respond_copy(req, r);
-}
-
 static void
 gw_ingest(struct http_request *req, void *ctx)
 {
@@ -171,12 +147,16 @@ gw_ingest(struct http_request *req, void *ctx)
 		free(cause);
 		return;
 	}
+	if (key == NULL && gw->fwd != NULL && forward_batch_fits(body, len)) {
+		forward_batch_add(gw->fwd, req, body, len);
+		return;
+	}
 	if (key != NULL)
 		xasprintf(&line, "Idempotency-Key: %s", key);
 	copy = xmalloc(len + 1);
 	memcpy(copy, body, len + 1);
 	http_client_request_with(gw->hc, gw->ingest_url, line, copy, len,
-	    relay_reply, req);
+	    forward_relay_reply, req);
 	free(line);
 }
 
@@ -201,7 +181,7 @@ gw_ingest_batch(struct http_request *req, void *ctx)
 	/* our client sends JSON's type: the format goes in the query */
 	http_client_request(gw->hc, ct != NULL && strncasecmp(ct, nd,
 	    sizeof(nd) - 1) == 0 ? gw->ingest_ndjson_url :
-	    gw->ingest_batch_url, copy, len, relay_reply, req);
+	    gw->ingest_batch_url, copy, len, forward_relay_reply, req);
 }
 
 /*
@@ -267,7 +247,7 @@ lookup_part_done(void *arg, const struct http_reply *r)
 	if (r->status == HTTP_OK) {
 		/* the first; another store's is the same message twice */
 		if (lk->req != NULL)
-			respond_copy(lk->req, r);
+			forward_relay_reply(lk->req, r);
 		lk->req = NULL;
 	} else if (r->status == HTTP_NOT_FOUND) {
 		lk->not_found++;
@@ -318,7 +298,7 @@ gw_message(struct http_request *req, void *ctx)
 	}
 	/* one processor: its answer is the answer, whatever it is */
 	xasprintf(&url, "%s%s", gw->procs[0].results_url, id);
-	http_client_request(gw->hc, url, NULL, 0, relay_reply, req);
+	http_client_request(gw->hc, url, NULL, 0, forward_relay_reply, req);
 	free(url);
 	free(id);
 }
@@ -502,6 +482,17 @@ gw_write_metrics(FILE *out, void *ctx)
 	    "diplom_gateway_rate_limited_total{by=\"key\"} %" PRIuFAST64 "\n",
 	    atomic_load(&gw->limited_by_addr),
 	    atomic_load(&gw->limited_by_key));
+	if (gw->fwd != NULL) {
+		uint64_t batches, requests;
+
+		forward_batch_counts(gw->fwd, &batches, &requests);
+		role_metric(out, "diplom_gateway_forward_batches_total",
+		    "counter", "Batches that carried single ingest requests "
+		    "to ingest together (FORWARD_BATCH).", (double)batches);
+		role_metric(out, "diplom_gateway_forward_batched_total",
+		    "counter", "Single ingest requests that went to ingest in "
+		    "such a batch, not alone.", (double)requests);
+	}
 	role_metric(out, "diplom_gateway_unauthorized_total", "counter",
 	    "Requests answered 401, on the API and the admin endpoints: no "
 	    "key, a malformed Authorization header or an unknown key.",
@@ -552,9 +543,11 @@ gw_free(struct gateway *gw)
 {
 	http_client_stop(gw->hc);
 	http_client_stop(gw->admin_hc);
+	forward_batch_free(gw->fwd);
 	free(gw->ingest_url);
 	free(gw->ingest_batch_url);
 	free(gw->ingest_ndjson_url);
+	free(gw->ingest_singles_url);
 	free(gw->ingest_stats_url);
 	free(gw->ingest_health_url);
 	for (size_t i = 0; i < gw->n_procs; i++) {
@@ -652,6 +645,28 @@ gw_listen(struct gateway *gw, const struct config *cfg, const char *what,
 	    (size_t)cfg->max_body_bytes, what, &gw->srv, cause);
 }
 
+/*
+ * FORWARD_BATCH: single requests carried to ingest together, as NDJSON
+ * batches of singles that ingest takes within its MAX_BATCH and
+ * MAX_BODY_BYTES (the same settings, as the package runs the roles).
+ */
+static int
+gw_forward_batch(struct gateway *gw, const struct config *cfg, char **cause)
+{
+	struct forward_batch_opts o = {
+		.hc = gw->hc,
+		.single_url = gw->ingest_url,
+		.batch_url = gw->ingest_singles_url,
+		.max_items = (size_t)(cfg->forward_batch < cfg->max_batch ?
+		    cfg->forward_batch : cfg->max_batch),
+		.max_bytes = (size_t)cfg->max_body_bytes,
+	};
+
+	if (o.max_items < 2)
+		return 0;
+	return forward_batch_new(&gw->fwd, &o, cause);
+}
+
 static int
 gw_start(const struct config *cfg, void **state, char **cause)
 {
@@ -664,6 +679,8 @@ gw_start(const struct config *cfg, void **state, char **cause)
 	gw->ingest_batch_url = role_join_url(cfg->ingest_url, "/ingest/batch");
 	gw->ingest_ndjson_url = role_join_url(cfg->ingest_url,
 	    "/ingest/batch?format=ndjson");
+	gw->ingest_singles_url = role_join_url(cfg->ingest_url,
+	    "/ingest/batch?format=ndjson&items=single");
 	gw->ingest_stats_url = role_join_url(cfg->ingest_url, "/stats");
 	gw->ingest_health_url = role_join_url(cfg->ingest_url, "/health");
 	gw_processors(gw, &cfg->processor_url);
@@ -673,6 +690,7 @@ gw_start(const struct config *cfg, void **state, char **cause)
 	if ((rc = gw_security(gw, cfg, cause)) != 0 ||
 	    (rc = role_client_start(cfg, HOP_TIMEOUT_MS, &gw->hc,
 	    cause)) != 0 ||
+	    (rc = gw_forward_batch(gw, cfg, cause)) != 0 ||
 	    (rc = gw_listen(gw, cfg, what, cause)) != 0)
 		goto out;
 	*state = gw;

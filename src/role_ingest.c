@@ -451,17 +451,26 @@ batch_enqueue(struct ingest_batch *b, struct batch_item *items)
 }
 
 /* Whether the body is NDJSON rather than a JSON array. */
-static bool
-batch_is_ndjson(struct http_request *req)
+/*
+ * How to read a batch body: NDJSON by its type or the query's format (the
+ * gateway's client sends JSON's type), and "items=single" when the gateway
+ * carries single requests together.
+ */
+static unsigned
+batch_flags(struct http_request *req)
 {
 	const char *ct = http_req_header(req, "Content-Type");
 	const char *format = http_req_query(req, "format");
+	const char *items = http_req_query(req, "items");
 	static const char nd[] = "application/x-ndjson";
+	unsigned flags = 0;
 
-	/* the gateway's client sends JSON's type: it names the format */
-	if (format != NULL)
-		return strcmp(format, "ndjson") == 0;
-	return ct != NULL && strncasecmp(ct, nd, sizeof(nd) - 1) == 0;
+	if (format != NULL ? strcmp(format, "ndjson") == 0 :
+	    ct != NULL && strncasecmp(ct, nd, sizeof(nd) - 1) == 0)
+		flags |= MESSAGE_BATCH_NDJSON;
+	if (items != NULL && strcmp(items, "single") == 0)
+		flags |= MESSAGE_BATCH_SINGLES;
+	return flags;
 }
 
 /* Start a batch of n items: the bad ones have their answer already. */
@@ -510,7 +519,7 @@ in_ingest_batch(struct http_request *req, void *ctx)
 		http_respond_error(req, HTTP_UNAVAILABLE, PAUSED_REASON);
 		return;
 	}
-	if ((rc = message_batch_from_request(raw, len, batch_is_ndjson(req),
+	if ((rc = message_batch_from_request(raw, len, batch_flags(req),
 	    (size_t)in->cfg->max_batch, &in->limits, &items, &n,
 	    &cause)) != 0) {
 		http_respond_error(req, rc == MESSAGE_EBATCH ?

@@ -789,7 +789,8 @@ batch_split(const char *body, bool ndjson, size_t max, int want,
     struct batch_item **items, char **cause)
 {
 	size_t n = 99;
-	int rc = message_batch_from_request(body, strlen(body), ndjson, max,
+	int rc = message_batch_from_request(body, strlen(body), ndjson ?
+	    MESSAGE_BATCH_NDJSON : 0, max,
 	    NULL, items, &n, cause);
 
 	ck_assert_msg(rc == want, "batch %s: %d, not %d (%s)", body, rc, want,
@@ -863,6 +864,44 @@ START_TEST(batch_mixed_items_are_judged_each_on_its_own)
 	ck_assert_ptr_null(items[1].msg);
 	ck_assert_ptr_nonnull(strstr(items[1].error, "malformed JSON"));
 	ck_assert_str_eq(items[2].msg->source, "c");
+	message_batch_free(items, n);
+}
+END_TEST
+
+START_TEST(batch_of_singles_judges_each_as_a_single_request)
+{
+	/* what POST /ingest says of each line, and the batch of singles */
+	static const char *const lines[] = {
+		"{\"source\":\"a\",\"idempotency_key\":\"k-1\"}",
+		"{\"source\":\"b\",\"idempotency_key\":\"\"}",
+		"{\"source\":7}", "{\"source\":", "[1]",
+	};
+	size_t nl = sizeof(lines) / sizeof(*lines), n = 0, len = 0;
+	struct batch_item *items = NULL;
+	struct data_message *m = NULL;
+	char body[512], *cause = NULL, *why = NULL, id[37];
+
+	for (size_t i = 0; i < nl; i++)
+		len += (size_t)snprintf(body + len, sizeof(body) - len, "%s\n",
+		    lines[i]);
+	ck_assert_int_eq(message_batch_from_request(body, len,
+	    MESSAGE_BATCH_NDJSON | MESSAGE_BATCH_SINGLES, 10, NULL, &items, &n,
+	    &cause), 0);
+	ck_assert_uint_eq(n, nl);
+	ck_assert_int_eq(message_id_for_key("k-1", id, &cause), 0);
+	ck_assert_str_ne(items[0].msg->id, id);
+	for (size_t i = 0; i < nl; i++) {
+		int rc = message_from_ingest_request(lines[i],
+		    strlen(lines[i]), NULL, &m, &why);
+
+		ck_assert_int_eq(rc == 0, items[i].msg != NULL);
+		if (rc != 0)
+			ck_assert_str_eq(items[i].error, why);
+		message_free(m);
+		m = NULL;
+		free(why);
+		why = NULL;
+	}
 	message_batch_free(items, n);
 }
 END_TEST
@@ -982,6 +1021,7 @@ message_suite(void)
 	tcase_add_test(tc, batch_array_gives_one_message_per_item_in_order);
 	tcase_add_test(tc, batch_ndjson_gives_one_message_per_line);
 	tcase_add_test(tc, batch_mixed_items_are_judged_each_on_its_own);
+	tcase_add_test(tc, batch_of_singles_judges_each_as_a_single_request);
 	tcase_add_test(tc, batch_malformed_or_empty_body_is_refused_whole);
 	tcase_add_test(tc, batch_over_max_items_is_too_large);
 	tcase_add_test(tc, batch_encoded_bound_holds);

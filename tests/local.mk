@@ -72,6 +72,7 @@ TEST_CFLAGS = $(AM_CFLAGS) $(DIPLOM_CFLAGS) $(CHECK_CFLAGS)
 SHELL_TESTS = \
 	%D%/seed-flow.sh \
 	%D%/batch-ingest.sh \
+	%D%/forward-batch.sh \
 	%D%/back-pressure.sh \
 	%D%/graceful-drain.sh \
 	%D%/bad-input.sh \
@@ -135,7 +136,7 @@ EXTRA_DIST += debian/diplom.default
 # doc/openapi.yaml against a linter and the real answers (openapi.sh)
 EXTRA_DIST += %D%/openapi-check.py doc/openapi.yaml
 # NKeys, an operator and user creds for nats-auth.sh
-EXTRA_DIST += %D%/nats-keys.py
+EXTRA_DIST += %D%/nats-keys.py %D%/forward-batch.py
 EXTRA_DIST += docker/Dockerfile docker/Dockerfile.dockerignore \
 	docker/nats.Dockerfile docker/nats.Dockerfile.dockerignore \
 	docker/docker-compose.yml docker/nats-auth.conf
@@ -169,6 +170,7 @@ CONCURRENCY_TESTS = \
 	%D%/tls.sh \
 	%D%/internal-token.sh \
 	%D%/gateway-auth.sh \
+	%D%/forward-batch.sh \
 	%D%/retention.sh
 check-concurrency: all
 	$(MAKE) $(AM_MAKEFLAGS) check TESTS="$(CONCURRENCY_TESTS)"

@@ -23,7 +23,7 @@
 # Every row: BENCH_WARMUP (2) seconds of the same load, discarded, then
 # BENCH_SECS (10) measured. wrk rows send bench/ingest.lua's body at 64
 # connections; batch rows post BENCH_BATCH (100) messages a request at
-# BENCH_BATCH_C (8) requests in flight. CPU per message: utime+stime of
+# BENCH_BATCH_C (4) requests in flight. CPU per message: utime+stime of
 # each process over the window, divided by the messages accepted in it (the
 # processor's by those it processed, from the window's start until its
 # backlog is empty); for a reference, its hops A, B, C in those columns.
@@ -55,7 +55,7 @@ SECS=${BENCH_SECS:-10}
 WARMUP=${BENCH_WARMUP:-2}
 BACKLOG=${BENCH_BACKLOG:-100000}
 BATCH=${BENCH_BATCH:-100}
-BATCH_C=${BENCH_BATCH_C:-8}
+BATCH_C=${BENCH_BATCH_C:-4}
 JSON_OUT=${BENCH_JSON:-bench.json}
 PERF_DIR=${BENCH_PERF:-}
 ALL_ROWS="relay-2hop memory-single relay-js nats-single memory-batch
@@ -228,15 +228,20 @@ perf_stop() {
 		untrack "$p"
 	done
 	for r in $PERF_RUNS; do
-		{
-			echo "# $r: perf report --stdio --no-children -g none, top 20"
-			"$PERF" report -i "$PERF_DIR/$r.data" --stdio \
-				--no-children -g none 2>/dev/null |
-				grep -v -e '^#' -e '^$' | head -20
-		} >"$PERF_DIR/$r.txt"
+		perf_report "$r"
 	done
 	PERF_PIDS=''
 	PERF_RUNS=''
+}
+
+# perf_report ROW-ROLE : the top 20 of a profile, without call graphs
+perf_report() {
+	{
+		echo "# $1: perf report --stdio --no-children -g none, top 20"
+		"$PERF" report -i "$PERF_DIR/$1.data" --stdio \
+			--no-children -g none 2>/dev/null |
+			grep -v -e '^#' -e '^$' | head -20
+	} >"$PERF_DIR/$1.txt"
 }
 
 # --- load -------------------------------------------------------------------------
@@ -395,11 +400,13 @@ bench_stack() {
 	fi
 	settle
 	# shellcheck disable=SC2154 # start_stack sets them
-	g0=$(ticks "$gateway_PID"); i0=$(ticks "$ingest_PID")
-	p0=$(ticks "$processor_PID"); n0=$(processed); t0=$(now_ns)
 	perf_start "$key" gateway "$gateway_PID"
 	perf_start "$key" ingest "$ingest_PID"
 	perf_start "$key" processor "$processor_PID"
+	# perf takes a moment to attach
+	[ -z "$PERF" ] || sleep 1
+	g0=$(ticks "$gateway_PID"); i0=$(ticks "$ingest_PID")
+	p0=$(ticks "$processor_PID"); n0=$(processed); t0=$(now_ns)
 	if [ "$kind" = wrk ]; then
 		wrk_run "$SECS" "$url" "$T_TMP/$key.out"
 	else
@@ -488,9 +495,11 @@ row_drain() {
 		return 0
 	fi
 	t0=$(now_ns)
-	start_role processor processor
-	perf_start "$key" processor "$processor_PID"
-	until [ "$(processed)" -gt 0 ] 2>/dev/null; do sleep 0.01; done
+	drain_processor_start "$key"
+	until [ "$(processed)" -gt 0 ] 2>/dev/null; do
+		pid_running "$processor_PID" || break
+		sleep 0.01
+	done
 	t_first=$(now_ns)
 	while n=$(processed); [ "${n:-0}" -lt "$pub" ]; do
 		pid_running "$processor_PID" || break
@@ -498,10 +507,9 @@ row_drain() {
 	done
 	t1=$(now_ns)
 	ticks1=$(ticks "$processor_PID")
-	perf_stop
 	if [ "${n:-0}" -lt "$pub" ]; then
-		row_failed "$key" "$path" "the processor ended after $n of $pub"
-		stop_pid "$processor_PID"; stop_nats TERM
+		row_failed "$key" "$path" "the processor ended after ${n:-0} of $pub"
+		drain_processor_stop "$key"; stop_nats TERM
 		return 0
 	fi
 	emit "$key" "$path" "$(calc "$pub / 1000")k" \
@@ -513,8 +521,46 @@ row_drain() {
 		drain_steady_msg_s="$(calc "$pub * 1000000000 / ($t1 - $t_first)")" \
 		rss_mib="$(awk '/VmHWM/ { printf "%.1f", $2 / 1024 }' \
 			"/proc/$processor_PID/status")"
-	stop_pid "$processor_PID"
+	drain_processor_stop "$key"
 	stop_nats TERM
+}
+
+# drain_processor_start KEY : the processor, in processor_PID; when
+# profiling, started under perf record, since attaching to it takes
+# longer than a short drain lasts
+drain_processor_start() {
+	DRAIN_PERF_PID=''
+	if [ -z "$PERF" ]; then
+		start_role processor processor
+		return
+	fi
+	"$PERF" record -g -q -o "$PERF_DIR/$1-processor.data" -- \
+		"$DIPLOMD" --role=processor >"$T_TMP/processor.log" 2>&1 &
+	DRAIN_PERF_PID=$!
+	track "$DRAIN_PERF_PID"
+	processor_PID=''
+	# perf's child, once it is diplomd
+	for _ in $(seq 200); do
+		processor_PID=$(ps -o pid= --ppid "$DRAIN_PERF_PID" | tr -d ' ')
+		if [ -n "$processor_PID" ] &&
+			[ "$(ps -o comm= -p "$processor_PID")" = diplomd ]; then
+			track "$processor_PID"
+			return
+		fi
+		sleep 0.05
+	done
+}
+
+# drain_processor_stop KEY : end the processor (and its profile, written)
+drain_processor_stop() {
+	[ -z "$processor_PID" ] || stop_pid "$processor_PID"
+	[ -n "$DRAIN_PERF_PID" ] || return 0
+	# not our child when perf started it: polled, not waited for
+	[ -z "$processor_PID" ] || pid_wait "$processor_PID" 30 ||
+		kill -KILL "$processor_PID" 2>/dev/null
+	pid_wait "$DRAIN_PERF_PID" 30 || kill -KILL "$DRAIN_PERF_PID" 2>/dev/null
+	untrack "$DRAIN_PERF_PID"
+	perf_report "$1-processor"
 }
 
 # --- the run ------------------------------------------------------------------------------

@@ -29,13 +29,15 @@
 # backlog is empty); for a reference, its hops A, B, C in those columns.
 # --short: BENCH_SECS=2 BENCH_WARMUP=1 BENCH_BACKLOG=10000 (BENCH_BACKLOG
 # default 100000). The JSON (an array, one object a row) goes to
-# BENCH_JSON (./bench.json). BENCH_PERF=DIR: with perf installed, a
+# BENCH_JSON (./bench.json). The stacks run with QUEUE_SIZE=1000000 and
+# PROCESSOR_WORKERS=4 unless set. BENCH_PERF=DIR: with perf installed, a
 # profile of each diplomd role over the window of the diplom rows, its
-# top 20 in DIR/<row>-<role>.txt (perf.data beside it).
+# top 20 in DIR/<row>-<role>.txt (perf.data beside it); perf slows what
+# it watches, so keep such a run's figures apart.
 # shellcheck source=tests/lib.sh
 . "$(dirname "$0")/../tests/lib.sh"
 
-usage() { script_help 35; exit "${1:-0}"; }
+usage() { script_help 36; exit "${1:-0}"; }
 
 rows=''
 while [ $# -gt 0 ]; do
@@ -126,6 +128,8 @@ now_ns() { date +%s%N; }
 # --- the table -----------------------------------------------------------------
 
 FMT='%-15s %-9s %9s %9s %7s %7s %6s %6s %6s %6s %6s %9s %5s\n'
+# printf pads by bytes: µs is two
+HEAD_FMT='%-15s %-9s %9s %9s %7s %7s %7s %7s %7s %7s %6s %9s %5s\n'
 
 table_header() {
 	local commit
@@ -138,7 +142,7 @@ table_header() {
 		"${commit:-unknown}, $(date -u '+%Y-%m-%d %H:%M UTC');" \
 		"${SECS}s a row after ${WARMUP}s of warm-up"
 	# shellcheck disable=SC2059 # the format is ours
-	printf "$FMT" path load msg/s proc/s 'p50 ms' 'p99 ms' 'gw µs' \
+	printf "$HEAD_FMT" path load msg/s proc/s 'p50 ms' 'p99 ms' 'gw µs' \
 		'ing µs' 'prc µs' 'sum µs' ratio 'drain/s' RSS
 }
 

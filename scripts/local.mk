@@ -13,10 +13,13 @@ dist_noinst_SCRIPTS += \
 	%D%/test-package.sh \
 	%D%/test-upgrade.sh
 EXTRA_DIST += .ci/run doc/benchmarks.md
+# the reference servers bench.sh builds and measures diplom against
+EXTRA_DIST += bench/relay.c bench/ingest.lua
 
-# Figures for doc/benchmarks.md; asserts nothing.
+# Figures for doc/benchmarks.md, against the reference servers in the same
+# run; asserts nothing. BENCH_ARGS: bench.sh's options (--short, --rows).
 bench: all
-	top_builddir='$(abs_top_builddir)' $(SHELL) $(srcdir)/%D%/bench.sh
+	$(SCRIPT_ENV) bash $(srcdir)/%D%/bench.sh $(BENCH_ARGS)
 .PHONY: bench
 
 # Persistence harness, backend switch, integration and load runs

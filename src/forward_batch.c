@@ -13,6 +13,13 @@
 #include "log.h"
 #include "xmalloc.h"
 
+/*
+ * Larger bodies go alone: the cost of a request is small beside theirs, and
+ * ingest parses a batch's items in turn, so one slow item (a huge object)
+ * would hold up every answer in its batch.
+ */
+#define FB_ITEM_MAX 16384
+
 /* The requests one pass of a loop gathered, on their way as one. */
 struct fb_batch {
 	struct forward_batch *fb;
@@ -101,7 +108,8 @@ forward_batch_fits(const char *body, size_t len)
 	 * batch, and an "idempotency_key" field, which a batch item reads
 	 * and a single request does not, is kept away for clarity.
 	 */
-	return i < len && body[i] == '{' && memchr(body, '\n', len) == NULL &&
+	return len <= FB_ITEM_MAX && i < len && body[i] == '{' &&
+	    memchr(body, '\n', len) == NULL &&
 	    memchr(body, '\r', len) == NULL && memchr(body, '\0', len) == NULL &&
 	    memmem(body, len, "idempotency", 11) == NULL;
 }

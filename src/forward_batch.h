@@ -33,7 +33,8 @@ void forward_batch_free(struct forward_batch *fb);
 
 /*
  * Whether body may share a batch: one line of a JSON object, so that the
- * NDJSON batch holds it as one item and judges it as it would alone.
+ * NDJSON batch holds it as one item and judges it as it would alone, and
+ * small (16 KiB at most).
  */
 bool forward_batch_fits(const char *body, size_t len);
 /* From a handler on a server loop: send req's body on (copied). */

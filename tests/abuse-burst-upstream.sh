@@ -54,7 +54,8 @@ PY
 python3 "$T_TMP/burst.py" "$ING_PORT" &
 track $!
 wait_http "$ING/health" 10 || bail "the fake ingest did not start"
-start_role gateway gateway
+# each request on a socket of its own, not carried in forward batches
+start_role gateway gateway --forward-batch=1
 wait_http "$GW/health" 10 || bail "the gateway did not start"
 
 "$DIPLOM_LOADGEN" --url "$GW/api/v1/ingest" -n 3000 -c 200 --json \

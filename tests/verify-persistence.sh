@@ -1,11 +1,12 @@
 #!/bin/bash
 # scripts/verify-persistence.sh in its short form: every nats scenario
 # (processor restart, SIGKILL and crash loop, broker SIGKILL and outage,
-# ingest SIGKILL, a full and a read-only result store, slow processing, a
-# backend switch both ways, a three-node cluster losing its stream leader
-# and then another node, and one node cut off from the other two) leaves
-# every accepted message with one row; so
-# do the memory backend's store faults and ingest SIGKILL; NATS_MAX_DELIVER
+# ingest SIGKILL, a processor SIGKILL under batched load, a full and a
+# read-only result store, slow processing, a backend switch both ways, a
+# three-node cluster losing its stream leader and then another node, and one
+# node cut off from the other two) leaves every accepted message with one
+# row; so do the memory backend's store faults, ingest SIGKILL and ingest
+# SIGKILL under batched load; NATS_MAX_DELIVER
 # turns a crash loop into failed rows, not losses; and the verifier can
 # fail: a processor SIGKILL on the memory backend loses its backlog, which
 # it must report (lost > 0, exit 1).
@@ -15,12 +16,12 @@ need_tools jq sqlite3
 need_loadgen
 
 VERIFY=$top_srcdir/scripts/verify-persistence.sh
-NATS_SCENARIOS="restart crash broker switch disk readonly crashloop ingest broker-down slow cluster partition"
-MEM_SCENARIOS="disk readonly ingest"
+NATS_SCENARIOS="restart crash broker switch disk readonly crashloop ingest batch broker-down slow cluster partition"
+MEM_SCENARIOS="disk readonly ingest batch"
 # short runs: 300 messages over 2 s per scenario
 export DIPLOMD DIPLOM_LOADGEN VERIFY_LOAD_SECONDS=2 TMPDIR=$T_TMP
 
-tap_plan 23
+tap_plan 25
 
 # can_mount_here : root that may mount (the verifier's disk and readonly
 # scenarios need it; without it they show n/a)
@@ -76,7 +77,7 @@ bash "$VERIFY" --short --messages 300 --backend memory \
 	>"$T_TMP/mem-ok.out" 2>"$T_TMP/verify-memory-ok.log"
 rc=$?
 sed 's/^/# /' "$T_TMP/mem-ok.out"
-tap_ok "memory, store faults and ingest SIGKILL: exit 0" test "$rc" -eq 0
+tap_ok "memory, store faults, ingest SIGKILL and batches: exit 0" test "$rc" -eq 0
 for s in $MEM_SCENARIOS; do
 	tap_ok "memory, $s: every accepted message has one row, lost 0" \
 		no_loss "$T_TMP/mem-ok.out" "$s"

@@ -54,9 +54,13 @@ EXPLAIN=""
 # check LOG DESCRIPTION CMD... : tap_ok; when it fails, LOG (the progress
 # of the verifier run it checks) is shown at the end
 check() {
-	local log=$1
-	shift
-	tap_ok "$@" && return 0
+	local log=$1 desc=$2
+	shift 2
+	if "$@"; then
+		tap_pass "$desc"
+		return 0
+	fi
+	tap_fail "$desc"
 	case " $EXPLAIN " in *" $log "*) ;; *) EXPLAIN="$EXPLAIN $log" ;; esac
 	return 1
 }

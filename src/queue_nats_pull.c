@@ -413,8 +413,10 @@ nq_reject(struct queue *q, struct delivery *d, enum reject_how how)
 
 /*
  * Stop pulling: unsubscribe the inbox so the server stops delivering to
- * us, and give back what is ready but not handed out (-NAK, so another
- * processor takes it at once). Handed-out deliveries may still be settled.
+ * us, and give back what is ready but not handed out (NQ_GIVE_BACK: a
+ * -NAK that another processor gets once our last pull request has
+ * expired, not its ack wait later). Handed-out deliveries may still be
+ * settled.
  */
 void
 nq_shutdown(struct queue *q)

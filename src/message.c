@@ -367,51 +367,23 @@ message_begin_obj(struct json_object *obj, struct data_message **msg,
 	return 0;
 }
 
-/*
- * Parse json into *obj and start a message from it; on failure nothing is
- * left to free.
- */
-static int
-message_begin(const char *json, size_t len, struct json_object **obj,
-    struct data_message **msg, char **cause)
-{
-	int rc;
-
-	*cause = NULL;
-	*msg = NULL;
-	if ((*obj = parse_object(json, len, cause)) == NULL)
-		return -EINVAL;
-	if ((rc = message_begin_obj(*obj, msg, cause)) != 0)
-		json_object_put(*obj);
-	return rc;
-}
-
-/* Hand over msg when rc is 0, or free it; free the parse either way. */
-static int
-message_end(struct json_object *obj, struct data_message *msg, int rc,
-    struct data_message **out)
-{
-	json_object_put(obj);
-	if (rc != 0) {
-		message_free(msg);
-		msg = NULL;
-	}
-	*out = msg;
-	return rc;
-}
-
 int
-message_decode(const char *json, size_t len, struct data_message **out,
+message_decode_object(struct json_object *obj, struct data_message **out,
     char **cause)
 {
-	struct json_object *obj, *v;
+	struct json_object *v;
 	struct data_message *msg = NULL;
 	const char *s;
 	size_t slen;
-	int rc = -EINVAL;
+	int rc;
 
 	*out = NULL;
-	if ((rc = message_begin(json, len, &obj, &msg, cause)) != 0)
+	*cause = NULL;
+	if (!json_object_is_type(obj, json_type_object)) {
+		*cause = strdup("request body must be a JSON object");
+		return -EINVAL;
+	}
+	if ((rc = message_begin_obj(obj, &msg, cause)) != 0)
 		return rc;
 	rc = -EINVAL;
 	if (get_string(obj, "id", &s, NULL, cause) != 0)
@@ -443,7 +415,28 @@ message_decode(const char *json, size_t len, struct data_message **out,
 	}
 	rc = 0;
 out:
-	return message_end(obj, msg, rc, out);
+	if (rc != 0) {
+		message_free(msg);
+		msg = NULL;
+	}
+	*out = msg;
+	return rc;
+}
+
+int
+message_decode(const char *json, size_t len, struct data_message **out,
+    char **cause)
+{
+	struct json_object *obj;
+	int rc;
+
+	*out = NULL;
+	*cause = NULL;
+	if ((obj = parse_object(json, len, cause)) == NULL)
+		return -EINVAL;
+	rc = message_decode_object(obj, out, cause);
+	json_object_put(obj);
+	return rc;
 }
 
 /* diplom's own namespace for the ids of keyed messages */

@@ -7,6 +7,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+struct json_object;
+
 struct meta_pair {
 	char *key;
 	char *value;
@@ -54,6 +56,9 @@ struct processing_result {
  */
 int message_decode(const char *json, size_t len, struct data_message **out,
     char **cause);
+/* The same from a value parsed already, which stays the caller's. */
+int message_decode_object(struct json_object *obj,
+    struct data_message **out, char **cause);
 /* Encode as Go would: fields in struct order, empty ones omitted. */
 char *message_encode(const struct data_message *msg, size_t *len);
 void message_free(struct data_message *msg);

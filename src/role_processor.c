@@ -274,13 +274,9 @@ enqueue_batch_item(struct processor *pr, struct enqueue_item *e,
     struct json_object *o)
 {
 	struct data_message *msg;
-	const char *text;
-	size_t len;
 	char *cause = NULL;
 
-	text = json_object_to_json_string_length(o, JSON_C_TO_STRING_PLAIN,
-	    &len);
-	if (message_decode(text, len, &msg, &cause) != 0) {
+	if (message_decode_object(o, &msg, &cause) != 0) {
 		e->status = HTTP_BAD_REQUEST;
 		e->error = cause != NULL ? cause : xstrdup("invalid message");
 		enqueue_batch_done(e->b);

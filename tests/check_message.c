@@ -17,6 +17,42 @@ static const char go_json[] =
     "\"timestamp\":1732700000,\"source\":\"sensor-1\","
     "\"payload\":\"aGVsbG8gd29ybGQ=\",\"metadata\":{\"a\":\"1\",\"b\":\"2\"}}";
 
+static char *
+encode(const struct data_message *msg)
+{
+	size_t len = 0;
+	char *s = message_encode(msg, &len);
+
+	ck_assert_ptr_nonnull(s);
+	ck_assert_uint_eq(len, strlen(s));
+	return s;
+}
+
+/*
+ * Decode s from the value it parses to, as a batch's items are: the
+ * message must be the one decoding the text gave, to the byte.
+ */
+static void
+decode_object_same(const char *s, const struct data_message *want)
+{
+	struct json_object *obj = json_tokener_parse(s);
+	struct data_message *msg = NULL;
+	char *cause = NULL, *a, *b;
+
+	ck_assert_ptr_nonnull(obj);
+	ck_assert_msg(message_decode_object(obj, &msg, &cause) == 0,
+	    "decode of the value of %s failed: %s", s,
+	    cause != NULL ? cause : "(no cause)");
+	ck_assert_ptr_null(cause);
+	a = encode(want);
+	b = encode(msg);
+	ck_assert_str_eq(a, b);
+	free(a);
+	free(b);
+	message_free(msg);
+	json_object_put(obj);
+}
+
 /* Decode s; the test fails when that does not succeed. */
 static struct data_message *
 decode_ok(const char *s)
@@ -29,14 +65,19 @@ decode_ok(const char *s)
 	    cause != NULL ? cause : "(no cause)");
 	ck_assert_ptr_nonnull(msg);
 	ck_assert_ptr_null(cause);
+	decode_object_same(s, msg);
 	return msg;
 }
 
-/* Decode s, expect a rejection whose cause mentions want. */
+/*
+ * Decode s, expect a rejection whose cause mentions want; a value that
+ * parses is refused for the same reason when decoded as a batch's item.
+ */
 static void
 decode_rejected(const char *s, const char *want)
 {
 	struct data_message *msg = NULL;
+	struct json_object *obj;
 	char *cause = NULL;
 	int rc = message_decode(s, strlen(s), &msg, &cause);
 
@@ -47,17 +88,17 @@ decode_rejected(const char *s, const char *want)
 		ck_assert_msg(strstr(cause, want) != NULL,
 		    "cause '%s' for %s does not name '%s'", cause, s, want);
 	free(cause);
-}
-
-static char *
-encode(const struct data_message *msg)
-{
-	size_t len = 0;
-	char *s = message_encode(msg, &len);
-
-	ck_assert_ptr_nonnull(s);
-	ck_assert_uint_eq(len, strlen(s));
-	return s;
+	if (want == NULL || (obj = json_tokener_parse(s)) == NULL)
+		return;
+	cause = NULL;
+	ck_assert_msg(message_decode_object(obj, &msg, &cause) != 0,
+	    "the value of %s was accepted", s);
+	ck_assert_ptr_null(msg);
+	ck_assert_msg(cause != NULL && strstr(cause, want) != NULL,
+	    "cause '%s' for the value of %s does not name '%s'",
+	    cause != NULL ? cause : "(none)", s, want);
+	free(cause);
+	json_object_put(obj);
 }
 
 /* --- DataMessage codec ------------------------------------------------- */

@@ -838,7 +838,6 @@ nq_init(struct nats_queue *nq, const struct config *cfg, char **cause)
 {
 	const struct nats_settings *ns = config_settings(cfg,
 	    &nats_settings_group);
-	int64_t cap;
 	int rc;
 
 	nq->q.ops = &queue_nats_ops;
@@ -855,10 +854,11 @@ nq_init(struct nats_queue *nq, const struct config *cfg, char **cause)
 	nq->batch = ns->fetch_batch > 0 ?
 	    (int)(ns->fetch_batch > 4096 ? 4096 : ns->fetch_batch) : 1;
 	nq->q.batch = nq->batch;
-	cap = cfg->workers * nq->batch * 8;
-	nq->cap = (int)(cap < 64 ? 64 : cap > 1024 ? 1024 : cap);
-	if (nq->cap < nq->batch)
-		nq->cap = nq->batch;
+	nq->cap = nq->batch > NQ_PULL_WINDOW ? nq->batch : NQ_PULL_WINDOW;
+	/* room for two of the largest, whatever MAX_BODY_BYTES says */
+	nq->cap_bytes = 2 * (nq->largest_msg + NQ_MSG_OVERHEAD);
+	if (nq->cap_bytes < NQ_PULL_BYTES)
+		nq->cap_bytes = NQ_PULL_BYTES;
 	nq->max_msgs = ns->max_msgs;
 	nq->max_bytes = ns->max_bytes;
 	nq->max_age_ms = ns->max_age_ms;

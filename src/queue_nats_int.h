@@ -22,6 +22,16 @@
 #define NQ_PULL_EXPIRES_MS	5000	/* life of one pull request */
 #define NQ_PULL_GRACE_MS	2000	/* then we call a pull request lost */
 /*
+ * The prefetch window: ready plus requested messages, at most this many
+ * and about this many bytes. Small messages flow a thousand to a request,
+ * so the processor's wakeups and round trips are few; large ones are
+ * bounded by bytes. A message counts its data and this much for subject,
+ * reply and headers, as the server counts them.
+ */
+#define NQ_PULL_WINDOW		1024
+#define NQ_PULL_BYTES		(8 << 20)
+#define NQ_MSG_OVERHEAD		512
+/*
  * What a shut-down processor gives back is redelivered only after its own
  * last pull request has expired: sooner, the server would deliver it again
  * into that request, to an inbox no one reads, and the message would
@@ -105,6 +115,7 @@ struct nats_queue {
 	int batch;			/* deliveries per receive */
 	int64_t largest_msg;		/* what MAX_BODY_BYTES can become */
 	int cap;			/* prefetch bound: ready + requested */
+	int64_t cap_bytes;		/* the same in bytes */
 	int64_t max_msgs, max_bytes, max_age_ms, replicas;
 	int64_t dup_window_ms;		/* Nats-Msg-Id deduplication */
 	int64_t ack_wait_ms;
@@ -158,6 +169,7 @@ struct nats_queue {
 	int64_t connect_at_ms;		/* next attempt, until the first works */
 	struct nq_delivery *fifo_head, *fifo_tail;
 	int buffered;			/* in the FIFO */
+	int64_t buffered_bytes;		/* their size, NQ_MSG_OVERHEAD each */
 	struct nq_delivery inflight;	/* list head: delivered, unsettled */
 
 	/* plock guards the pending-publish table. */

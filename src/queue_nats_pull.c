@@ -21,14 +21,18 @@ enum nq_took {
 	NQ_TOOK_END,		/* a status that ends the request */
 };
 
-/* Send one pull request for up to n messages. */
+/*
+ * Send one pull request for up to n messages and about bytes in all. The
+ * server ends it with a 409 when the next message would not fit.
+ */
 static int
-nq_pull_request(struct nats_queue *nq, int n)
+nq_pull_request(struct nats_queue *nq, int n, int64_t bytes)
 {
-	char body[96];
+	char body[128];
 
-	snprintf(body, sizeof(body), "{\"batch\":%d,\"expires\":%" PRId64 "}",
-	    n, (int64_t)NQ_PULL_EXPIRES_MS * NS_PER_MS);
+	snprintf(body, sizeof(body), "{\"batch\":%d,\"max_bytes\":%" PRId64
+	    ",\"expires\":%" PRId64 "}", n, bytes,
+	    (int64_t)NQ_PULL_EXPIRES_MS * NS_PER_MS);
 	if (natsConnection_PublishRequestString(nq->nc, nq->next_subj,
 	    nq->inbox, body) != NATS_OK)
 		return QUEUE_EUNAVAIL;
@@ -37,7 +41,8 @@ nq_pull_request(struct nats_queue *nq, int n)
 
 /*
  * A status message ends the pull request it answers (408 expired, 409
- * consumer deleted / leadership change, 404 no messages, 503 no consumer),
+ * consumer deleted / leadership change or the next message over max_bytes,
+ * 404 no messages, 503 no consumer),
  * except the 100 idle heartbeat. Returns true when the request is over.
  */
 static bool
@@ -124,6 +129,7 @@ nq_pull_deliver(struct nats_queue *nq, natsMsg *m)
 		nq->fifo_head = d;
 	nq->fifo_tail = d;
 	nq->buffered++;
+	nq->buffered_bytes += (int64_t)d->d.len + NQ_MSG_OVERHEAD;
 	pthread_cond_signal(&nq->recv_cv);
 	pthread_mutex_unlock(&nq->mu);
 }
@@ -164,17 +170,33 @@ nq_pull_pause(struct nats_queue *nq, int64_t ms)
 }
 
 /*
+ * Room for a pull request, under mu: a quarter of the window at least, and
+ * bytes for the largest message there can be, so that every request can
+ * bring one.
+ */
+static bool
+nq_pull_room(const struct nats_queue *nq)
+{
+	int64_t room = nq->cap_bytes - nq->buffered_bytes;
+
+	return nq->cap - nq->buffered >= nq->cap / 4 &&
+	    room >= nq->cap_bytes / 4 &&
+	    room >= nq->largest_msg + NQ_MSG_OVERHEAD;
+}
+
+/*
  * Decide the next pull request: *want is how many to ask for (0: none
- * now), *left what the outstanding request may still bring. False once the
- * queue is shut, after close() has said so.
+ * now) and *bytes their size at most, *left what the outstanding request
+ * may still bring. False once the queue is shut, after close() has said so.
  */
 static bool
 nq_pull_plan(struct nats_queue *nq, int64_t now, int64_t deadline,
-    int64_t *left, int *want)
+    int64_t *left, int *want, int64_t *bytes)
 {
 	bool run = true;
 
 	*want = 0;
+	*bytes = 0;
 	pthread_mutex_lock(&nq->mu);
 	if (nq->stopping || nq->shut) {
 		while (!nq->stopping)
@@ -192,10 +214,10 @@ nq_pull_plan(struct nats_queue *nq, int64_t now, int64_t deadline,
 		*left = 0;
 	}
 	if (*left == 0) {
-		if (nq->connected && nq->consumer_ok &&
-		    nq->cap - nq->buffered >= nq->cap / 4)
+		if (nq->connected && nq->consumer_ok && nq_pull_room(nq)) {
 			*want = nq->cap - nq->buffered;
-		else
+			*bytes = nq->cap_bytes - nq->buffered_bytes;
+		} else
 			nq_wait_until(&nq->space_cv, &nq->mu, now + 1000);
 	}
 out:
@@ -262,7 +284,7 @@ void *
 nq_pull_main(void *arg)
 {
 	struct nats_queue *nq = arg;
-	int64_t left = 0, deadline = 0, now, stepdown_ms = 0;
+	int64_t left = 0, deadline = 0, now, stepdown_ms = 0, bytes;
 	natsMsg *m;
 	natsStatus s;
 	int want, empty = 0;
@@ -271,7 +293,7 @@ nq_pull_main(void *arg)
 	pthread_setname_np(pthread_self(), "nats-pull");
 	for (;;) {
 		now = clock_now_ms();
-		if (!nq_pull_plan(nq, now, deadline, &left, &want))
+		if (!nq_pull_plan(nq, now, deadline, &left, &want, &bytes))
 			break;
 		if (want > 0) {
 			/* the last request ended: did it bring anything? */
@@ -281,7 +303,7 @@ nq_pull_main(void *arg)
 				(void)nq_pull_unstick(nq, now, &stepdown_ms);
 				empty = 0;
 			}
-			if (nq_pull_request(nq, want) != 0) {
+			if (nq_pull_request(nq, want, bytes) != 0) {
 				/* Disconnected before the callback said so. */
 				nq_pull_pause(nq, 200);
 				continue;
@@ -350,6 +372,7 @@ nq_receive(struct queue *q, struct delivery **out, int max, int timeout_ms)
 			nq->fifo_tail = NULL;
 		d->qnext = NULL;
 		d->queued = false;
+		nq->buffered_bytes -= (int64_t)d->d.len + NQ_MSG_OVERHEAD;
 		out[n++] = &d->d;
 	}
 	nq->buffered -= n;
@@ -436,6 +459,7 @@ nq_shutdown(struct queue *q)
 	list = nq->fifo_head;
 	nq->fifo_head = nq->fifo_tail = NULL;
 	nq->buffered = 0;
+	nq->buffered_bytes = 0;
 	pthread_cond_broadcast(&nq->recv_cv);
 	pthread_cond_broadcast(&nq->space_cv);
 	pthread_mutex_unlock(&nq->mu);

@@ -105,6 +105,7 @@ NATS_SHELL_TESTS = \
 	%D%/nats-poison.sh \
 	%D%/nats-enqueue-config.sh \
 	%D%/nats-max-payload.sh \
+	%D%/nats-large-backlog.sh \
 	%D%/nats-idempotency.sh \
 	%D%/nats-cluster.sh \
 	%D%/nats-diplomctl.sh \

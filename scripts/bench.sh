@@ -2,8 +2,9 @@
 # The benchmark the performance targets are checked with: diplom and the
 # thin reference servers of bench/relay.c, in the same run, on this
 # machine, everything on free loopback ports (its own nats-server, stacks
-# and relays, all ended at exit). Prints a table, writes it as JSON;
-# asserts nothing: it fails only when it cannot run.
+# and relays, all ended at exit). Prints a table, writes it as JSON, and
+# notes what one message id costs here (bench/uuid-cost.c); asserts
+# nothing: it fails only when it cannot run.
 #
 #   scripts/bench.sh [--short] [--rows LIST] [memory|nats|all]
 #
@@ -37,7 +38,7 @@
 # shellcheck source=tests/lib.sh
 . "$(dirname "$0")/../tests/lib.sh"
 
-usage() { script_help 36; exit "${1:-0}"; }
+usage() { script_help 37; exit "${1:-0}"; }
 
 rows=''
 while [ $# -gt 0 ]; do
@@ -590,6 +591,14 @@ for r in $ALL_ROWS; do
 	nats-drain) row_drain ;;
 	esac
 done
+# what one message id costs, beside the table: a floor under ingest's µs
+if cc -O2 -o "$T_TMP/uuid-cost" "$top_srcdir/bench/uuid-cost.c" -luuid \
+	>"$T_TMP/uuid-build.log" 2>&1; then
+	echo "# one id: $("$T_TMP/uuid-cost")"
+else
+	cat "$T_TMP/uuid-build.log" >&2
+	FAILED_ROWS="$FAILED_ROWS uuid-cost"
+fi
 jq -s . "$ROWS_JSON" >"$JSON_OUT" || exit 1
 echo "# JSON: $JSON_OUT${PERF:+; profiles: $PERF_DIR}"
 if [ -n "$FAILED_ROWS" ]; then

@@ -14,7 +14,7 @@ dist_noinst_SCRIPTS += \
 	%D%/test-upgrade.sh
 EXTRA_DIST += .ci/run doc/benchmarks.md
 # the reference servers bench.sh builds and measures diplom against
-EXTRA_DIST += bench/relay.c bench/ingest.lua
+EXTRA_DIST += bench/relay.c bench/ingest.lua bench/uuid-cost.c
 
 # Figures for doc/benchmarks.md, against the reference servers in the same
 # run; asserts nothing. BENCH_ARGS: bench.sh's options (--short, --rows).

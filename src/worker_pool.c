@@ -11,6 +11,7 @@
 #include "clock.h"
 #include "histogram.h"
 #include "log.h"
+#include "message.h"
 #include "worker_pool.h"
 #include "xmalloc.h"
 
@@ -22,6 +23,12 @@
  * costs far less per row than many small ones.
  */
 #define GROUP_COMMIT_NS 3000000
+/*
+ * The bytes the ring, and each commit batch, may hold besides their
+ * counts: a stalled store would otherwise let the workers take thousands
+ * of the largest messages. One delivery always fits, whatever its size.
+ */
+#define RING_BYTES ((size_t)16 << 20)
 /* Backoff between commits of a batch the store refused. */
 #define STORE_RETRY_MIN_MS 100
 #define STORE_RETRY_MAX_MS 2000
@@ -86,6 +93,7 @@ struct worker_pool {
 	pthread_cond_t finished;	/* the committer has exited */
 	struct pending *ring;
 	size_t cap, head, count;
+	size_t ring_bytes;		/* pending_bytes() of what it holds */
 	size_t wake_at;			/* count that wakes the committer */
 	int workers_left;		/* workers still running */
 	bool settler_done;		/* the last batch is settled */
@@ -109,9 +117,27 @@ beat(struct beat *b)
 	atomic_store(&b->pong, atomic_load(&b->wp->ping));
 }
 
+/* What a processed delivery keeps in memory until it is settled. */
+static size_t
+pending_bytes(const struct pending *p)
+{
+	const struct delivery *d = p->d;
+
+	return (d->msg != NULL ? d->msg->payload_len : d->len) +
+	    p->res.result_len + p->res.message_len;
+}
+
+/* Whether the ring can take p now, under wp->lock. */
+static bool
+ring_takes(const struct worker_pool *wp, const struct pending *p)
+{
+	return wp->count < wp->cap && (wp->count == 0 ||
+	    wp->ring_bytes + pending_bytes(p) <= RING_BYTES);
+}
+
 /*
  * Hand processed deliveries to the committer, all under one lock and with
- * one wakeup; waits while the committer is behind.
+ * one wakeup; waits while the committer is behind, in count or in bytes.
  */
 static void
 pool_hand_over(struct worker_pool *wp, struct beat *b, struct pending *p,
@@ -121,14 +147,17 @@ pool_hand_over(struct worker_pool *wp, struct beat *b, struct pending *p,
 
 	pthread_mutex_lock(&wp->lock);
 	while (i < n) {
-		while (wp->count == wp->cap) {
+		while (!ring_takes(wp, &p[i])) {
 			clock_cond_wait_until(&wp->not_full, &wp->lock,
 			    clock_now_ns() + BEAT_MS * 1000000LL);
 			beat(b);
 		}
-		while (i < n && wp->count < wp->cap)
+		while (i < n && ring_takes(wp, &p[i])) {
+			wp->ring_bytes += pending_bytes(&p[i]);
 			wp->ring[(wp->head + wp->count++) % wp->cap] = p[i++];
-		if (wp->count >= wp->wake_at || wp->count == wp->cap)
+		}
+		/* a full ring wakes the committer at once, whatever it waits for */
+		if (wp->count >= wp->wake_at || i < n)
 			pthread_cond_signal(&wp->not_empty);
 	}
 	pthread_mutex_unlock(&wp->lock);
@@ -331,7 +360,8 @@ group_wait(struct worker_pool *wp)
 	int64_t at = clock_now_ns() + GROUP_COMMIT_NS;
 
 	wp->wake_at = COMMIT_BATCH;
-	while (wp->count < COMMIT_BATCH && wp->workers_left > 0) {
+	while (wp->count < COMMIT_BATCH && wp->ring_bytes < RING_BYTES / 2 &&
+	    wp->workers_left > 0) {
 		if (clock_cond_wait_until(&wp->not_empty, &wp->lock, at) != 0)
 			break;
 	}
@@ -346,7 +376,7 @@ committer_main(void *arg)
 		xcalloc(COMMIT_BATCH, sizeof(**bufs)) };
 	struct beat *b = &wp->beats[wp->nworkers];
 	struct pending *batch;
-	size_t n = 0;
+	size_t n = 0, bytes, sz;
 	int k = 0;
 
 	pthread_setname_np(pthread_self(), "committer");
@@ -366,11 +396,16 @@ committer_main(void *arg)
 			pthread_mutex_unlock(&wp->lock);
 			break;
 		}
-		for (n = 0; n < COMMIT_BATCH && wp->count > 0; n++) {
+		for (n = 0, bytes = 0; n < COMMIT_BATCH && wp->count > 0; n++) {
+			sz = pending_bytes(&wp->ring[wp->head]);
+			if (n > 0 && bytes + sz > RING_BYTES)
+				break;
+			bytes += sz;
 			batch[n] = wp->ring[wp->head];
 			wp->head = (wp->head + 1) % wp->cap;
 			wp->count--;
 		}
+		wp->ring_bytes -= bytes;
 		pthread_cond_broadcast(&wp->not_full);
 		pthread_mutex_unlock(&wp->lock);
 		commit_batch(wp, batch, n);

@@ -8,6 +8,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <sqlite3.h>
+
 #include "check_main.h"
 #include "check_util.h"
 #include "clock.h"
@@ -186,6 +188,69 @@ START_TEST(worker_pool_answers_pings_idle_and_busy)
 }
 END_TEST
 
+/*
+ * A store that stalls (another writer holds it) while large messages wait:
+ * the workers stop taking them once the ring and the batch being committed
+ * hold their bytes, and all are committed once the store is free.
+ */
+START_TEST(worker_pool_holds_bytes_not_just_messages_while_the_store_stalls)
+{
+	enum { N = 100, BIG = 1 << 20 };
+	struct worker_pool *wp = NULL;
+	struct worker_pool_stats ws;
+	struct processing_result got;
+	sqlite3 *holder = NULL;
+	char *cause = NULL, *big = malloc(BIG + 1), id[32];
+	uint64_t taken;
+	int64_t deadline;
+
+	ck_assert_ptr_nonnull(big);
+	memset(big, 'x', BIG);
+	big[BIG] = '\0';
+	for (int i = 0; i < N; i++) {
+		snprintf(id, sizeof(id), "big-%03d", i);
+		tu_publish_ok(q, id, big);
+	}
+	free(big);
+	ck_assert_int_eq(sqlite3_open(wp_db, &holder), SQLITE_OK);
+	ck_assert_int_eq(sqlite3_exec(holder, "BEGIN IMMEDIATE", NULL, NULL,
+	    NULL), SQLITE_OK);
+	ck_assert_int_eq(worker_pool_start(&wp, &(struct worker_pool_opts){
+	    .q = q, .rs = wp_rs, .workers = 3, .process = process }, &cause), 0);
+	tu_sleep_ms(1500);
+	taken = tu_queue_stats(q).dequeued;
+	/*
+	 * 16 MiB in the ring and as much in the batch the committer holds,
+	 * at 2 MiB a message (its payload and its result), and what each
+	 * worker took at once: well short of the 100 that a bound in
+	 * messages alone lets the workers take.
+	 */
+	ck_assert_msg(taken <= 16 + 3 * (uint64_t)queue_batch(q) + 2,
+	    "%ju of %d taken while the store stalls", (uintmax_t)taken, N);
+	ck_assert_int_eq(sqlite3_exec(holder, "ROLLBACK", NULL, NULL, NULL),
+	    SQLITE_OK);
+	sqlite3_close(holder);
+	deadline = clock_now_ms() + 30000;
+	do {
+		worker_pool_stats(wp, &ws);
+		if (ws.processed >= N)
+			break;
+		tu_sleep_ms(20);
+	} while (clock_now_ms() < deadline);
+	ck_assert_uint_eq(ws.processed, N);
+	queue_shutdown(q);
+	ck_assert_int_eq(worker_pool_wait(wp, 5000), 0);
+	worker_pool_free(wp);
+	for (int i = 0; i < N; i++) {
+		snprintf(id, sizeof(id), "big-%03d", i);
+		ck_assert_msg(result_store_get(wp_rs, id, &got) == 0,
+		    "no result for %s", id);
+		ck_assert(got.success);
+		result_clear(&got);
+	}
+}
+END_TEST
+
 Suite *
 worker_pool_suite(void)
 {
@@ -197,6 +262,8 @@ worker_pool_suite(void)
 	tcase_add_test(tc, worker_pool_processes_commits_and_acks_every_message);
 	tcase_add_test(tc, worker_pool_answers_pings_idle_and_busy);
 	tcase_add_test(tc, worker_pool_drains_backlog_queued_before_shutdown);
+	tcase_add_test(tc,
+	    worker_pool_holds_bytes_not_just_messages_while_the_store_stalls);
 	suite_add_tcase(s, tc);
 	return s;
 }

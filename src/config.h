@@ -96,9 +96,13 @@ struct config {
 	int64_t max_batch;		/* messages in one batch ingest */
 	int64_t forward_batch;		/* singles the gateway carries in one */
 	int64_t max_client_conns;	/* 0: no limit */
+	int64_t max_prefix_conns;	/* 0: no limit */
+	int64_t client_prefix_v4;	/* bits of those prefixes */
+	int64_t client_prefix_v6;
 	int64_t request_timeout_ms;	/* 0: none */
 	int64_t idle_timeout_ms;
 	int64_t body_memory;		/* 0: no limit */
+	int64_t body_memory_share;	/* percent one client may take */
 	int64_t max_metadata_keys;	/* 0: no limit, and the two below */
 	int64_t max_metadata_key_bytes;
 	int64_t max_metadata_value_bytes;

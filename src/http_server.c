@@ -47,7 +47,8 @@ static const double latency_bounds[] = { 0.0005, 0.001, 0.0025, 0.005, 0.01,
 struct http_metrics {
 	atomic_uint_fast64_t by_code[N_CODES];
 	struct histogram latency;
-	atomic_uint_fast64_t conns_refused;	/* over the per-client limit */
+	atomic_uint_fast64_t conns_refused;	/* over a client's or prefix's */
+	atomic_uint_fast64_t conns_reaped;	/* idle while near the limit */
 	atomic_uint_fast64_t request_timeouts;	/* cut off mid-request */
 	atomic_uint_fast64_t bodies_refused;	/* over the body memory */
 };
@@ -56,13 +57,29 @@ struct http_metrics {
 /* Bodies up to this size do not count against the body memory. */
 #define SMALL_BODY (16 * 1024)
 #define CLIENT_BUCKETS 1024
+/* Connections one loop's daemon takes. */
+#define LOOP_CONNS 4096U
+/*
+ * Past this many connections on a loop, one that has sent no whole request
+ * for PRESSURE_IDLE_MS is closed, not left to its deadline: idle and
+ * header-only connections make room for clients with something to send.
+ */
+#define PRESSURE_CONNS (LOOP_CONNS / 4 * 3)
+#define PRESSURE_IDLE_MS 2000
+/* How often the sweep goes through a loop's connections under pressure. */
+#define PRESSURE_SWEEP_MS 250
 
-/* Connections from one client address. */
+/*
+ * What one client holds: a tag, then its key. 'a': connections from an
+ * address; 'p': connections from a prefix; 'b': bytes of bodies held by a
+ * client (the admit hook's name for it, or its address).
+ */
+#define COUNT_KEY_MAX (1 + HTTP_CLIENT_KEY_MAX)
 struct client_count {
 	struct client_count *next;
-	unsigned char addr[16];
+	unsigned char key[COUNT_KEY_MAX];
 	unsigned char len;
-	int n;
+	int64_t n;
 };
 
 /* What the server keeps per connection, as libmicrohttpd's socket context. */
@@ -71,8 +88,10 @@ struct conn_state {
 	struct MHD_Connection *conn;
 	int fd;
 	int64_t deadline_ms;		/* whole request in by then; <0: none */
-	unsigned char addr[16];
-	unsigned char len;		/* 0: not counted per client */
+	int64_t waiting_ms;		/* since when it has (deadline >= 0) */
+	unsigned char addr[1 + 16];	/* 'a', then the address */
+	unsigned char prefix[1 + 16];	/* 'p', then its prefix */
+	unsigned char len;		/* of both; 0: not counted */
 	struct http_tls_set *tls;	/* held while it is open */
 };
 
@@ -95,6 +114,7 @@ struct server_loop {
 	struct loop_watch kick;		/* eventfd */
 	/* the loop's connections, for their request deadlines */
 	struct conn_state conns;	/* list head */
+	unsigned int nconns;
 	struct loop_timer sweep;	/* the earliest deadline */
 };
 
@@ -109,7 +129,7 @@ struct http_server {
 	pthread_mutex_t lock;
 	pthread_cond_t idle;
 	int in_flight;
-	/* clients_lock guards clients: connections per client address */
+	/* clients_lock guards clients: what each client holds */
 	pthread_mutex_t clients_lock;
 	struct client_count *clients[CLIENT_BUCKETS];
 	atomic_size_t body_bytes;	/* held by request bodies */
@@ -131,6 +151,9 @@ struct http_request {
 	bool too_large;
 	bool over_budget;		/* body memory is at its limit */
 	size_t counted;			/* of cap, against body_memory */
+	unsigned char client[COUNT_KEY_MAX];	/* 'b', then its key */
+	unsigned char client_len;
+	bool refused;			/* answered by the admit hook */
 	bool bad_framing;		/* conflicting Content-Length, no Host */
 	const char *bad_why;
 	bool unauthorized;		/* no or a wrong bearer token */
@@ -149,7 +172,6 @@ struct http_request {
 	int retry_after;		/* seconds, 0: the default */
 };
 
-static unsigned char addr_key(const struct sockaddr *sa, unsigned char *key);
 
 const char *
 http_req_path(const struct http_request *req)
@@ -182,7 +204,19 @@ http_req_client_addr(const struct http_request *req, unsigned char addr[16])
 	const union MHD_ConnectionInfo *ci = MHD_get_connection_info(
 	    req->conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
 
-	return addr_key(ci != NULL ? ci->client_addr : NULL, addr);
+	return http_addr_key(ci != NULL ? ci->client_addr : NULL, addr);
+}
+
+void
+http_req_set_client(struct http_request *req, const void *key, size_t len)
+{
+	if (req->counted > 0)
+		return;		/* its count goes back where it was taken */
+	if (len > HTTP_CLIENT_KEY_MAX)
+		len = HTTP_CLIENT_KEY_MAX;
+	req->client[0] = 'b';
+	memcpy(req->client + 1, key, len);
+	req->client_len = (unsigned char)(1 + len);
 }
 
 void
@@ -234,7 +268,8 @@ http_write_metrics(const struct http_request *req, FILE *out)
 	    "diplom_http_request_duration_seconds",
 	    "Time from a request's arrival to its answer.");
 	fprintf(out, "# HELP diplom_http_connections_refused_total "
-	    "Connections refused: their client held its limit.\n"
+	    "Connections refused: their client address or its prefix held "
+	    "its limit.\n"
 	    "# TYPE diplom_http_connections_refused_total counter\n"
 	    "diplom_http_connections_refused_total %ju\n"
 	    "# HELP diplom_http_request_timeouts_total Connections closed "
@@ -244,17 +279,22 @@ http_write_metrics(const struct http_request *req, FILE *out)
 	    "# HELP diplom_http_bodies_refused_total Uploads answered 503: "
 	    "request bodies held all the memory they may.\n"
 	    "# TYPE diplom_http_bodies_refused_total counter\n"
-	    "diplom_http_bodies_refused_total %ju\n",
+	    "diplom_http_bodies_refused_total %ju\n"
+	    "# HELP diplom_http_connections_reaped_total Connections closed "
+	    "early, without a whole request, while the server was near its "
+	    "connection limit.\n"
+	    "# TYPE diplom_http_connections_reaped_total counter\n"
+	    "diplom_http_connections_reaped_total %ju\n",
 	    (uintmax_t)atomic_load(&m->conns_refused),
 	    (uintmax_t)atomic_load(&m->request_timeouts),
-	    (uintmax_t)atomic_load(&m->bodies_refused));
+	    (uintmax_t)atomic_load(&m->bodies_refused),
+	    (uintmax_t)atomic_load(&m->conns_reaped));
 }
 
 /* --- what one client may hold ------------------------------------------ */
 
-/* The address bytes of sa as a key; 0 when it is neither v4 nor v6. */
-static unsigned char
-addr_key(const struct sockaddr *sa, unsigned char *key)
+size_t
+http_addr_key(const struct sockaddr *sa, unsigned char key[16])
 {
 	if (sa == NULL)
 		return 0;
@@ -266,13 +306,28 @@ addr_key(const struct sockaddr *sa, unsigned char *key)
 	if (sa->sa_family == AF_INET6) {
 		memcpy(key, &((const struct sockaddr_in6 *)(const void *)sa)->
 		    sin6_addr, 16);
+		/* a host is commonly given a whole /64 to pick from */
+		http_addr_prefix(key, 16, 64);
 		return 16;
 	}
 	return 0;
 }
 
+void
+http_addr_prefix(unsigned char *key, size_t len, int bits)
+{
+	for (size_t i = 0; i < len; i++) {
+		int keep = bits - (int)i * 8;
+
+		if (keep <= 0)
+			key[i] = 0;
+		else if (keep < 8)
+			key[i] &= (unsigned char)(0xff << (8 - keep));
+	}
+}
+
 static size_t
-addr_hash(const unsigned char *key, unsigned char len)
+count_hash(const unsigned char *key, unsigned char len)
 {
 	size_t h = 2166136261u;
 
@@ -281,34 +336,94 @@ addr_hash(const unsigned char *key, unsigned char len)
 	return h % CLIENT_BUCKETS;
 }
 
-/* The count for key, made when create; clients_lock held. */
+/* The count for key; clients_lock held. */
 static struct client_count **
-client_slot(struct http_server *srv, const unsigned char *key,
+count_slot(struct http_server *srv, const unsigned char *key,
     unsigned char len)
 {
-	struct client_count **pp = &srv->clients[addr_hash(key, len)];
+	struct client_count **pp = &srv->clients[count_hash(key, len)];
 
 	while (*pp != NULL && ((*pp)->len != len ||
-	    memcmp((*pp)->addr, key, len) != 0))
+	    memcmp((*pp)->key, key, len) != 0))
 		pp = &(*pp)->next;
 	return pp;
 }
 
-/* Refuse a connection whose client holds its limit already. */
+/* What key holds; clients_lock held. */
+static int64_t
+count_of(struct http_server *srv, const unsigned char *key,
+    unsigned char len)
+{
+	struct client_count *c = *count_slot(srv, key, len);
+
+	return c != NULL ? c->n : 0;
+}
+
+/*
+ * Add delta to what key holds, unless that takes it past limit (0: none):
+ * then false, and nothing changes. clients_lock held.
+ */
+static bool
+count_add(struct http_server *srv, const unsigned char *key,
+    unsigned char len, int64_t delta, int64_t limit)
+{
+	struct client_count **pp = count_slot(srv, key, len), *c = *pp;
+
+	if (delta > 0 && limit > 0 && (c != NULL ? c->n : 0) + delta > limit)
+		return false;
+	if (c == NULL && delta > 0) {
+		c = xcalloc(1, sizeof(*c));
+		memcpy(c->key, key, len);
+		c->len = len;
+		*pp = c;
+	}
+	if (c != NULL && (c->n += delta) <= 0) {
+		*pp = c->next;
+		free(c);
+	}
+	return true;
+}
+
+/* The address and prefix keys of sa into cs; false when it has none. */
+static bool
+conn_keys(const struct http_server *srv, const struct sockaddr *sa,
+    struct conn_state *cs)
+{
+	size_t n = http_addr_key(sa, cs->addr + 1);
+
+	if (n == 0)
+		return false;
+	cs->addr[0] = 'a';
+	memcpy(cs->prefix, cs->addr, 1 + n);
+	cs->prefix[0] = 'p';
+	http_addr_prefix(cs->prefix + 1, n, n == 4 ? srv->opts.prefix_v4 :
+	    srv->opts.prefix_v6);
+	cs->len = (unsigned char)(1 + n);
+	return true;
+}
+
+static bool
+conn_limits(const struct http_server *srv)
+{
+	return srv->opts.max_client_conns > 0 || srv->opts.max_prefix_conns > 0;
+}
+
+/* Refuse a connection whose address or prefix holds its limit already. */
 static enum MHD_Result
 on_accept_policy(void *cls, const struct sockaddr *addr, socklen_t addrlen)
 {
 	struct http_server *srv = cls;
-	unsigned char key[16], len = addr_key(addr, key);
-	struct client_count **pp;
+	const struct http_server_opts *o = &srv->opts;
+	struct conn_state cs;
 	bool full;
 
 	(void)addrlen;
-	if (srv->opts.max_client_conns <= 0 || len == 0)
+	if (!conn_limits(srv) || !conn_keys(srv, addr, &cs))
 		return MHD_YES;
 	pthread_mutex_lock(&srv->clients_lock);
-	pp = client_slot(srv, key, len);
-	full = *pp != NULL && (*pp)->n >= srv->opts.max_client_conns;
+	full = (o->max_client_conns > 0 && count_of(srv, cs.addr, cs.len) >=
+	    o->max_client_conns) || (o->max_prefix_conns > 0 &&
+	    count_of(srv, cs.prefix, cs.len) >= o->max_prefix_conns);
 	pthread_mutex_unlock(&srv->clients_lock);
 	if (full)
 		atomic_fetch_add(&srv->metrics.conns_refused, 1);
@@ -318,22 +433,11 @@ on_accept_policy(void *cls, const struct sockaddr *addr, socklen_t addrlen)
 static void
 client_add(struct http_server *srv, struct conn_state *cs, int delta)
 {
-	struct client_count **pp, *c;
-
-	if (srv->opts.max_client_conns <= 0 || cs->len == 0)
+	if (!conn_limits(srv) || cs->len == 0)
 		return;
 	pthread_mutex_lock(&srv->clients_lock);
-	pp = client_slot(srv, cs->addr, cs->len);
-	if (*pp == NULL && delta > 0) {
-		c = xcalloc(1, sizeof(*c));
-		memcpy(c->addr, cs->addr, cs->len);
-		c->len = cs->len;
-		*pp = c;
-	}
-	if ((c = *pp) != NULL && (c->n += delta) <= 0) {
-		*pp = c->next;
-		free(c);
-	}
+	count_add(srv, cs->addr, cs->len, delta, 0);
+	count_add(srv, cs->prefix, cs->len, delta, 0);
 	pthread_mutex_unlock(&srv->clients_lock);
 }
 
@@ -346,29 +450,61 @@ conn_deadline(struct server_loop *sl, struct conn_state *cs, int64_t at)
 		sl->sweep.at_ms = at;
 }
 
+/* Have the sweep run by at (ms) at the latest. */
+static void
+sweep_by(struct server_loop *sl, int64_t at)
+{
+	if (sl->sweep.at_ms < 0 || at < sl->sweep.at_ms)
+		sl->sweep.at_ms = at;
+}
+
+/* When cs is to be closed for want of a request; <0: never. */
+static int64_t
+conn_cutoff(const struct conn_state *cs, bool pressed, bool *reap)
+{
+	int64_t at = cs->deadline_ms, early;
+
+	*reap = false;
+	if (!pressed || cs->waiting_ms < 0)
+		return at;
+	early = cs->waiting_ms + PRESSURE_IDLE_MS;
+	if (at < 0 || early < at) {
+		*reap = true;
+		return early;
+	}
+	return at;
+}
+
 /*
- * Close the connections past their deadline. Shutting the socket down makes
- * libmicrohttpd see the end of the stream and close it as usual.
+ * Close the connections past their deadline, and near the connection
+ * limit those that have sent no whole request for a while. Shutting the
+ * socket down makes libmicrohttpd see the end of the stream and close it
+ * as usual.
  */
 static void
 on_sweep(void *arg)
 {
 	struct server_loop *sl = arg;
-	int64_t now = clock_now_ms(), next = -1;
+	int64_t now = clock_now_ms(), next = -1, at;
+	bool pressed = sl->nconns > PRESSURE_CONNS, reap;
 
 	for (struct conn_state *cs = sl->conns.next; cs != &sl->conns;
 	    cs = cs->next) {
-		if (cs->deadline_ms < 0)
+		if ((at = conn_cutoff(cs, pressed, &reap)) < 0)
 			continue;
-		if (cs->deadline_ms <= now) {
-			cs->deadline_ms = -1;
+		if (at <= now) {
+			cs->deadline_ms = cs->waiting_ms = -1;
 			shutdown(cs->fd, SHUT_RDWR);
-			atomic_fetch_add(&sl->srv->metrics.request_timeouts, 1);
+			atomic_fetch_add(reap ? &sl->srv->metrics.conns_reaped :
+			    &sl->srv->metrics.request_timeouts, 1);
 			continue;
 		}
-		if (next < 0 || cs->deadline_ms < next)
-			next = cs->deadline_ms;
+		if (next < 0 || at < next)
+			next = at;
 	}
+	/* under pressure a sweep goes through thousands: not too often */
+	if (pressed && next >= 0 && next < now + PRESSURE_SWEEP_MS)
+		next = now + PRESSURE_SWEEP_MS;
 	sl->sweep.at_ms = next;
 }
 
@@ -389,12 +525,16 @@ on_connection(void *cls, struct MHD_Connection *conn, void **socket_context,
 		cs->fd = ci != NULL ? ci->connect_fd : -1;
 		ci = MHD_get_connection_info(conn,
 		    MHD_CONNECTION_INFO_CLIENT_ADDRESS);
-		cs->len = addr_key(ci != NULL ? ci->client_addr : NULL,
-		    cs->addr);
+		if (!conn_keys(sl->srv, ci != NULL ? ci->client_addr : NULL,
+		    cs))
+			cs->len = 0;
+		cs->waiting_ms = clock_now_ms();
 		cs->next = sl->conns.next;
 		cs->prev = &sl->conns;
 		cs->next->prev = cs;
 		sl->conns.next = cs;
+		if (++sl->nconns > PRESSURE_CONNS)
+			sweep_by(sl, cs->waiting_ms + PRESSURE_SWEEP_MS);
 		conn_deadline(sl, cs, rt > 0 ? clock_now_ms() + rt : -1);
 		client_add(sl->srv, cs, 1);
 		if (sl->srv->tls != NULL)
@@ -409,6 +549,7 @@ on_connection(void *cls, struct MHD_Connection *conn, void **socket_context,
 		http_tls_release(sl->srv->tls, cs->tls);
 	cs->prev->next = cs->next;
 	cs->next->prev = cs->prev;
+	sl->nconns--;
 	free(cs);
 	*socket_context = NULL;
 }
@@ -561,8 +702,10 @@ run_request(struct http_request *req)
 	req->dispatched = true;
 	/* the request is in: its deadline is over */
 	if (cs != NULL)
-		cs->deadline_ms = -1;
-	if (req->bad_framing) {
+		cs->deadline_ms = cs->waiting_ms = -1;
+	if (req->refused) {
+		/* the admit hook answered it */
+	} else if (req->bad_framing) {
 		http_respond_error(req, HTTP_BAD_REQUEST, req->bad_why);
 	} else if (req->unauthorized) {
 		http_respond_error(req, HTTP_UNAUTHORIZED,
@@ -617,27 +760,92 @@ request_new(struct server_loop *sl, struct MHD_Connection *conn,
 }
 
 /*
+ * The client of req, for its share of the body memory: what the admit hook
+ * named, else its address.
+ */
+static void
+body_client(struct http_request *req)
+{
+	size_t n;
+
+	if (req->client_len > 0)
+		return;
+	req->client[0] = 'b';
+	n = http_req_client_addr(req, req->client + 1);
+	req->client_len = (unsigned char)(n > 0 ? 1 + n : 0);
+}
+
+/*
+ * Count more bytes against the body memory, and against the share of it
+ * req's client may hold: false, with nothing counted, when that is over
+ * either.
+ */
+static bool
+body_count(struct http_request *req, size_t more)
+{
+	struct http_server *srv = req->srv;
+	size_t budget = srv->opts.body_memory, share;
+	bool ok = true;
+
+	if (budget > 0 && atomic_fetch_add(&srv->body_bytes, more) + more >
+	    budget) {
+		atomic_fetch_sub(&srv->body_bytes, more);
+		return false;
+	}
+	if (budget == 0)
+		atomic_fetch_add(&srv->body_bytes, more);
+	if (budget == 0 || srv->opts.body_share <= 0 ||
+	    srv->opts.body_share >= 100)
+		return true;
+	body_client(req);
+	if (req->client_len == 0)
+		return true;
+	share = budget / 100 * (size_t)srv->opts.body_share;
+	pthread_mutex_lock(&srv->clients_lock);
+	ok = count_add(srv, req->client, req->client_len, (int64_t)more,
+	    (int64_t)share);
+	pthread_mutex_unlock(&srv->clients_lock);
+	if (!ok)
+		atomic_fetch_sub(&srv->body_bytes, more);
+	return ok;
+}
+
+/* Give back what req's body counted. */
+static void
+body_release(struct http_request *req)
+{
+	struct http_server *srv = req->srv;
+	int share = srv->opts.body_share;
+
+	if (req->counted == 0)
+		return;
+	atomic_fetch_sub(&srv->body_bytes, req->counted);
+	if (srv->opts.body_memory == 0 || share <= 0 || share >= 100 ||
+	    req->client_len == 0)
+		return;
+	pthread_mutex_lock(&srv->clients_lock);
+	count_add(srv, req->client, req->client_len, -(int64_t)req->counted,
+	    0);
+	pthread_mutex_unlock(&srv->clients_lock);
+}
+
+/*
  * Grow req's body buffer to cap bytes. A body past SMALL_BODY counts, whole,
- * against the memory all bodies may take together: false when it is over
- * that, or out of memory. Small bodies, the common case, never wait on
- * large ones: what they take is bounded by the connection limits.
+ * against the memory all bodies may take together, and against its
+ * client's share of it: false when it is over either, or out of memory.
+ * Small bodies, the common case, never wait on large ones: what they take
+ * is bounded by the connection limits.
  */
 static bool
 body_reserve(struct http_request *req, size_t cap)
 {
-	struct http_server *srv = req->srv;
-	size_t budget = srv->opts.body_memory;
 	size_t count = cap > SMALL_BODY ? cap : 0, more = count - req->counted;
 	char *b;
 
-	if (more > 0 && budget > 0 &&
-	    atomic_fetch_add(&srv->body_bytes, more) + more > budget) {
-		atomic_fetch_sub(&srv->body_bytes, more);
+	if (count > req->counted && !body_count(req, more))
 		return false;
-	}
-	if (more > 0 && budget == 0)
-		atomic_fetch_add(&srv->body_bytes, more);
-	req->counted = count;
+	if (count > req->counted)
+		req->counted = count;
 	if ((b = realloc(req->body, cap)) == NULL)
 		return false;	/* released when the request ends */
 	req->body = b;
@@ -756,6 +964,11 @@ request_check(struct http_request *req, const char *version)
 		req->unauthorized = true;
 		return true;
 	}
+	/* who sent it, before its body takes any memory */
+	if (srv->opts.admit != NULL && !srv->opts.admit(req, srv->opts.ctx)) {
+		req->refused = true;
+		return true;
+	}
 	if ((cl = lc.first) == NULL)
 		return false;
 	n = strtoull(cl, NULL, 10);
@@ -824,13 +1037,17 @@ on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
 	 * Kept alive: the next request may wait for the idle timeout, and must
 	 * then be in within the request timeout.
 	 */
-	if (cs != NULL && toe == MHD_REQUEST_TERMINATED_COMPLETED_OK)
-		conn_deadline(sl, cs, rt > 0 ? clock_now_ms() + rt +
+	if (cs != NULL && toe == MHD_REQUEST_TERMINATED_COMPLETED_OK) {
+		cs->waiting_ms = clock_now_ms();
+		conn_deadline(sl, cs, rt > 0 ? cs->waiting_ms + rt +
 		    idle_ms(srv) : -1);
+		if (sl->nconns > PRESSURE_CONNS)
+			sweep_by(sl, cs->waiting_ms + PRESSURE_IDLE_MS);
+	}
 	if (req == NULL)
 		return;
 	*con_cls = NULL;
-	atomic_fetch_sub(&srv->body_bytes, req->counted);
+	body_release(req);
 	pthread_mutex_destroy(&req->lock);
 	free(req->body);
 	free(req->resp);
@@ -951,7 +1168,7 @@ loop_setup(struct http_server *srv, int i, bool v6, char **cause)
 	    on_access, sl,
 	    MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, srv,
 	    MHD_OPTION_LISTEN_SOCKET, fd,
-	    MHD_OPTION_CONNECTION_LIMIT, 4096U,
+	    MHD_OPTION_CONNECTION_LIMIT, LOOP_CONNS,
 	    MHD_OPTION_CONNECTION_TIMEOUT,
 	    (unsigned int)((idle_ms(srv) + 999) / 1000),
 	    MHD_OPTION_NOTIFY_COMPLETED, on_completed, sl,

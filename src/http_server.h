@@ -32,6 +32,15 @@ enum http_status {
  */
 typedef void (*http_handler_fn)(struct http_request *req, void *ctx);
 
+/*
+ * Called once a request's head is in, before any of its body is read or
+ * counted against the body memory: a request refused here (false, and
+ * answered with one http_respond* call before returning) has taken
+ * nothing but its head. A request let through may be given its client's
+ * identity with http_req_set_client.
+ */
+typedef bool (*http_admit_fn)(struct http_request *req, void *ctx);
+
 struct http_route {
 	const char *method;
 	const char *path;	/* exact, or a prefix when it ends in '/' */
@@ -54,6 +63,17 @@ struct http_server_opts {
 	int64_t request_timeout_ms;
 	int64_t idle_timeout_ms;
 	size_t body_memory;
+	/*
+	 * An IPv6 client is its /64, as one host commonly holds all of it.
+	 * Connections from the addresses of one prefix (prefix_v4 and
+	 * prefix_v6 bits long), together (0: no limit). The percentage of
+	 * body_memory one client's bodies may hold (0: all of it), the
+	 * client being what admit named, else its address.
+	 */
+	int max_prefix_conns;
+	int prefix_v4, prefix_v6;
+	int body_share;
+	http_admit_fn admit;		/* NULL: every request is let in */
 	/*
 	 * HTTPS only, with this PEM certificate chain and key, when both are
 	 * set (one alone is an error); http_server_reload_tls reads them
@@ -108,11 +128,29 @@ const char *http_req_header(const struct http_request *req,
     const char *name);
 
 /*
- * The client's address as bytes (4 for IPv4, 16 for IPv6) into addr;
- * returns how many, 0 when it is neither.
+ * The client's address as http_addr_key gives it (an IPv6 one as its /64)
+ * into addr; returns how many bytes, 0 when it is neither.
  */
 size_t http_req_client_addr(const struct http_request *req,
     unsigned char addr[16]);
+
+/*
+ * Who sent req, for its share of the body memory: key, up to
+ * HTTP_CLIENT_KEY_MAX bytes (a key's digest, say). In the admit hook only:
+ * the body is counted from then on.
+ */
+#define HTTP_CLIENT_KEY_MAX 32
+void http_req_set_client(struct http_request *req, const void *key,
+    size_t len);
+
+/*
+ * The address of sa as the server keys its clients: 4 bytes for IPv4, 16
+ * for IPv6 with all but its /64 zeroed; 0 when it is neither.
+ */
+struct sockaddr;
+size_t http_addr_key(const struct sockaddr *sa, unsigned char key[16]);
+/* Zero all but the first bits of a key of len bytes. */
+void http_addr_prefix(unsigned char *key, size_t len, int bits);
 
 /* A query argument's value ("" for ?name), NULL when absent; in the handler. */
 const char *http_req_query(const struct http_request *req, const char *name);

@@ -151,6 +151,9 @@ server_opts(const struct config *cfg, const struct http_route *routes,
 	return (struct http_server_opts){
 		.max_body = max_body,
 		.max_client_conns = (int)cfg->max_client_conns,
+		.max_prefix_conns = (int)cfg->max_prefix_conns,
+		.prefix_v4 = (int)cfg->client_prefix_v4,
+		.prefix_v6 = (int)cfg->client_prefix_v6,
 		.request_timeout_ms = cfg->request_timeout_ms,
 		.idle_timeout_ms = cfg->idle_timeout_ms,
 		.body_memory = (size_t)cfg->body_memory,
@@ -167,10 +170,27 @@ role_serve(const struct config *cfg, const struct http_route *routes,
     size_t n_routes, void *ctx, size_t max_body, const char *what,
     struct http_server **srv, char **cause)
 {
+	return role_serve_admit(cfg, routes, n_routes, ctx, NULL, max_body,
+	    what, srv, cause);
+}
+
+int
+role_serve_admit(const struct config *cfg, const struct http_route *routes,
+    size_t n_routes, void *ctx, http_admit_fn admit, size_t max_body,
+    const char *what, struct http_server **srv, char **cause)
+{
 	struct http_server_opts o = server_opts(cfg, routes, n_routes, ctx,
 	    max_body);
 	int rc;
 
+	/*
+	 * Only a server that knows its clients shares the body memory out:
+	 * ingest's one client is the gateway.
+	 */
+	if (admit != NULL) {
+		o.admit = admit;
+		o.body_share = (int)cfg->body_memory_share;
+	}
 	o.address = cfg->listen_address;
 	o.port = config_role_port(cfg);
 	/* the gateway is the public face: it has keys of its own */
@@ -288,7 +308,8 @@ int
 role_serve_extra(const struct config *cfg, const char *option,
     const char *addr_port, const char *name,
     const struct http_route *routes, size_t n_routes, void *ctx,
-    size_t max_body, struct http_server **srv, char **cause)
+    http_admit_fn admit, size_t max_body, struct http_server **srv,
+    char **cause)
 {
 	struct http_server_opts o = server_opts(cfg, routes, n_routes, ctx,
 	    max_body);
@@ -302,6 +323,10 @@ role_serve_extra(const struct config *cfg, const char *option,
 		return rc;
 	}
 	o.address = host;
+	if (admit != NULL) {
+		o.admit = admit;
+		o.body_share = (int)cfg->body_memory_share;
+	}
 	if ((rc = http_server_start(srv, &o, &why)) != 0) {
 		xasprintf(cause, "%s: %s", option, why != NULL ? why :
 		    "cannot start the server");

@@ -78,6 +78,14 @@ int role_serve(const struct config *cfg, const struct http_route *routes,
     size_t n_routes, void *ctx, size_t max_body, const char *what,
     struct http_server **srv, char **cause);
 /*
+ * The same with admit run on each request's head (see http_admit_fn), and
+ * each client's uploads held to BODY_MEMORY_SHARE of BODY_MEMORY.
+ */
+int role_serve_admit(const struct config *cfg,
+    const struct http_route *routes, size_t n_routes, void *ctx,
+    http_admit_fn admit, size_t max_body, const char *what,
+    struct http_server **srv, char **cause);
+/*
  * The client a role reaches the next hop with: https peers verified
  * against TLS_CA_FILE (else the system's CAs), the internal token sent
  * with every request when INTERNAL_TOKEN is set.
@@ -106,10 +114,12 @@ void processor_process(const struct delivery *d,
  * IPv4 address, or "[IPv6]:PORT"), with cfg's limits; option names the
  * setting in a cause. Logs "<role> <name> listening on ADDR:PORT". The
  * server is the caller's to drain and stop; the watchdog does not ping it.
+ * admit as for role_serve_admit (NULL: none).
  */
 int role_serve_extra(const struct config *cfg, const char *option,
     const char *addr_port, const char *name,
     const struct http_route *routes, size_t n_routes, void *ctx,
-    size_t max_body, struct http_server **srv, char **cause);
+    http_admit_fn admit, size_t max_body, struct http_server **srv,
+    char **cause);
 
 #endif

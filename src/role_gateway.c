@@ -61,7 +61,7 @@ struct gateway {
 	struct http_client *admin_hc;
 	struct auth *api_keys;		/* API_KEYS_FILE, or NULL: open */
 	struct auth *admin_keys;	/* ADMIN_KEYS_FILE, or NULL: open */
-	/* RATE_LIMIT, or NULL; by_key only with API keys */
+	/* RATE_LIMIT, or NULL; by_key only with API or admin keys */
 	struct rate_limiter *by_addr, *by_key;
 	/* requests refused; relaxed atomics, added on the loops */
 	atomic_uint_fast64_t limited_by_addr, limited_by_key, unauthorized;
@@ -92,31 +92,65 @@ gw_limited(struct http_request *req, int wait, atomic_uint_fast64_t *counter)
 	return false;
 }
 
+/* The keys path takes: the admin endpoints', else the API's. */
+static struct auth *
+gw_keys_for(struct gateway *gw, const char *path)
+{
+	if (strcmp(path, "/metrics") == 0 ||
+	    strcmp(path, "/api/v1/status") == 0)
+		return gw->admin_keys;
+	return gw->api_keys;
+}
+
 /*
- * Whether an API request may go on, else it has been answered: within its
- * address's rate (before the key, so that guessing keys is slowed too),
- * with a key of API_KEYS_FILE when that is set, within that key's rate.
+ * Every request's head but GET /health's, before its body is read or takes
+ * any memory, else it has been answered: within its address's rate (before
+ * the key, so that guessing keys is slowed too; a wrong key costs a second
+ * token), with a key when the path takes one, within that key's rate. The
+ * body memory is then shared out by key, else by address.
+ */
+static bool
+gw_head(struct http_request *req, void *ctx)
+{
+	struct gateway *gw = ctx;
+	const char *path = http_req_path(req);
+	struct auth *keys = gw_keys_for(gw, path);
+	unsigned char addr[16], digest[AUTH_DIGEST_LEN];
+	size_t n = http_req_client_addr(req, addr);
+	int wait;
+
+	if (strcmp(path, "/health") == 0)
+		return true;
+	if (gw->by_addr != NULL && n > 0 && (wait = rate_limiter_take(
+	    gw->by_addr, addr, n, clock_now_ns())) > 0)
+		return gw_limited(req, wait, &gw->limited_by_addr);
+	if (keys == NULL)
+		return true;
+	if (!gw_authorized(gw, keys, req, digest)) {
+		if (gw->by_addr != NULL && n > 0)
+			(void)rate_limiter_take(gw->by_addr, addr, n,
+			    clock_now_ns());
+		return false;
+	}
+	if (gw->by_key != NULL && (wait = rate_limiter_take(gw->by_key,
+	    digest, sizeof(digest), clock_now_ns())) > 0)
+		return gw_limited(req, wait, &gw->limited_by_key);
+	http_req_set_client(req, digest, sizeof(digest));
+	return true;
+}
+
+/*
+ * Whether an API request may go on, else it has been answered. Its head
+ * passed gw_head, rate limits and key; the key is looked up again for the
+ * handler, as a reload may have dropped it since.
  */
 static bool
 gw_admit(struct gateway *gw, struct http_request *req)
 {
-	unsigned char addr[16], digest[AUTH_DIGEST_LEN];
-	size_t n;
-	int wait;
+	unsigned char digest[AUTH_DIGEST_LEN];
 
-	if (gw->by_addr != NULL &&
-	    (n = http_req_client_addr(req, addr)) > 0 &&
-	    (wait = rate_limiter_take(gw->by_addr, addr, n,
-	    clock_now_ns())) > 0)
-		return gw_limited(req, wait, &gw->limited_by_addr);
-	if (gw->api_keys == NULL)
-		return true;
-	if (!gw_authorized(gw, gw->api_keys, req, digest))
-		return false;
-	if (gw->by_key != NULL && (wait = rate_limiter_take(gw->by_key,
-	    digest, sizeof(digest), clock_now_ns())) > 0)
-		return gw_limited(req, wait, &gw->limited_by_key);
-	return true;
+	return gw->api_keys == NULL ||
+	    gw_authorized(gw, gw->api_keys, req, digest);
 }
 
 /* Whether req may read /metrics or the status, else it has been answered. */
@@ -613,13 +647,14 @@ gw_security(struct gateway *gw, const struct config *cfg, char **cause)
 		return 0;
 	if ((rc = rate_limiter_new(&gw->by_addr, cfg->rate_limit,
 	    cfg->rate_burst, RATE_BUCKETS, cause)) != 0 ||
-	    (gw->api_keys != NULL && (rc = rate_limiter_new(&gw->by_key,
+	    ((gw->api_keys != NULL || gw->admin_keys != NULL) &&
+	    (rc = rate_limiter_new(&gw->by_key,
 	    cfg->rate_limit, cfg->rate_burst, RATE_BUCKETS, cause)) != 0))
 		return rc;
 	log_info("rate limit: %" PRId64 " requests/s, bursts of %" PRId64
 	    ", per client address%s", cfg->rate_limit, cfg->rate_burst > 0 ?
 	    cfg->rate_burst : cfg->rate_limit, gw->by_key != NULL ?
-	    " and per API key" : "");
+	    " and per key" : "");
 	return 0;
 }
 
@@ -631,18 +666,19 @@ gw_listen(struct gateway *gw, const struct config *cfg, const char *what,
 	int rc;
 
 	if (cfg->admin_listen_address == NULL)
-		return role_serve(cfg, gw_routes, N_ROUTES(gw_routes), gw,
-		    (size_t)cfg->max_body_bytes, what, &gw->srv, cause);
+		return role_serve_admit(cfg, gw_routes, N_ROUTES(gw_routes),
+		    gw, gw_head, (size_t)cfg->max_body_bytes, what, &gw->srv,
+		    cause);
 	/* the admin listener first: a bad address fails the start early */
 	if ((rc = http_client_start(&gw->admin_hc, HOP_TIMEOUT_MS,
 	    cause)) != 0 ||
 	    (rc = role_serve_extra(cfg, "ADMIN_LISTEN_ADDRESS",
 	    cfg->admin_listen_address, "admin endpoints", gw_admin_routes,
-	    N_ROUTES(gw_admin_routes), gw, ADMIN_MAX_BODY, &gw->admin_srv,
-	    cause)) != 0)
+	    N_ROUTES(gw_admin_routes), gw, gw_head, ADMIN_MAX_BODY,
+	    &gw->admin_srv, cause)) != 0)
 		return rc;
-	return role_serve(cfg, gw_api_routes, N_ROUTES(gw_api_routes), gw,
-	    (size_t)cfg->max_body_bytes, what, &gw->srv, cause);
+	return role_serve_admit(cfg, gw_api_routes, N_ROUTES(gw_api_routes),
+	    gw, gw_head, (size_t)cfg->max_body_bytes, what, &gw->srv, cause);
 }
 
 /*

@@ -20,6 +20,7 @@
 #include "check_util.h"
 #include "clock.h"
 #include "http_server.h"
+#include "rate_limit.h"
 
 Suite *http_server_suite(void);
 
@@ -956,6 +957,208 @@ START_TEST(a_bearer_token_guards_everything_but_health)
 }
 END_TEST
 
+/* The key http_addr_key gives the textual address a. */
+static size_t
+key_of(const char *a, unsigned char key[16])
+{
+	struct sockaddr_in6 s6 = { .sin6_family = AF_INET6 };
+	struct sockaddr_in s4 = { .sin_family = AF_INET };
+
+	memset(key, 0xee, 16);
+	if (inet_pton(AF_INET, a, &s4.sin_addr) == 1)
+		return http_addr_key((struct sockaddr *)&s4, key);
+	ck_assert_int_eq(inet_pton(AF_INET6, a, &s6.sin6_addr), 1);
+	return http_addr_key((struct sockaddr *)&s6, key);
+}
+
+START_TEST(an_ipv6_client_is_its_64)
+{
+	unsigned char a[16], b[16];
+
+	/* two hosts of one /64 are one client */
+	ck_assert_uint_eq(key_of("2001:db8:1:2:aaaa::1", a), 16);
+	ck_assert_uint_eq(key_of("2001:db8:1:2:ffff:eeee:dddd:cccc", b), 16);
+	ck_assert_mem_eq(a, b, 16);
+	ck_assert_uint_eq(key_of("2001:db8:1:2::", b), 16);
+	ck_assert_mem_eq(a, b, 16);
+	/* the next /64 is another */
+	key_of("2001:db8:1:3::1", b);
+	ck_assert_mem_ne(a, b, 16);
+	/* an IPv4 address is itself, whole */
+	ck_assert_uint_eq(key_of("192.0.2.7", a), 4);
+	ck_assert_uint_eq(key_of("192.0.2.8", b), 4);
+	ck_assert_mem_ne(a, b, 4);
+	/* its /24 is that of its neighbours, not of the next /24's */
+	http_addr_prefix(a, 4, 24);
+	http_addr_prefix(b, 4, 24);
+	ck_assert_mem_eq(a, b, 4);
+	ck_assert_uint_eq(a[3], 0);
+	key_of("192.0.3.7", b);
+	http_addr_prefix(b, 4, 24);
+	ck_assert_mem_ne(a, b, 4);
+	/* prefixes that end inside a byte, and none at all */
+	key_of("192.0.2.255", a);
+	http_addr_prefix(a, 4, 28);
+	ck_assert_uint_eq(a[3], 0xf0);
+	http_addr_prefix(a, 4, 0);
+	ck_assert_uint_eq(a[0] | a[1] | a[2] | a[3], 0);
+	key_of("2001:db8:1:2:aaaa::1", a);
+	key_of("2001:db8:1:ffff::1", b);
+	http_addr_prefix(a, 16, 48);
+	http_addr_prefix(b, 16, 48);
+	ck_assert_mem_eq(a, b, 16);
+}
+END_TEST
+
+START_TEST(the_rate_limit_takes_an_ipv6_64_as_one_client)
+{
+	struct rate_limiter *rl;
+	unsigned char k[16];
+	char *cause = NULL;
+	int64_t now = 1000000000;
+	size_t n;
+
+	ck_assert_int_eq(rate_limiter_new(&rl, 1, 3, 64, &cause), 0);
+	/* a burst of 3 for the /64, whichever of its hosts sends */
+	n = key_of("2001:db8::1", k);
+	ck_assert_int_eq(rate_limiter_take(rl, k, n, now), 0);
+	n = key_of("2001:db8::2", k);
+	ck_assert_int_eq(rate_limiter_take(rl, k, n, now), 0);
+	n = key_of("2001:db8::ffff:1:2:3", k);
+	ck_assert_int_eq(rate_limiter_take(rl, k, n, now), 0);
+	n = key_of("2001:db8::4", k);
+	ck_assert_int_gt(rate_limiter_take(rl, k, n, now), 0);
+	/* another /64 has its own */
+	n = key_of("2001:db8:0:1::1", k);
+	ck_assert_int_eq(rate_limiter_take(rl, k, n, now), 0);
+	rate_limiter_free(rl);
+}
+END_TEST
+
+/*
+ * The admit hook: no "X-Client" header, 401; else its value names the
+ * client for the body memory's share.
+ */
+static bool
+admit_by_header(struct http_request *req, void *arg)
+{
+	const char *c = http_req_header(req, "X-Client");
+
+	(void)arg;
+	if (c == NULL) {
+		http_respond_error(req, 401, "who are you");
+		return false;
+	}
+	http_req_set_client(req, c, strlen(c));
+	return true;
+}
+
+/* Count an answer's bytes, keeping the first of them. */
+static size_t
+on_count(char *ptr, size_t size, size_t nmemb, void *arg)
+{
+	struct reply *r = arg;
+	size_t n = size * nmemb, keep = r->len < sizeof(r->body) - 1 ?
+	    sizeof(r->body) - 1 - r->len : 0;
+
+	if (keep > 0) {
+		keep = n < keep ? n : keep;
+		memcpy(r->body + r->len, ptr, keep);
+		r->body[r->len + keep] = '\0';
+	}
+	r->len += n;
+	return n;
+}
+
+/*
+ * POST len bytes to /echo as client (NULL: no X-Client header); r->len
+ * counts the whole answer, r->body keeps its start.
+ */
+static void
+post_as(const char *client, size_t len, struct reply *r)
+{
+	struct curl_slist *hdrs = curl_slist_append(NULL, "Expect:");
+	char h[64], *body = malloc(len);
+	CURL *e;
+
+	ck_assert_ptr_nonnull(body);
+	memset(body, 'x', len);
+	if (client != NULL) {
+		snprintf(h, sizeof(h), "X-Client: %s", client);
+		hdrs = curl_slist_append(hdrs, h);
+	}
+	e = easy_for("POST", "/echo", body, len, hdrs, r);
+	curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, on_count);
+	r->code = curl_easy_perform(e);
+	if (r->code == CURLE_OK)
+		curl_easy_getinfo(e, CURLINFO_RESPONSE_CODE, &r->status);
+	curl_easy_cleanup(e);
+	curl_slist_free_all(hdrs);
+	free(body);
+}
+
+/* Replace the fixture's server with one that admits by X-Client. */
+static void
+start_admitting(size_t max_body, size_t body_memory, int share)
+{
+	struct http_server_opts o = {
+		.address = "127.0.0.1",
+		.max_body = max_body,
+		.body_memory = body_memory,
+		.body_share = share,
+		.admit = admit_by_header,
+		.routes = routes,
+		.n_routes = sizeof(routes) / sizeof(*routes),
+		.ctx = &ctx,
+	};
+	char *cause = NULL;
+
+	http_server_stop(srv);
+	o.port = port = tu_free_port();
+	ck_assert_int_eq(http_server_start(&srv, &o, &cause), 0);
+}
+
+START_TEST(the_admit_hook_sees_the_head_before_the_body)
+{
+	struct reply r;
+
+	start_admitting(MAX_BODY, 0, 0);
+	/* refused on its head: before its size is even looked at */
+	post_as(NULL, 4 * MAX_BODY, &r);
+	ck_assert_int_eq(r.status, 401);
+	ck_assert_str_eq(r.body, "{\"error\":\"who are you\"}");
+	post_as("a", 4 * MAX_BODY, &r);
+	ck_assert_int_eq(r.status, 413);
+	post_as("a", 10, &r);
+	ck_assert_int_eq(r.status, 200);
+	ck_assert_int_eq(atomic_load(&ctx.entered), 1);
+}
+END_TEST
+
+START_TEST(one_client_holds_its_share_of_the_body_memory)
+{
+	struct reply r;
+
+	/* 25% of 160 KiB: one client's upload may take 40 KiB */
+	start_admitting(128 * 1024, 160 * 1024, 25);
+	post_as("a", 48 * 1024, &r);
+	ck_assert_int_eq(r.status, 503);
+	ck_assert_ptr_nonnull(strstr(r.body, "too many uploads"));
+	post_as("a", 32 * 1024, &r);
+	ck_assert_int_eq(r.status, 200);
+	ck_assert_uint_eq(r.len, 32 * 1024);
+	/* the share is taken back when the upload ends */
+	post_as("b", 32 * 1024, &r);
+	ck_assert_int_eq(r.status, 200);
+	post_as("a", 32 * 1024, &r);
+	ck_assert_int_eq(r.status, 200);
+	/* without a share, one client may take it all */
+	start_admitting(128 * 1024, 160 * 1024, 0);
+	post_as("a", 120 * 1024, &r);
+	ck_assert_int_eq(r.status, 200);
+}
+END_TEST
+
 /* A test case with a server running for each test, and a minute to run. */
 static TCase *
 server_tcase(const char *name)
@@ -1009,6 +1212,10 @@ http_server_suite(void)
 	tcase_add_test(tc, an_unreadable_certificate_is_named);
 	tcase_add_test(tc, a_file_without_a_certificate_is_named);
 	tcase_add_test(tc, a_bearer_token_guards_everything_but_health);
+	tcase_add_test(tc, an_ipv6_client_is_its_64);
+	tcase_add_test(tc, the_rate_limit_takes_an_ipv6_64_as_one_client);
+	tcase_add_test(tc, the_admit_hook_sees_the_head_before_the_body);
+	tcase_add_test(tc, one_client_holds_its_share_of_the_body_memory);
 	suite_add_tcase(s, tc);
 	return s;
 }

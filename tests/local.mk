@@ -86,6 +86,7 @@ SHELL_TESTS = \
 	%D%/tls.sh \
 	%D%/internal-token.sh \
 	%D%/gateway-auth.sh \
+	%D%/gateway-rate-admin.sh \
 	%D%/retention.sh \
 	%D%/memory-processors.sh \
 	%D%/openapi.sh \
@@ -119,6 +120,8 @@ ABUSE_SHELL_TESTS = \
 	%D%/abuse-burst-upstream.sh \
 	%D%/abuse-connections.sh \
 	%D%/abuse-uploads.sh \
+	%D%/abuse-preauth.sh \
+	%D%/abuse-prefix.sh \
 	%D%/abuse-bodies.sh \
 	%D%/abuse-http.sh
 OTHER_SHELL_TESTS = \

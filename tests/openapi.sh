@@ -429,7 +429,9 @@ track "$HAMMER_PID"
 tap_ok "the gateway with a rate limit: 429 with Retry-After" all \
 	"limited POST /api/v1/ingest /api/v1/ingest -d '{}'" \
 	"limited POST /api/v1/ingest/batch /api/v1/ingest/batch -d '[{}]'" \
-	"limited GET /api/v1/messages/{id} /api/v1/messages/$ID"
+	"limited GET /api/v1/messages/{id} /api/v1/messages/$ID" \
+	"limited GET /api/v1/status /api/v1/status" \
+	"limited GET /metrics /metrics"
 stop_pid "$HAMMER_PID"
 stop_pid "$keyed_PID"
 stop_pid "$limited_PID"

@@ -45,6 +45,13 @@ metric() {
 loops=$(nproc)
 [ "$loops" -gt 16 ] && loops=16
 naddr=$((loops * 4096 / 1000 + 1))
+# file descriptors for the attacker and the gateway: 18,000 at most, which
+# fills four loops
+fills=yes
+if [ "$naddr" -gt 18 ]; then
+	naddr=18
+	fills=no
+fi
 tap_note "$loops loops of 4096 connections: $naddr addresses x 1000"
 
 # one /24: 127.0.1.1, 127.0.1.2, ...
@@ -81,8 +88,13 @@ tap_ok "a normal client is served while idle connections of many prefixes fill t
 	normal_client_ok
 reaped=$(metric diplom_http_connections_reaped_total)
 tap_note "connections closed early: $reaped"
-tap_ok "idle connections were closed early, near the connection limit" \
-	test "${reaped:-0}" -ge 1000
+if [ "$fills" = yes ]; then
+	tap_ok "idle connections were closed early, near the connection limit" \
+		test "${reaped:-0}" -ge 1000
+else
+	tap_skip "idle connections were closed early, near the connection limit" \
+		"$loops loops take more connections than the test may open"
+fi
 stop_pid "$attacker"
 tap_ok "the gateway is healthy after the attacks" wait_http "$GW/health" 2
 tap_ok "no connection was cut off at the request deadline" \

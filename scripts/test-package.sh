@@ -3,8 +3,9 @@
 # it: apt-get install into a Debian 12 system booted with a real systemd
 # (../shared/tools/systemd-sandbox), systemctl start diplom.target, messages
 # through the gateway, restarts under load, diplomctl's switch to NATS and
-# back under load, least privilege (/etc/diplom, resource limits, reload,
-# the internal token as a systemd credential, exposure), purge.
+# back under load, the broker's password (made at install, a publish
+# without it refused), least privilege (/etc/diplom, resource limits,
+# reload, the internal token as a systemd credential, exposure), purge.
 #
 #   scripts/test-package.sh [DEB]
 #
@@ -134,6 +135,22 @@ tap_ok "/etc/default/diplom is a conffile setting RESULTS_DB" \
 	    grep -qx RESULTS_DB=/var/lib/diplom/results.db /etc/default/diplom'
 tap_ok "/etc/diplom exists, 0750 root:diplom" \
 	sb '[ "$(stat -c "%a %U %G" /etc/diplom)" = "750 root diplom" ]'
+# the packaged broker's credentials, made by diplom.postinst: the one
+# password in both files, readable by root and the roles' group only
+nats_credentials_made() {
+	sb 'cd /etc/diplom &&
+	    [ "$(stat -c "%a %U %G" nats-password)" = "640 root diplom" ] &&
+	    [ "$(stat -c "%a %U %G" diplom-nats.env)" = "640 root diplom" ] &&
+	    pw=$(cat nats-password) && [ ${#pw} -ge 32 ] &&
+	    [ "$(cat diplom-nats.env)" = "DIPLOM_NATS_PASSWORD=$pw" ]'
+}
+tap_ok "the broker's password is made at install, 0640 root:diplom" \
+	nats_credentials_made
+tap_ok "the roles log in with it: diplomd@ sets NATS_USER, NATS_PASSWORD_FILE" \
+	sb 'systemctl show -p Environment diplomd@ingest |
+	    grep -q "NATS_USER=diplom NATS_PASSWORD_FILE=/etc/diplom/nats-password"'
+tap_ok "/etc/default/diplom bounds the result store: RESULTS_MAX_BYTES=1 GiB" \
+	sb 'grep -qx RESULTS_MAX_BYTES=1073741824 /etc/default/diplom'
 tap_ok "/etc/default/diplom sets no secret, names files in /etc/diplom" \
 	sb '! grep -Eq "^(INTERNAL_TOKEN|NATS_PASSWORD|NATS_TOKEN)=" \
 		/etc/default/diplom &&
@@ -404,6 +421,54 @@ tap_ok "systemd-analyze verify is clean for diplom-nats.service" \
 	verify_units diplom-nats.service
 
 through_gateway nats " on NATS"
+
+# nats_answer CONNECT : the broker's answer to a raw client that sends
+# CONNECT (its JSON), then a publish of a forged message into the stream's
+# subject and PING: -ERR 'Authorization Violation' or PONG.  CONNECT goes
+# alone first, as a client's does: a refused one is answered and closed at
+# once, and bytes the broker never read would turn its close into a reset
+# that can take the answer with it.
+nats_answer() {
+	local line=
+	exec 3<>/dev/tcp/127.0.0.1/4222 || return 1
+	read -r -t 5 line <&3 || true	# INFO
+	printf 'CONNECT %s\r\n' "$1" >&3
+	line=
+	read -r -t 2 line <&3 || true
+	if [ -z "$line" ]; then
+		printf 'PUB diplom.messages 5\r\nforge\r\nPING\r\n' >&3 \
+			2>/dev/null || true
+		read -r -t 5 line <&3 || true
+	fi
+	exec 3>&- 3<&-
+	printf '%s\n' "${line%$'\r'}"
+}
+# refused ANSWER : tap-noted, the broker's refusal
+refused() {
+	tap_note "the broker answers: $1"
+	[ "$1" = "-ERR 'Authorization Violation'" ]
+}
+pw=$(cat "$sbx/etc/diplom/nats-password" 2>/dev/null) || pw=
+tap_ok "the broker refuses a publish without credentials" \
+	refused "$(nats_answer '{"verbose":false,"pedantic":false}')"
+tap_ok "and with a wrong password" \
+	refused "$(nats_answer '{"verbose":false,"user":"diplom","pass":"guess"}')"
+# with it, a ping (no publish: a forged message would be processed)
+nats_login() {
+	local line=
+	exec 3<>/dev/tcp/127.0.0.1/4222 || return 1
+	read -r -t 5 line <&3 || true
+	printf 'CONNECT {"verbose":false,"user":"diplom","pass":"%s"}\r\nPING\r\n' \
+		"$pw" >&3
+	read -r -t 5 line <&3 || true
+	exec 3>&- 3<&-
+	[ "${line%$'\r'}" = PONG ]
+}
+tap_ok "the password of /etc/diplom/nats-password logs in" nats_login
+tap_ok "the password is on neither the broker's nor a role's command line" \
+	sb "! grep -qF -- '$pw' /proc/\$(systemctl show -p MainPID --value \
+		diplom-nats)/cmdline /proc/\$(systemctl show -p MainPID --value \
+		diplomd@ingest)/cmdline"
 
 # NATS decouples ingest from the processor: accepting goes on while it is
 # stopped, and the backlog is processed when it returns

@@ -5,7 +5,9 @@
 # --record from this host, install this tree's package over it meanwhile,
 # and check that every accepted message has its one row, that the roles
 # run the new version, that the operator's edits of /etc/default/diplom
-# are kept and that the result store was migrated.
+# are kept, that the result store was migrated, and that the broker, open
+# in 0.1.0, wants the password the upgrade made while the messages waiting
+# in its stream still come out.
 #
 #   scripts/test-upgrade.sh [NEW_DEB]
 #
@@ -104,6 +106,20 @@ tap_ok "0.1.0 runs on NATS, every role healthy" roles_healthy
 tap_ok "the roles run 0.1.0" \
 	sb 'journalctl --no-pager -q -u diplomd@processor | grep -q "diplomd 0.1.0 started"'
 
+# A backlog in the stream across the upgrade: with the processor stopped,
+# 50 messages wait in the stream of a broker without authentication; the
+# new package gives the broker a password and restarts it, and they must
+# still come out.
+sb 'systemctl stop diplomd@processor'
+backlog=$work/backlog.ids
+: >"$backlog"
+for i in $(seq 50); do
+	read -r code id <<<"$(ingest_one "backlog$i")"
+	[ "$code" = 200 ] && [ "$id" != - ] && echo "$id" >>"$backlog"
+done
+tap_ok "50 messages wait in 0.1.0's stream, the processor stopped" \
+	test "$(wc -l <"$backlog")" = 50
+
 # --- the upgrade under load ---------------------------------------------------
 
 sent=$work/sent.db
@@ -150,6 +166,45 @@ tap_ok "the roles run $new_version" \
 	    done"
 tap_ok "/usr/sbin/diplomd is $new_version" \
 	sb "/usr/sbin/diplomd --version | grep -q '${new_version%%-*}'"
+# backlog_stored : every message of the backlog has its row
+backlog_stored() {
+	local id n=0
+	while read -r id; do
+		[ "$(sqlite3 -batch -noheader -cmd '.timeout 5000' "$db" \
+		    "SELECT count(*) FROM results WHERE message_id = '$id'")" = 1 ] ||
+			n=$((n + 1))
+	done <"$backlog"
+	[ "$n" = 0 ] || { tap_note "$n of the backlog have no row"; return 1; }
+}
+wait_until 60 backlog_stored || true
+tap_ok "the stream's backlog from before the upgrade is processed after it" \
+	backlog_stored
+tap_ok "the upgrade made the broker's password, 0640 root:diplom" \
+	sb 'cd /etc/diplom &&
+	    [ "$(stat -c "%a %U %G" nats-password)" = "640 root diplom" ] &&
+	    [ "$(stat -c "%a %U %G" diplom-nats.env)" = "640 root diplom" ] &&
+	    [ "$(cat diplom-nats.env)" = "DIPLOM_NATS_PASSWORD=$(cat nats-password)" ]'
+# nats_refuses : a raw client without credentials is refused: its
+# CONNECT is answered with -ERR and the connection closed, before the
+# publish it would send next (CONNECT alone first: bytes the broker never
+# read would turn its close into a reset that can take the answer along)
+nats_refuses() {
+	local line=
+	exec 3<>/dev/tcp/127.0.0.1/4222 || return 1
+	read -r -t 5 line <&3 || true
+	printf 'CONNECT {"verbose":false}\r\n' >&3
+	line=
+	read -r -t 2 line <&3 || true
+	if [ -z "$line" ]; then
+		printf 'PUB diplom.messages 5\r\nforge\r\nPING\r\n' >&3 \
+			2>/dev/null || true
+		read -r -t 5 line <&3 || true
+	fi
+	exec 3>&- 3<&-
+	tap_note "the upgraded broker answers: ${line%$'\r'}"
+	[ "${line%$'\r'}" = "-ERR 'Authorization Violation'" ]
+}
+tap_ok "the upgraded broker refuses a publish without credentials" nats_refuses
 tap_ok "the operator's edits of /etc/default/diplom are kept" \
 	sb 'grep -qx QUEUE_TYPE=nats /etc/default/diplom &&
 	    grep -qx PROCESSOR_WORKERS=3 /etc/default/diplom &&

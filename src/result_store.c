@@ -579,6 +579,24 @@ rows_over(struct result_store *rs, int64_t max_bytes)
 	return over > PRUNE_BATCH ? PRUNE_BATCH : (int)over;
 }
 
+/*
+ * Freed pages leave the database only through the log: the vacuum writes
+ * the shorter file there, and a checkpoint copies it back and truncates
+ * the database. A passive one would leave the log as long as everything
+ * the vacuum and the writes since the last checkpoint put in it, which
+ * alone can be many times the limit; TRUNCATE waits for the committer's
+ * transaction in flight (the busy timeout) and empties the log, so the
+ * two files together end near max_bytes. When it cannot (a reader holds
+ * an old snapshot past the timeout), the next prune tries again.
+ */
+static void
+give_space_back(struct result_store *rs)
+{
+	sqlite3_exec(rs->pdb, "PRAGMA incremental_vacuum", NULL, NULL, NULL);
+	sqlite3_exec(rs->pdb, "PRAGMA wal_checkpoint(TRUNCATE)", NULL, NULL,
+	    NULL);
+}
+
 int
 result_store_prune(struct result_store *rs, int64_t before,
     int64_t max_bytes, uint64_t *pruned, char **cause)
@@ -604,9 +622,7 @@ result_store_prune(struct result_store *rs, int64_t before,
 		*cause = db_cause(rs->pdb, "prune");
 		return -EIO;
 	}
-	/* the file shrinks once the log is checkpointed */
 	if (*pruned > 0)
-		sqlite3_exec(rs->pdb, "PRAGMA incremental_vacuum;"
-		    " PRAGMA wal_checkpoint(PASSIVE)", NULL, NULL, NULL);
+		give_space_back(rs);
 	return 0;
 }

@@ -16,6 +16,7 @@
 /* Bounds on the time between two prunes. */
 #define PRUNE_EVERY_MIN_MS 1000
 #define PRUNE_EVERY_MAX_MS 60000
+#define PRUNE_EVERY_SIZE_MS 10000
 
 struct retention {
 	struct result_store *rs;
@@ -86,8 +87,15 @@ retention_start(struct retention **out, struct result_store *rs,
 	r->rs = rs;
 	r->max_age_ms = max_age_ms;
 	r->max_bytes = max_bytes;
-	/* a tenth of the retention: a row outlives it by that at most */
-	r->every_ms = max_age_ms > 0 ? max_age_ms / 10 : PRUNE_EVERY_MAX_MS / 6;
+	/*
+	 * A tenth of the retention: a row outlives it by that at most. A size
+	 * limit is looked at every 10 s whatever the retention: the store
+	 * outgrows it by what arrives in between, and a prune with nothing to
+	 * delete costs two page counts.
+	 */
+	r->every_ms = max_age_ms > 0 ? max_age_ms / 10 : PRUNE_EVERY_SIZE_MS;
+	if (max_bytes > 0 && r->every_ms > PRUNE_EVERY_SIZE_MS)
+		r->every_ms = PRUNE_EVERY_SIZE_MS;
 	if (r->every_ms < PRUNE_EVERY_MIN_MS)
 		r->every_ms = PRUNE_EVERY_MIN_MS;
 	if (r->every_ms > PRUNE_EVERY_MAX_MS)

@@ -8,8 +8,9 @@ systemdsystemunit_DATA = \
 	systemd/diplom.target \
 	systemd/diplom-nats.service
 
-# the broker's settings, read by diplom-nats.service
-dist_pkgdata_DATA = systemd/diplom-nats.conf
+# the broker's settings, and those with the one user diplom-nats.service
+# lets in
+dist_pkgdata_DATA = systemd/diplom-nats.conf systemd/diplom-nats-auth.conf
 
 EXTRA_DIST += \
 	systemd/diplomd@.service.in \

@@ -2,6 +2,7 @@
 #include <errno.h>
 #include <limits.h>
 #include <pthread.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -515,6 +516,33 @@ START_TEST(prune_keeps_the_rows_under_max_bytes_and_the_file_shrinks)
 }
 END_TEST
 
+/*
+ * A running processor never closes its store: the space a prune frees goes
+ * back to the file system then, the database and its log together near the
+ * limit, not at the next start.
+ */
+START_TEST(a_prune_gives_the_space_back_while_the_store_is_open)
+{
+	off_t before, after;
+
+	commit_rows(0, 2000, 1000, 4000);
+	before = file_size();
+	ck_assert_int_gt(before, 8000000);
+	ck_assert_uint_gt(prune(0, 1000000), 0);
+	after = file_size();
+	ck_assert_msg(after < 1500000, "%jd bytes after a prune to 1000000 "
+	    "(%jd before)", (intmax_t)after, (intmax_t)before);
+	/* and again after more writes: the limit holds round after round */
+	commit_rows(2000, 1000, 1000, 4000);
+	ck_assert_uint_gt(prune(0, 1000000), 0);
+	after = file_size();
+	ck_assert_msg(after < 1500000, "%jd bytes after the second prune",
+	    (intmax_t)after);
+	ck_assert_int_eq(query_int("SELECT count(*) FROM results WHERE "
+	    "message_id = 'id-2999'"), 1);
+}
+END_TEST
+
 START_TEST(a_store_without_incremental_vacuum_is_converted)
 {
 	sqlite3 *db;
@@ -779,6 +807,8 @@ result_store_suite(void)
 	tcase_add_test(tc, prune_deletes_rows_older_than_the_cut_only);
 	tcase_add_test(tc,
 	    prune_keeps_the_rows_under_max_bytes_and_the_file_shrinks);
+	tcase_add_test(tc,
+	    a_prune_gives_the_space_back_while_the_store_is_open);
 	tcase_add_test(tc, a_store_without_incremental_vacuum_is_converted);
 	tcase_add_test(tc, a_store_of_0_1_0_is_migrated_and_keeps_its_rows);
 	tcase_add_test(tc, a_store_of_a_newer_diplomd_is_refused);

@@ -5,7 +5,8 @@
 # gateway, ingest and processor and each reads back by its id; with wrong
 # ones, the role logs one line naming the problem and /health is 503 with
 # the reason. Also NATS_PASSWORD_FILE, NATS_TOKEN_FILE and a systemd
-# credential, and settings that cannot work together failing at start.
+# credential, settings that cannot work together failing at start, and the
+# package's broker (systemd/diplom-nats-auth.conf) with the unit's settings.
 . "$(dirname "$0")/lib.sh"
 need_nats
 need_required_tools openssl python3 jq
@@ -232,6 +233,39 @@ else
 fi
 stop_pid "$ingest_PID"
 
+# --- the package's broker: systemd/diplom-nats-auth.conf -----------------------
+# as diplom-nats.service runs it: the password in DIPLOM_NATS_PASSWORD (40
+# letters, as diplom.postinst makes it), the roles with the unit's
+# NATS_USER=diplom and NATS_PASSWORD_FILE
+packaged_broker() {
+	stop_nats TERM
+	NATS_PORT=$(free_port)
+	export NATS_URL=nats://127.0.0.1:$NATS_PORT
+	env "$@" nats-server -c "$top_srcdir/systemd/diplom-nats-auth.conf" \
+		-js -a 127.0.0.1 -p "$NATS_PORT" -sd "$T_TMP/store-packaged" \
+		>>"$T_TMP/nats-server.log" 2>&1 &
+	NATS_PID=$!
+	track "$NATS_PID"
+	wait_nats_port
+}
+no_packaged_broker() {
+	! packaged_broker &&
+		grep -q "DIPLOM_NATS_PASSWORD" "$T_TMP/nats-server.log"
+}
+tap_ok "packaged: without DIPLOM_NATS_PASSWORD the broker does not start" \
+	no_packaged_broker
+PW=$(tr -dc 'A-Za-z' </dev/urandom | head -c 40)
+packaged_broker DIPLOM_NATS_PASSWORD="$PW" ||
+	bail "nats-server (packaged) did not start: $(tail -3 "$T_TMP/nats-server.log")"
+auth
+refused packaged-none "nats: authorization violation" \
+	"the server wants credentials"
+printf '%s\n' "$PW" >"$K/nats-password"
+auth NATS_USER=diplom NATS_PASSWORD_FILE="$K/nats-password"
+SECRET=$PW
+flows packaged
+unset SECRET
+
 # --- token -----------------------------------------------------------------------
 TOKEN=tok-$RANDOM$RANDOM-ok
 server token "authorization { token: \"$TOKEN\" }"
@@ -242,6 +276,19 @@ SECRET=$TOKEN
 printf '%s\n' "$TOKEN" >"$K/token"
 auth NATS_TOKEN_FILE="$K/token"
 flows token-file
+# the package's unit sets NATS_USER and NATS_PASSWORD_FILE; an operator's
+# /etc/default/diplom empties them for a token of their own
+token_over_the_unit() {
+	local rc=0
+	stack_ports
+	start_role ingest ingest
+	wait_health "$ING" 10 || rc=1
+	stop_pid "$ingest_PID"
+	return $rc
+}
+auth NATS_USER= NATS_PASSWORD_FILE= NATS_TOKEN_FILE="$K/token"
+tap_ok "token: NATS_USER= and NATS_PASSWORD_FILE= (empty) leave the token alone" \
+	token_over_the_unit
 
 # --- NKey ---------------------------------------------------------------------------
 server nkey "authorization { users = [ { nkey: $(cat "$K/user.pub") } ] }"

@@ -6,7 +6,7 @@
 . "$(dirname "$0")/lib.sh"
 need_tools jq sqlite3
 
-tap_plan 8
+tap_plan 9
 
 rows_like() { sql "$RESULTS" "SELECT count(*) FROM results WHERE message_id LIKE '$1%'"; }
 pruned() {
@@ -44,10 +44,11 @@ tap_ok "LOG_FORMAT=json: every line is a JSON object with time, level, role, mes
 	json_lines
 stop_pid "$processor_PID" TERM
 
-# a store of about 4 MB kept under 1 MB
+# a store of about 4 MB kept under 1 MB, with the package's retention
+# (a week, which alone would prune once a minute)
 RESULTS=$T_TMP/size.db
 stack_ports
-RESULTS_MAX_BYTES=1000000 start_role sized processor
+RESULTS_RETENTION=168h RESULTS_MAX_BYTES=1000000 start_role sized processor
 wait_health "$PROC" 10 || bail "the processor did not start"
 big=$(head -c 3000 /dev/zero | tr '\0' 'x' | base64 -w0)
 enqueue big 1200 "$big"
@@ -59,6 +60,14 @@ newest_kept() {
 	[ "$(sql "$RESULTS" "SELECT count(*) FROM results WHERE message_id = 'big-1200'")" = 1 ]
 }
 tap_ok "the newest rows are the ones kept" wait_until 10 newest_kept
+# the database and its log while the processor runs: a prune gives the
+# space back at once, not at the next start
+size_of_both() {
+	echo $(($(stat -c %s "$RESULTS") + $(stat -c %s "$RESULTS-wal" 2>/dev/null || echo 0)))
+}
+small() { [ "$(size_of_both)" -lt 1500000 ]; }
+wait_until 30 small || true
+tap_ok "the running store and its log are near the limit: $(size_of_both) bytes" small
 stop_pid "$sized_PID" TERM
 tap_ok "the file is small again: $(size_of) bytes" test "$(size_of)" -lt 2000000
 

@@ -67,13 +67,16 @@ struct gateway {
 	atomic_uint_fast64_t limited_by_addr, limited_by_key, unauthorized;
 };
 
-/* Answer 401 unless req presents a key of keys; its digest into digest. */
+/*
+ * Answer 401 unless req presents a key of keys; its digest into digest, its
+ * client's name into client (when not NULL).
+ */
 static bool
 gw_authorized(struct gateway *gw, struct auth *keys, struct http_request *req,
-    unsigned char digest[AUTH_DIGEST_LEN])
+    unsigned char digest[AUTH_DIGEST_LEN], char client[AUTH_NAME_MAX + 1])
 {
 	enum auth_result r = auth_check(keys,
-	    http_req_header(req, "Authorization"), digest);
+	    http_req_header(req, "Authorization"), digest, client);
 
 	if (r == AUTH_OK)
 		return true;
@@ -92,15 +95,11 @@ gw_limited(struct http_request *req, int wait, atomic_uint_fast64_t *counter)
 	return false;
 }
 
-/*
- * Whether an API request may go on, else it has been answered: within its
- * address's rate (before the key, so that guessing keys is slowed too),
- * with a key of API_KEYS_FILE when that is set, within that key's rate.
- */
+/* Whether req is within its address's rate, else it has been answered. */
 static bool
-gw_admit(struct gateway *gw, struct http_request *req)
+gw_addr_admit(struct gateway *gw, struct http_request *req)
 {
-	unsigned char addr[16], digest[AUTH_DIGEST_LEN];
+	unsigned char addr[16];
 	size_t n;
 	int wait;
 
@@ -109,9 +108,28 @@ gw_admit(struct gateway *gw, struct http_request *req)
 	    (wait = rate_limiter_take(gw->by_addr, addr, n,
 	    clock_now_ns())) > 0)
 		return gw_limited(req, wait, &gw->limited_by_addr);
+	return true;
+}
+
+/*
+ * Whether an API request may go on, else it has been answered: within its
+ * address's rate (before the key, so that guessing keys is slowed too),
+ * with a key of API_KEYS_FILE when that is set, within that key's rate.
+ * The name of the key's client into client, "" without API_KEYS_FILE.
+ */
+static bool
+gw_admit(struct gateway *gw, struct http_request *req,
+    char client[AUTH_NAME_MAX + 1])
+{
+	unsigned char digest[AUTH_DIGEST_LEN];
+	int wait;
+
+	client[0] = '\0';
+	if (!gw_addr_admit(gw, req))
+		return false;
 	if (gw->api_keys == NULL)
 		return true;
-	if (!gw_authorized(gw, gw->api_keys, req, digest))
+	if (!gw_authorized(gw, gw->api_keys, req, digest, client))
 		return false;
 	if (gw->by_key != NULL && (wait = rate_limiter_take(gw->by_key,
 	    digest, sizeof(digest), clock_now_ns())) > 0)
@@ -126,7 +144,7 @@ gw_admin_admit(struct gateway *gw, struct http_request *req)
 	unsigned char digest[AUTH_DIGEST_LEN];
 
 	return gw->admin_keys == NULL ||
-	    gw_authorized(gw, gw->admin_keys, req, digest);
+	    gw_authorized(gw, gw->admin_keys, req, digest, NULL);
 }
 
 static void
@@ -136,9 +154,10 @@ gw_ingest(struct http_request *req, void *ctx)
 	size_t len;
 	const char *body = http_req_body(req, &len);
 	const char *key = http_req_header(req, "Idempotency-Key");
-	char *copy, *line = NULL, id[37], *cause = NULL;
+	char *copy, *lines = NULL, id[37], *cause = NULL;
+	char client[AUTH_NAME_MAX + 1];
 
-	if (!gw_admit(gw, req))
+	if (!gw_admit(gw, req, client))
 		return;
 	/* a bad key is the first hop's 400, and no header to pass on */
 	if (key != NULL && message_id_for_key(key, id, &cause) != 0) {
@@ -148,16 +167,28 @@ gw_ingest(struct http_request *req, void *ctx)
 		return;
 	}
 	if (key == NULL && gw->fwd != NULL && forward_batch_fits(body, len)) {
-		forward_batch_add(gw->fwd, req, body, len);
+		forward_batch_add(gw->fwd, req, body, len, client);
 		return;
 	}
-	if (key != NULL)
-		xasprintf(&line, "Idempotency-Key: %s", key);
+	xasprintf(&lines, "%s%s%s%s%s", key != NULL ? "Idempotency-Key: " : "",
+	    key != NULL ? key : "", key != NULL ? "\n" : "",
+	    *client != '\0' ? CLIENT_HEADER ": " : "", client);
 	copy = xmalloc(len + 1);
 	memcpy(copy, body, len + 1);
-	http_client_request_with(gw->hc, gw->ingest_url, line, copy, len,
-	    forward_relay_reply, req);
-	free(line);
+	http_client_request_with(gw->hc, gw->ingest_url, *lines != '\0' ?
+	    lines : NULL, copy, len, forward_relay_reply, req);
+	free(lines);
+}
+
+/* The header line that names client to the next hop; NULL: no client. */
+static char *
+client_line(const char *client)
+{
+	char *line = NULL;
+
+	if (*client != '\0')
+		xasprintf(&line, CLIENT_HEADER ": %s", client);
+	return line;
 }
 
 /*
@@ -172,16 +203,18 @@ gw_ingest_batch(struct http_request *req, void *ctx)
 	const char *body = http_req_body(req, &len);
 	const char *ct = http_req_header(req, "Content-Type");
 	static const char nd[] = "application/x-ndjson";
-	char *copy;
+	char *copy, *line, client[AUTH_NAME_MAX + 1];
 
-	if (!gw_admit(gw, req))
+	if (!gw_admit(gw, req, client))
 		return;
 	copy = xmalloc(len + 1);
 	memcpy(copy, body, len + 1);
+	line = client_line(client);
 	/* our client sends JSON's type: the format goes in the query */
-	http_client_request(gw->hc, ct != NULL && strncasecmp(ct, nd,
+	http_client_request_with(gw->hc, ct != NULL && strncasecmp(ct, nd,
 	    sizeof(nd) - 1) == 0 ? gw->ingest_ndjson_url :
-	    gw->ingest_batch_url, copy, len, forward_relay_reply, req);
+	    gw->ingest_batch_url, line, copy, len, forward_relay_reply, req);
+	free(line);
 }
 
 /*
@@ -264,7 +297,8 @@ lookup_part_done(void *arg, const struct http_reply *r)
 }
 
 static void
-lookup_start(struct gateway *gw, struct http_request *req, const char *id)
+lookup_start(struct gateway *gw, struct http_request *req, const char *id,
+    const char *line)
 {
 	struct lookup *lk = xcalloc(1, sizeof(*lk));
 	char *url;
@@ -276,29 +310,62 @@ lookup_start(struct gateway *gw, struct http_request *req, const char *id)
 
 		*p = (struct lookup_part){ lk, gw->procs[i].url };
 		xasprintf(&url, "%s%s", gw->procs[i].results_url, id);
-		http_client_request(gw->hc, url, NULL, 0, lookup_part_done, p);
+		http_client_request_with(gw->hc, url, line, NULL, 0,
+		    lookup_part_done, p);
 		free(url);
 	}
+}
+
+/* Whether req presents a key of ADMIN_KEYS_FILE, when that is set. */
+static bool
+gw_admin_key(struct gateway *gw, struct http_request *req)
+{
+	unsigned char digest[AUTH_DIGEST_LEN];
+
+	return gw->admin_keys != NULL && auth_check(gw->admin_keys,
+	    http_req_header(req, "Authorization"), digest, NULL) == AUTH_OK;
+}
+
+/*
+ * Whether a lookup may go on, else it has been answered. With API keys, the
+ * client it is for into client; an admin key, which is no API key, reads
+ * every client's ("" into client), within its address's rate.
+ */
+static bool
+gw_lookup_admit(struct gateway *gw, struct http_request *req,
+    char client[AUTH_NAME_MAX + 1])
+{
+	unsigned char digest[AUTH_DIGEST_LEN];
+
+	client[0] = '\0';
+	if (gw->api_keys != NULL && gw->admin_keys != NULL &&
+	    auth_check(gw->api_keys, http_req_header(req, "Authorization"),
+	    digest, NULL) != AUTH_OK && gw_admin_key(gw, req))
+		return gw_addr_admit(gw, req);
+	return gw_admit(gw, req, client);
 }
 
 static void
 gw_message(struct http_request *req, void *ctx)
 {
 	struct gateway *gw = ctx;
-	char *id, *url = NULL;
+	char *id, *url = NULL, *line, client[AUTH_NAME_MAX + 1];
 
-	if (!gw_admit(gw, req))
+	if (!gw_lookup_admit(gw, req, client))
 		return;
 	if ((id = http_path_escape(http_req_tail(req))) == NULL)
 		xalloc_failed();
+	/* a client sees its own messages only: the processor checks */
+	line = client_line(client);
 	if (gw->n_procs > 1) {
-		lookup_start(gw, req, id);
-		free(id);
-		return;
+		lookup_start(gw, req, id, line);
+	} else {
+		/* one processor: its answer is the answer, whatever it is */
+		xasprintf(&url, "%s%s", gw->procs[0].results_url, id);
+		http_client_request_with(gw->hc, url, line, NULL, 0,
+		    forward_relay_reply, req);
 	}
-	/* one processor: its answer is the answer, whatever it is */
-	xasprintf(&url, "%s%s", gw->procs[0].results_url, id);
-	http_client_request(gw->hc, url, NULL, 0, forward_relay_reply, req);
+	free(line);
 	free(url);
 	free(id);
 }
@@ -660,6 +727,7 @@ gw_forward_batch(struct gateway *gw, const struct config *cfg, char **cause)
 		.max_items = (size_t)(cfg->forward_batch < cfg->max_batch ?
 		    cfg->forward_batch : cfg->max_batch),
 		.max_bytes = (size_t)cfg->max_body_bytes,
+		.client_header = CLIENT_HEADER,
 	};
 
 	if (o.max_items < 2)

@@ -7,7 +7,8 @@
 # processor and through two; an admin key reads all. The client is stored
 # with the result (named in the key file, or a name derived from the key
 # that does not hold it), shown by diplomctl show, and batches and
-# requests the gateway carries together keep their own client's.
+# requests the gateway carries together keep their own client's. A
+# client's own Diplom-Client header names no one. The same on nats.
 . "$(dirname "$0")/lib.sh"
 
 need_tools curl jq sqlite3
@@ -36,16 +37,16 @@ req() {
 	curl -s --max-time 10 -X "$method" -o "$T_TMP/body" -w '%{http_code}' \
 		-H "Authorization: Bearer $key" "$@" "$GW$path"
 }
-# send KEY DATA [IDEMPOTENCY-KEY] : the id the gateway answers, or nothing
+# send KEY DATA [IDEMPOTENCY-KEY [CURL ARGS...]] : the id the gateway answers, or nothing
 send() {
 	local hdr=()
 	[ -n "${3:-}" ] && hdr=(-H "Idempotency-Key: $3")
-	[ "$(req POST /api/v1/ingest "$1" "${hdr[@]}" \
+	[ "$(req POST /api/v1/ingest "$1" "${hdr[@]}" "${@:4}" \
 		-d "{\"data\":\"$2\"}")" = 200 ] || return 1
 	jq -r .message_id "$T_TMP/body"
 }
-# get KEY ID : the status of the client's read of the message
-get() { req GET "/api/v1/messages/$2" "$1"; }
+# get KEY ID [CURL ARGS...] : the status of the client's read of the message
+get() { req GET "/api/v1/messages/$2" "$1" "${@:3}"; }
 # result_of KEY ID : the result the client reads, once it is processed
 result_of() {
 	wait_until 10 test "$(get "$1" "$2")" = 200 || return 1
@@ -78,6 +79,9 @@ tap_ok "a client reading another's message gets the 404 of an unknown id" \
 		cmp -s "$T_TMP/body" "$T_TMP/unknown" &&
 		! grep -q a-data "$T_TMP/body"'
 tap_ok "and the other way round" test "$(get "$KEY_A" "$id_b")" = 404
+tap_ok "a client's own Diplom-Client header names no one" \
+	eval '[ "$(get "$KEY_B" "$id_a" -H "Diplom-Client: team-a")" = 404 ] &&
+		[ "$(send "$KEY_B" spoof order-1 -H "Diplom-Client: team-a")" = "$id_b" ]'
 
 # --- a key sent first by another client ---------------------------------------
 
@@ -171,4 +175,27 @@ tap_ok "with two processors, another's message is 404 and one's own 200" \
 	eval '[ "$(get "$KEY_B" "$id_a")" = 404 ] &&
 		[ "$(get "$KEY_A" "$id_a")" = 200 ] &&
 		[ "$(get "$KEY_ADMIN" "$id_b")" = 200 ]'
+
+# --- the nats backend: the client travels in the DataMessage -----------------
+
+stop_stack
+stop_pid "$processor2_PID"
+if ! command -v nats-server >/dev/null 2>&1; then
+	tap_skip "nats: two clients' same key" "nats-server not installed"
+	tap_skip "nats: another client's message" "nats-server not installed"
+	tap_done
+	exit
+fi
+start_nats || bail "nats-server did not start"
+stack_env
+stack_roles || bail "the nats stack did not start"
+nid_a=$(send "$KEY_A" nats-a order-9)
+nid_b=$(send "$KEY_B" nats-b order-9)
+tap_ok "nats: two clients' same key, two ids, each reads its own" \
+	eval '[ -n "$nid_a" ] && [ -n "$nid_b" ] && [ "$nid_a" != "$nid_b" ] &&
+		[ "$(result_of "$KEY_A" "$nid_a")" = PROCESSED_nats-a ] &&
+		[ "$(result_of "$KEY_B" "$nid_b")" = PROCESSED_nats-b ]'
+tap_ok "nats: another client's message is 404, and the row names its client" \
+	eval '[ "$(get "$KEY_B" "$nid_a")" = 404 ] &&
+		[ "$(client_of "$nid_a")" = team-a ]'
 tap_done

@@ -23,7 +23,7 @@
 /* The requests one pass of a loop gathered, on their way as one. */
 struct fb_batch {
 	struct forward_batch *fb;
-	char *line;			/* the client's header line, or NULL */
+	char *line;			/* its client's header, or NULL */
 	size_t n;
 	struct http_request **reqs;	/* max_items */
 	size_t *ends;			/* where each one's line ends */

@@ -243,10 +243,12 @@ START_TEST(bearer_headers_are_checked)
 	ck_assert_int_eq(auth_check(a, NULL, d, NULL), AUTH_MISSING);
 	ck_assert_int_eq(auth_check(a, "", d, NULL), AUTH_MALFORMED);
 	ck_assert_int_eq(auth_check(a, "alpha", d, NULL), AUTH_MALFORMED);
-	ck_assert_int_eq(auth_check(a, "Basic alpha", d, NULL), AUTH_MALFORMED);
+	ck_assert_int_eq(auth_check(a, "Basic alpha", d, NULL),
+	    AUTH_MALFORMED);
 	ck_assert_int_eq(auth_check(a, "Bearer", d, NULL), AUTH_MALFORMED);
 	ck_assert_int_eq(auth_check(a, "Bearer ", d, NULL), AUTH_MALFORMED);
-	ck_assert_int_eq(auth_check(a, "Bearer al pha", d, NULL), AUTH_MALFORMED);
+	ck_assert_int_eq(auth_check(a, "Bearer al pha", d, NULL),
+	    AUTH_MALFORMED);
 	ck_assert_int_eq(auth_check(a, "Bearer beta", d, NULL), AUTH_WRONG);
 	ck_assert_int_eq(auth_check(a, "Bearer alph", d, NULL), AUTH_WRONG);
 	ck_assert_int_eq(auth_check(a, "Bearer alpha", d, NULL), AUTH_OK);
@@ -254,7 +256,8 @@ START_TEST(bearer_headers_are_checked)
 	ck_assert_int_eq(auth_check(a, "bearer  alpha ", d2, NULL), AUTH_OK);
 	ck_assert_mem_eq(d, d2, AUTH_DIGEST_LEN);
 	ck_assert_int_eq(auth_check(a, "Bearer ALPHA", d, NULL), AUTH_WRONG);
-	ck_assert_int_eq(auth_check(a, "Bearer secret-two", d2, NULL), AUTH_OK);
+	ck_assert_int_eq(auth_check(a, "Bearer secret-two", d2, NULL),
+	    AUTH_OK);
 	{
 		char who[AUTH_NAME_MAX + 1];
 

@@ -5,8 +5,6 @@
 #include <string.h>
 #include <time.h>
 
-#include <gnutls/crypto.h>
-#include <gnutls/gnutls.h>
 #include <json-c/json.h>
 #include <uuid/uuid.h>
 
@@ -505,48 +503,6 @@ message_id_for_client_key(const char *client, const char *key, char id[37],
 	return 0;
 }
 
-/* One field of a fingerprint: its length, then its bytes. */
-static void
-fp_field(gnutls_hash_hd_t h, const void *p, size_t n)
-{
-	uint64_t len = n;
-	unsigned char be[8];
-
-	for (int i = 7; i >= 0; i--, len >>= 8)
-		be[i] = (unsigned char)(len & 0xff);
-	gnutls_hash(h, be, sizeof(be));
-	if (n > 0)
-		gnutls_hash(h, p, n);
-}
-
-void
-message_fingerprint(const struct data_message *msg,
-    char fp[MESSAGE_FINGERPRINT_LEN + 1])
-{
-	static const char hex[] = "0123456789abcdef";
-	unsigned char d[32];
-	gnutls_hash_hd_t h;
-
-	if (gnutls_hash_init(&h, GNUTLS_DIG_SHA256) != 0)
-		abort();
-	fp_field(h, msg->source, msg->source != NULL ? strlen(msg->source) :
-	    0);
-	fp_field(h, msg->payload, msg->payload_len);
-	/* sorted by key already: the same metadata, the same bytes */
-	for (size_t i = 0; i < msg->n_metadata; i++) {
-		fp_field(h, msg->metadata[i].key,
-		    strlen(msg->metadata[i].key));
-		fp_field(h, msg->metadata[i].value,
-		    strlen(msg->metadata[i].value));
-	}
-	gnutls_hash_deinit(h, d);
-	for (size_t i = 0; i < MESSAGE_FINGERPRINT_LEN / 2; i++) {
-		fp[2 * i] = hex[d[i] >> 4];
-		fp[2 * i + 1] = hex[d[i] & 0xf];
-	}
-	fp[MESSAGE_FINGERPRINT_LEN] = '\0';
-}
-
 bool
 message_id_is_keyed(const char *id)
 {
@@ -866,7 +822,6 @@ result_clear(struct processing_result *res)
 {
 	free(res->message_id);
 	free(res->client);
-	free(res->fingerprint);
 	free(res->source);
 	free(res->error);
 	free(res->result);

@@ -40,8 +40,6 @@ struct data_message {
 struct processing_result {
 	char *message_id;
 	char *client;			/* the sender's name, or NULL */
-	/* a keyed message's message_fingerprint, else NULL */
-	char *fingerprint;
 	char *source;
 	int64_t timestamp;
 	int64_t processed_at;		/* unix seconds */
@@ -144,23 +142,6 @@ int message_id_for_key(const char *key, char id[37], char **cause);
  */
 int message_id_for_client_key(const char *client, const char *key,
     char id[37], char **cause);
-/* The answer (422) to a key reused with another body. */
-#define IDEMPOTENCY_CONFLICT \
-    "Idempotency-Key already used for a message with another body"
-
-/* Hex digits of a message's fingerprint. */
-#define MESSAGE_FINGERPRINT_LEN 32
-
-/*
- * What a keyed message's body comes to, to tell a retry (the same) from a
- * key reused for another message: 128 bits of a SHA-256 of its source, its
- * payload and its metadata (keys and values), each with its length. The
- * JSON's spacing, field order and unknown fields do not count, nor does
- * the id, the time or the client (the id holds the client already).
- */
-void message_fingerprint(const struct data_message *msg,
-    char fp[MESSAGE_FINGERPRINT_LEN + 1]);
-
 /* Whether id came from an idempotency key (a UUID v5). */
 bool message_id_is_keyed(const char *id);
 

@@ -18,8 +18,6 @@
 #define QUEUE_EUNAVAIL	(-EAGAIN)	/* backend unreachable: 503 */
 #define QUEUE_ECLOSED	(-ESHUTDOWN)	/* shut down and drained */
 #define QUEUE_EINVAL	(-EINVAL)
-/* a keyed id the backend holds for another body (a reused key): 422 */
-#define QUEUE_ECONFLICT	(-EEXIST)
 
 /* One message handed to a worker; settle it with ack or reject. */
 struct delivery {

@@ -40,7 +40,6 @@ struct mem_delivery {
 struct mem_held {
 	struct mem_held *next;
 	const char *id;			/* the message's own */
-	char fp[MESSAGE_FINGERPRINT_LEN + 1];	/* its body's */
 };
 
 #define MEM_HELD_BUCKETS 1024
@@ -129,20 +128,11 @@ mem_publish(struct queue *q, struct data_message *msg, queue_publish_cb cb,
 	const char *reason = NULL;
 	struct mem_held **slot = NULL;
 
-	char fp[MESSAGE_FINGERPRINT_LEN + 1] = "";
-
-	if (message_id_is_keyed(msg->id))
-		message_fingerprint(msg, fp);
 	pthread_mutex_lock(&m->lock);
 	if (message_id_is_keyed(msg->id) &&
 	    *(slot = held_slot(m, msg->id)) != NULL) {
 		/* a retry of a message we hold: it is taken already */
 		reason = "duplicate";
-		/* but the same key with another body is another message */
-		if (strcmp((*slot)->fp, fp) != 0) {
-			rc = QUEUE_ECONFLICT;
-			reason = IDEMPOTENCY_CONFLICT;
-		}
 	} else if (m->shut) {
 		rc = QUEUE_EUNAVAIL;
 		reason = "Shutting down";
@@ -155,7 +145,6 @@ mem_publish(struct queue *q, struct data_message *msg, queue_publish_cb cb,
 		if (slot != NULL) {
 			*slot = xcalloc(1, sizeof(**slot));
 			(*slot)->id = msg->id;
-			memcpy((*slot)->fp, fp, sizeof(fp));
 		}
 		msg = NULL;
 		pthread_cond_signal(&m->nonempty);

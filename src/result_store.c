@@ -52,8 +52,7 @@ static const char schema[] =
     " result BLOB,"
     " deliveries INTEGER NOT NULL DEFAULT 1,"
     " message BLOB,"
-    " client TEXT,"
-    " fingerprint TEXT);"
+    " client TEXT);"
     FAILED_INDEX;
 
 /*
@@ -65,12 +64,8 @@ static const char *const migrations[SCHEMA_VERSION] = {
 	"ALTER TABLE results ADD COLUMN message BLOB",
 	/* 2: failed rows are listed newest first */
 	FAILED_INDEX,
-	/*
-	 * 3: a row belongs to the client that sent the message, or none; a
-	 * keyed message's row keeps its body's fingerprint
-	 */
-	"ALTER TABLE results ADD COLUMN client TEXT;"
-	"ALTER TABLE results ADD COLUMN fingerprint TEXT",
+	/* 3: a row belongs to the client that sent the message, or none */
+	"ALTER TABLE results ADD COLUMN client TEXT",
 };
 
 /*
@@ -85,9 +80,8 @@ static const char *const migrations[SCHEMA_VERSION] = {
 
 static const char upsert_sql[] =
     "INSERT INTO results (message_id, source, timestamp, processed_at,"
-    " success, error, result, deliveries, message, client, fingerprint)"
-    " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, 1, ?8, ?9, ?10)"
-    " ON CONFLICT (message_id) DO UPDATE SET"
+    " success, error, result, deliveries, message, client) VALUES (?1, ?2,"
+    " ?3, ?4, ?5, ?6, ?7, 1, ?8, ?9) ON CONFLICT (message_id) DO UPDATE SET"
     " deliveries = deliveries + 1,"
     REPLACE_IF_OK("source") ","
     REPLACE_IF_OK("timestamp") ","
@@ -122,8 +116,7 @@ static const char span_sql[] =
 
 static const char get_sql[] =
     "SELECT source, timestamp, processed_at, success, error, result,"
-    " deliveries, message, client, fingerprint FROM results"
-    " WHERE message_id = ?1";
+    " deliveries, message, client FROM results WHERE message_id = ?1";
 
 /* Newest first; the partial index answers it without the table's rows. */
 static const char failed_sql[] =
@@ -361,8 +354,7 @@ bind_result(sqlite3_stmt *st, const struct processing_result *r)
 	    sqlite3_bind_text(st, 6, r->error, -1, SQLITE_STATIC) ||
 	    sqlite3_bind_blob64(st, 7, r->result != NULL ? (const void *)r->result
 	    : "", r->result_len, SQLITE_STATIC) ||
-	    sqlite3_bind_text(st, 9, r->client, -1, SQLITE_STATIC) ||
-	    sqlite3_bind_text(st, 10, r->fingerprint, -1, SQLITE_STATIC))
+	    sqlite3_bind_text(st, 9, r->client, -1, SQLITE_STATIC))
 		return -EIO;
 	/* a success keeps no message: NULL, as left by clear_bindings */
 	if (!r->success && r->message != NULL &&
@@ -450,10 +442,8 @@ result_store_get(struct result_store *rs, const char *id,
 			memcpy(res->message, sqlite3_column_blob(rs->get, 7),
 			    res->message_len);
 	}
-	if ((sqlite3_column_type(rs->get, 8) != SQLITE_NULL &&
-	    (res->client = column_strdup(rs->get, 8)) == NULL) ||
-	    (sqlite3_column_type(rs->get, 9) != SQLITE_NULL &&
-	    (res->fingerprint = column_strdup(rs->get, 9)) == NULL))
+	if (sqlite3_column_type(rs->get, 8) != SQLITE_NULL &&
+	    (res->client = column_strdup(rs->get, 8)) == NULL)
 		goto out;
 	rc = res->message_id != NULL && res->result != NULL ? 0 : -ENOMEM;
 out:

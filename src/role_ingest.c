@@ -152,11 +152,6 @@ on_enqueued(void *arg, const struct http_reply *r)
 		accepted(c);
 		return;
 	}
-	/* the processor holds this key's message with another body */
-	if (r->status == HTTP_UNPROCESSABLE) {
-		refused(c, HTTP_UNPROCESSABLE, IDEMPOTENCY_CONFLICT);
-		return;
-	}
 	if (busy && c->tried < c->in->n_enqueue) {
 		atomic_fetch_add(&c->in->failovers, 1);
 		log_debug("message %s: %s answered %d, trying the next "
@@ -182,10 +177,6 @@ on_published(void *arg, int status, const char *reason)
 	}
 	if (status == QUEUE_EFULL) {
 		refused(c, HTTP_UNAVAILABLE, "Queue is full");
-		return;
-	}
-	if (status == QUEUE_ECONFLICT) {
-		refused(c, HTTP_UNPROCESSABLE, IDEMPOTENCY_CONFLICT);
 		return;
 	}
 	snprintf(why, sizeof(why), "queue backend unavailable: %s",
@@ -361,8 +352,6 @@ on_batch_published(void *arg, int status, const char *reason)
 		slot_done(sl, HTTP_OK, NULL);
 	} else if (status == QUEUE_EFULL) {
 		slot_done(sl, HTTP_UNAVAILABLE, "Queue is full");
-	} else if (status == QUEUE_ECONFLICT) {
-		slot_done(sl, HTTP_UNPROCESSABLE, IDEMPOTENCY_CONFLICT);
 	} else {
 		snprintf(why, sizeof(why), "queue backend unavailable: %s",
 		    reason != NULL ? reason : "error");
@@ -385,7 +374,6 @@ batch_take_items(struct ingest_batch *b, const struct http_reply *r)
 {
 	struct json_object *o = json_tokener_parse(r->body), *items, *it;
 	const char *err;
-	int status;
 	bool ok;
 
 	ok = r->status == HTTP_OK && json_object_object_get_ex(o, "items",
@@ -395,13 +383,9 @@ batch_take_items(struct ingest_batch *b, const struct http_reply *r)
 		it = json_object_array_get_idx(items, k);
 		err = json_object_get_string(json_object_object_get(it,
 		    "error"));
-		status = json_object_get_int(json_object_object_get(it,
-		    "status"));
-		if (status == HTTP_ACCEPTED)
+		if (json_object_get_int(json_object_object_get(it,
+		    "status")) == HTTP_ACCEPTED)
 			slot_done(&b->slots[b->sent[k]], HTTP_OK, NULL);
-		else if (status == HTTP_UNPROCESSABLE)
-			slot_done(&b->slots[b->sent[k]], HTTP_UNPROCESSABLE,
-			    IDEMPOTENCY_CONFLICT);
 		else
 			slot_done(&b->slots[b->sent[k]], HTTP_UNAVAILABLE,
 			    err != NULL ? err : "processor refused the "

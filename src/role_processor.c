@@ -59,16 +59,6 @@ fail_result(const struct delivery *d, struct processing_result *res,
 	keep_message(d, res);
 }
 
-/* A keyed message's row keeps its fingerprint, to tell a reused key. */
-static void
-keep_fingerprint(const struct data_message *msg, struct processing_result *res)
-{
-	if (!message_id_is_keyed(msg->id))
-		return;
-	res->fingerprint = xmalloc(MESSAGE_FINGERPRINT_LEN + 1);
-	message_fingerprint(msg, res->fingerprint);
-}
-
 void
 processor_process(const struct delivery *d, struct processing_result *res,
     int64_t delay_ms)
@@ -95,7 +85,6 @@ processor_process(const struct delivery *d, struct processing_result *res,
 	res->source = msg->source != NULL ? xstrdup(msg->source) : NULL;
 	res->timestamp = msg->timestamp;
 	res->success = true;
-	keep_fingerprint(msg, res);
 	res->result_len = sizeof(prefix) - 1 + msg->payload_len;
 	res->result = xmalloc(res->result_len);
 	memcpy(res->result, prefix, sizeof(prefix) - 1);
@@ -128,7 +117,6 @@ processor_give_up(const struct delivery *d, uint64_t max_deliveries,
 		    NULL;
 		res->source = msg->source != NULL ? xstrdup(msg->source) : NULL;
 		res->timestamp = msg->timestamp;
-		keep_fingerprint(msg, res);
 	} else if (d->id != NULL) {
 		res->message_id = xstrdup(d->id);
 	}
@@ -163,8 +151,6 @@ on_enqueued(void *arg, int status, const char *reason)
 		    xstrdup("{\"status\":\"queued\"}"), 19);
 	} else if (status == QUEUE_EFULL) {
 		http_respond_error(req, HTTP_UNAVAILABLE, "Queue is full");
-	} else if (status == QUEUE_ECONFLICT) {
-		http_respond_error(req, HTTP_UNPROCESSABLE, reason);
 	} else {
 		xasprintf(&why, "queue backend unavailable: %s",
 		    reason != NULL ? reason : "error");
@@ -173,26 +159,16 @@ on_enqueued(void *arg, int status, const char *reason)
 	}
 }
 
-/*
- * Whether the store has a result for keyed msg: 0 no, 1 yes (a retry), or
- * QUEUE_ECONFLICT when its row is of another body (a reused key). A row
- * without a fingerprint (stored before they were kept) is taken as a
- * retry, as it was then.
- */
-static int
-pr_keyed_result(struct processor *pr, const struct data_message *msg)
+/* Whether the result store has a row for id. */
+static bool
+pr_has_result(struct processor *pr, const char *id)
 {
 	struct processing_result res;
-	char fp[MESSAGE_FINGERPRINT_LEN + 1];
-	int rc = 1;
 
-	if (result_store_get(pr->rs, msg->id, &res) != 0)
-		return 0;
-	message_fingerprint(msg, fp);
-	if (res.fingerprint != NULL && strcmp(res.fingerprint, fp) != 0)
-		rc = QUEUE_ECONFLICT;
+	if (result_store_get(pr->rs, id, &res) != 0)
+		return false;
 	result_clear(&res);
-	return rc;
+	return true;
 }
 
 static void
@@ -201,7 +177,6 @@ pr_enqueue(struct http_request *req, void *ctx)
 	struct processor *pr = ctx;
 	struct data_message *msg;
 	char *cause = NULL;
-	int rc;
 	size_t len;
 	const char *body = http_req_body(req, &len);
 	size_t max = message_encoded_max((size_t)pr->cfg->max_body_bytes);
@@ -224,11 +199,9 @@ pr_enqueue(struct http_request *req, void *ctx)
 	 * A client's retry of a keyed message that is done already: taken,
 	 * not queued again (one the queue still holds, it refuses itself).
 	 */
-	if (message_id_is_keyed(msg->id) &&
-	    (rc = pr_keyed_result(pr, msg)) != 0) {
+	if (message_id_is_keyed(msg->id) && pr_has_result(pr, msg->id)) {
 		message_free(msg);
-		on_enqueued(req, rc < 0 ? rc : 0, rc < 0 ?
-		    IDEMPOTENCY_CONFLICT : "duplicate");
+		on_enqueued(req, 0, "duplicate");
 		return;
 	}
 	queue_publish(pr->q, msg, on_enqueued, req);
@@ -287,9 +260,6 @@ on_batch_item(void *arg, int status, const char *reason)
 
 	if (status == 0) {
 		e->status = HTTP_ACCEPTED;
-	} else if (status == QUEUE_ECONFLICT) {
-		e->status = HTTP_UNPROCESSABLE;
-		e->error = xstrdup(reason);
 	} else {
 		e->status = HTTP_UNAVAILABLE;
 		if (status == QUEUE_EFULL)
@@ -308,7 +278,6 @@ enqueue_batch_item(struct processor *pr, struct enqueue_item *e,
 {
 	struct data_message *msg;
 	char *cause = NULL;
-	int rc;
 
 	if (message_decode_object(o, &msg, &cause) != 0) {
 		e->status = HTTP_BAD_REQUEST;
@@ -316,11 +285,9 @@ enqueue_batch_item(struct processor *pr, struct enqueue_item *e,
 		enqueue_batch_done(e->b);
 		return;
 	}
-	if (message_id_is_keyed(msg->id) &&
-	    (rc = pr_keyed_result(pr, msg)) != 0) {
+	if (message_id_is_keyed(msg->id) && pr_has_result(pr, msg->id)) {
 		message_free(msg);
-		on_batch_item(e, rc < 0 ? rc : 0, rc < 0 ?
-		    IDEMPOTENCY_CONFLICT : "duplicate");
+		on_batch_item(e, 0, "duplicate");
 		return;
 	}
 	queue_publish(pr->q, msg, on_batch_item, e);

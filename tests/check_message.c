@@ -753,49 +753,6 @@ START_TEST(the_client_is_on_the_wire_when_there_is_one)
 }
 END_TEST
 
-/* The fingerprint of a request's message: what it says, not how. */
-static void
-fp_of(const char *req, char fp[MESSAGE_FINGERPRINT_LEN + 1])
-{
-	struct data_message *m;
-	char *cause = NULL;
-
-	ck_assert_int_eq(message_from_ingest_request(req, strlen(req), NULL,
-	    &m, &cause), 0);
-	message_fingerprint(m, fp);
-	message_free(m);
-}
-
-START_TEST(a_fingerprint_is_the_body_s_content)
-{
-	char a[MESSAGE_FINGERPRINT_LEN + 1], b[MESSAGE_FINGERPRINT_LEN + 1];
-
-	fp_of("{\"source\":\"s\",\"data\":\"d\",\"metadata\":"
-	    "{\"k\":\"v\",\"j\":\"w\"}}", a);
-	ck_assert_uint_eq(strlen(a), MESSAGE_FINGERPRINT_LEN);
-	/* spacing, field order, key order and unknown fields do not count */
-	fp_of(" {\"metadata\": {\"j\":\"w\", \"k\":\"v\"}, \"data\":\"d\","
-	    " \"other\": 1, \"source\":\"s\"}", b);
-	ck_assert_str_eq(a, b);
-	fp_of("{\"source\":\"s\",\"data\":\"D\",\"metadata\":"
-	    "{\"k\":\"v\",\"j\":\"w\"}}", b);
-	ck_assert_str_ne(a, b);
-	fp_of("{\"source\":\"t\",\"data\":\"d\",\"metadata\":"
-	    "{\"k\":\"v\",\"j\":\"w\"}}", b);
-	ck_assert_str_ne(a, b);
-	fp_of("{\"source\":\"s\",\"data\":\"d\",\"metadata\":"
-	    "{\"k\":\"v\",\"j\":\"x\"}}", b);
-	ck_assert_str_ne(a, b);
-	fp_of("{\"source\":\"s\",\"data\":\"d\",\"metadata\":"
-	    "{\"k\":\"v\"}}", b);
-	ck_assert_str_ne(a, b);
-	/* each field with its length: no moving bytes from one to another */
-	fp_of("{\"source\":\"ab\",\"data\":\"c\"}", a);
-	fp_of("{\"source\":\"a\",\"data\":\"bc\"}", b);
-	ck_assert_str_ne(a, b);
-}
-END_TEST
-
 START_TEST(bad_idempotency_keys_are_refused)
 {
 	static const char *const bad[] = { "", "tab\there", "nl\n",
@@ -1162,7 +1119,6 @@ message_suite(void)
 	tcase_add_test(tc, idempotency_key_gives_one_id_per_key);
 	tcase_add_test(tc, bad_idempotency_keys_are_refused);
 	tcase_add_test(tc, a_clients_key_gives_an_id_of_its_own);
-	tcase_add_test(tc, a_fingerprint_is_the_body_s_content);
 	tcase_add_test(tc, the_client_is_on_the_wire_when_there_is_one);
 	tcase_add_test(tc, encoded_message_within_bound_of_request);
 	suite_add_tcase(s, tc);

@@ -125,28 +125,6 @@ START_TEST(retry_of_a_held_keyed_message_is_not_queued_twice)
 }
 END_TEST
 
-/* The key of a held message with another body is refused, not dropped. */
-START_TEST(a_held_key_with_another_body_is_a_conflict)
-{
-	char id[37], *cause = NULL, reason[128];
-	struct delivery *d[4];
-
-	ck_assert_int_eq(message_id_for_key("order-8", id, &cause), 0);
-	ck_assert_int_eq(tu_publish(q, tu_new_msg(id, "a"), reason,
-	    sizeof(reason)), 0);
-	ck_assert_int_eq(tu_publish(q, tu_new_msg(id, "b"), reason,
-	    sizeof(reason)), QUEUE_ECONFLICT);
-	ck_assert_str_eq(reason, IDEMPOTENCY_CONFLICT);
-	/* the same body again is still a retry */
-	ck_assert_int_eq(tu_publish(q, tu_new_msg(id, "a"), reason,
-	    sizeof(reason)), 0);
-	ck_assert_str_eq(reason, "duplicate");
-	ck_assert_int_eq(queue_receive(q, d, 4, 1000), 1);
-	ck_assert_mem_eq(d[0]->msg->payload, "a", 1);
-	ck_assert_int_eq(queue_ack(q, d[0]), 0);
-}
-END_TEST
-
 START_TEST(published_message_is_received_intact)
 {
 	struct delivery *d;
@@ -656,7 +634,6 @@ queue_memory_suite(void)
 	tcase_add_test(tc, lookup_finds_memory_backend);
 	tcase_add_test(tc, published_message_is_received_intact);
 	tcase_add_test(tc, retry_of_a_held_keyed_message_is_not_queued_twice);
-	tcase_add_test(tc, a_held_key_with_another_body_is_a_conflict);
 	tcase_add_test(tc, messages_come_out_in_publish_order);
 	tcase_add_test(tc, receive_takes_at_most_max);
 	tcase_add_test(tc, full_queue_refuses_publish);

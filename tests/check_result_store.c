@@ -737,10 +737,7 @@ START_TEST(a_store_of_0_1_0_is_migrated_and_keeps_its_rows)
 }
 END_TEST
 
-/*
- * A row keeps the client that sent its message and a keyed one its
- * fingerprint, the first ones; none reads as NULL.
- */
+/* A row keeps the client that sent its message; none reads as NULL. */
 START_TEST(a_row_keeps_its_client)
 {
 	struct processing_result a = make_result("with-client", "a");
@@ -749,21 +746,17 @@ START_TEST(a_row_keeps_its_client)
 	struct processing_result got;
 
 	a.client = strdup("team-a");
-	a.fingerprint = strdup("0123456789abcdef0123456789abcdef");
 	again.client = strdup("team-b");
-	again.fingerprint = strdup("ffffffffffffffffffffffffffffffff");
 	commit_one(&a);
 	commit_one(&b);
 	/* a redelivery, or another's retry, never changes whose row it is */
 	commit_one(&again);
 	ck_assert_int_eq(result_store_get(rs, "with-client", &got), 0);
 	ck_assert_str_eq(got.client, "team-a");
-	ck_assert_str_eq(got.fingerprint, "0123456789abcdef0123456789abcdef");
 	ck_assert_int_eq(got.deliveries, 2);
 	result_clear(&got);
 	ck_assert_int_eq(result_store_get(rs, "no-client", &got), 0);
 	ck_assert_ptr_null(got.client);
-	ck_assert_ptr_null(got.fingerprint);
 	result_clear(&got);
 	result_clear(&a);
 	result_clear(&b);
@@ -771,7 +764,7 @@ START_TEST(a_row_keeps_its_client)
 }
 END_TEST
 
-/* A store of version 2 gains the client and fingerprint, keeps its rows. */
+/* The store of diplom 0.2.0 (version 2) gains the client, keeps its rows. */
 START_TEST(a_store_of_version_2_gains_the_client_column)
 {
 	struct processing_result got, r = make_result("new", "n");
@@ -789,7 +782,7 @@ START_TEST(a_store_of_version_2_gains_the_client_column)
 	open_or_fail();
 	ck_assert_int_eq(query_int("PRAGMA user_version"), 3);
 	ck_assert_int_eq(query_int("SELECT count(*) FROM pragma_table_info("
-	    "'results') WHERE name IN ('client', 'fingerprint')"), 2);
+	    "'results') WHERE name = 'client'"), 1);
 	ck_assert_int_eq(result_store_get(rs, "old", &got), 0);
 	ck_assert_ptr_null(got.client);
 	ck_assert_mem_eq(got.result, "PROCESSED_o", 11);

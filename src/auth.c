@@ -19,6 +19,7 @@
 struct auth_keys {
 	size_t n;
 	unsigned char (*digests)[AUTH_DIGEST_LEN];
+	char (*names)[AUTH_NAME_MAX + 1];	/* each key's client */
 };
 
 struct auth {
@@ -70,23 +71,60 @@ is_blank(char c)
 	return c == ' ' || c == '\t' || c == '\r';
 }
 
-/* One line (without its newline) into keys, when it holds a key. */
+static bool
+name_char(char c)
+{
+	return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+	    (c >= '0' && c <= '9') || c == '.' || c == '_' || c == '-';
+}
+
+/* Whether the n bytes at s make a client name. */
+static bool
+name_valid(const char *s, size_t n)
+{
+	if (n == 0 || n > AUTH_NAME_MAX)
+		return false;
+	for (size_t i = 0; i < n; i++)
+		if (!name_char(s[i]))
+			return false;
+	return true;
+}
+
+bool
+auth_name_valid(const char *s)
+{
+	return s != NULL && name_valid(s, strlen(s));
+}
+
+/*
+ * The name of a key given without one: from a hash of its digest, so that
+ * it is the same whether the file holds the key or its digest, and tells
+ * nothing that would help to find the key.
+ */
+static void
+derived_name(const unsigned char digest[AUTH_DIGEST_LEN],
+    char out[AUTH_NAME_MAX + 1])
+{
+	static const char hex[] = "0123456789abcdef";
+	unsigned char h[AUTH_DIGEST_LEN];
+	char *o = out + strlen("key-");
+
+	sha256(digest, AUTH_DIGEST_LEN, h);
+	memcpy(out, "key-", strlen("key-"));
+	for (size_t i = 0; i < 8; i++) {
+		*o++ = hex[h[i] >> 4];
+		*o++ = hex[h[i] & 0xf];
+	}
+	*o = '\0';
+}
+
+/* The key word of a line (n bytes at p) into keys' next digest. */
 static int
-parse_line(struct auth_keys *keys, const char *p, size_t n, const char *name,
+parse_key(struct auth_keys *keys, const char *p, size_t n, const char *name,
     size_t lineno, char **cause)
 {
 	size_t plen = strlen(SHA256_PREFIX);
 
-	while (n > 0 && is_blank(*p)) {
-		p++;
-		n--;
-	}
-	while (n > 0 && is_blank(p[n - 1]))
-		n--;
-	if (n == 0 || *p == '#')
-		return 0;
-	keys->digests = xrealloc(keys->digests,
-	    (keys->n + 1) * sizeof(*keys->digests));
 	if (n >= plen && strncmp(p, SHA256_PREFIX, plen) == 0) {
 		if (parse_hex_digest(p + plen, n - plen,
 		    keys->digests[keys->n]) != 0) {
@@ -97,8 +135,73 @@ parse_line(struct auth_keys *keys, const char *p, size_t n, const char *name,
 	} else {
 		sha256(p, n, keys->digests[keys->n]);
 	}
+	return 0;
+}
+
+/*
+ * Keep the key just parsed unless the file has it already: a match must
+ * find one key, so one key under two names is an error.
+ */
+static int
+add_unique(struct auth_keys *keys, const char *name, size_t lineno,
+    char **cause)
+{
+	for (size_t i = 0; i < keys->n; i++) {
+		if (memcmp(keys->digests[i], keys->digests[keys->n],
+		    AUTH_DIGEST_LEN) != 0)
+			continue;
+		if (strcmp(keys->names[i], keys->names[keys->n]) == 0)
+			return 0;
+		xasprintf(cause, "%s line %zu: a key already given on a "
+		    "line before, under another client name", name, lineno);
+		return -EINVAL;
+	}
 	keys->n++;
 	return 0;
+}
+
+/* One line (without its newline) into keys, when it holds a key. */
+static int
+parse_line(struct auth_keys *keys, const char *p, size_t n, const char *name,
+    size_t lineno, char **cause)
+{
+	size_t k = 0;
+	const char *client;
+	int rc;
+
+	while (n > 0 && is_blank(*p)) {
+		p++;
+		n--;
+	}
+	while (n > 0 && is_blank(p[n - 1]))
+		n--;
+	if (n == 0 || *p == '#')
+		return 0;
+	/* a key holds no blank (a Bearer value cannot): one ends it */
+	while (k < n && !is_blank(p[k]))
+		k++;
+	for (client = p + k; client < p + n && is_blank(*client); client++)
+		;
+	if (client < p + n && !name_valid(client, (size_t)(p + n - client))) {
+		xasprintf(cause, "%s line %zu: a client name is 1 to %d "
+		    "letters, digits, '.', '_' or '-'", name, lineno,
+		    AUTH_NAME_MAX);
+		return -EINVAL;
+	}
+	keys->digests = xrealloc(keys->digests,
+	    (keys->n + 1) * sizeof(*keys->digests));
+	keys->names = xrealloc(keys->names,
+	    (keys->n + 1) * sizeof(*keys->names));
+	if ((rc = parse_key(keys, p, k, name, lineno, cause)) != 0)
+		return rc;
+	if (client < p + n) {
+		memcpy(keys->names[keys->n], client,
+		    (size_t)(p + n - client));
+		keys->names[keys->n][p + n - client] = '\0';
+	} else {
+		derived_name(keys->digests[keys->n], keys->names[keys->n]);
+	}
+	return add_unique(keys, name, lineno, cause);
 }
 
 int
@@ -197,15 +300,20 @@ auth_keys_count(const struct auth_keys *keys)
 
 bool
 auth_keys_match(const struct auth_keys *keys, const char *key, size_t len,
-    unsigned char digest[AUTH_DIGEST_LEN])
+    unsigned char digest[AUTH_DIGEST_LEN], char client[AUTH_NAME_MAX + 1])
 {
-	int found = 0;
+	size_t found = 0, which = 0, eq;
 
 	sha256(key, len, digest);
 	/* every digest compared, in constant time: no early exit */
-	for (size_t i = 0; i < keys->n; i++)
-		found |= gnutls_memcmp(digest, keys->digests[i],
+	for (size_t i = 0; i < keys->n; i++) {
+		eq = gnutls_memcmp(digest, keys->digests[i],
 		    AUTH_DIGEST_LEN) == 0;
+		found |= eq;
+		which |= ((size_t)0 - eq) & i;
+	}
+	if (found != 0 && client != NULL)
+		memcpy(client, keys->names[which], sizeof(keys->names[which]));
 	return found != 0;
 }
 
@@ -215,6 +323,7 @@ auth_keys_free(struct auth_keys *keys)
 	if (keys == NULL)
 		return;
 	free(keys->digests);
+	free(keys->names);
 	free(keys);
 }
 
@@ -276,7 +385,7 @@ bearer_key(const char *h, size_t *len)
 
 enum auth_result
 auth_check(struct auth *a, const char *authorization,
-    unsigned char digest[AUTH_DIGEST_LEN])
+    unsigned char digest[AUTH_DIGEST_LEN], char client[AUTH_NAME_MAX + 1])
 {
 	const char *key;
 	size_t len = 0;
@@ -287,7 +396,7 @@ auth_check(struct auth *a, const char *authorization,
 	if ((key = bearer_key(authorization, &len)) == NULL)
 		return AUTH_MALFORMED;
 	pthread_rwlock_rdlock(&a->lock);
-	ok = auth_keys_match(a->keys, key, len, digest);
+	ok = auth_keys_match(a->keys, key, len, digest, client);
 	pthread_rwlock_unlock(&a->lock);
 	return ok ? AUTH_OK : AUTH_WRONG;
 }

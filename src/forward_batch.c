@@ -23,6 +23,7 @@
 /* The requests one pass of a loop gathered, on their way as one. */
 struct fb_batch {
 	struct forward_batch *fb;
+	char *line;			/* its client's header, or NULL */
 	size_t n;
 	struct http_request **reqs;	/* max_items */
 	size_t *ends;			/* where each one's line ends */
@@ -120,6 +121,7 @@ batch_free(struct fb_batch *b)
 	free(b->reqs);
 	free(b->ends);
 	free(b->body);
+	free(b->line);
 	free(b);
 }
 
@@ -135,8 +137,8 @@ batch_send_apart(struct fb_batch *b)
 		body = xmalloc(len + 1);
 		memcpy(body, b->body + start, len);
 		body[len] = '\0';
-		http_client_request(b->fb->o.hc, b->fb->o.single_url, body, len,
-		    forward_relay_reply, b->reqs[i]);
+		http_client_request_with(b->fb->o.hc, b->fb->o.single_url,
+		    b->line, body, len, forward_relay_reply, b->reqs[i]);
 		start = b->ends[i] + 1;
 	}
 }
@@ -229,16 +231,16 @@ part_flush(void *arg)
 	if (b->n == 1) {
 		/* the line without its end */
 		b->body[b->len - 1] = '\0';
-		http_client_request(fb->o.hc, fb->o.single_url, b->body,
-		    b->len - 1, forward_relay_reply, b->reqs[0]);
+		http_client_request_with(fb->o.hc, fb->o.single_url, b->line,
+		    b->body, b->len - 1, forward_relay_reply, b->reqs[0]);
 		b->body = NULL;
 		batch_free(b);
 		return;
 	}
 	atomic_fetch_add_explicit(&fb->batches, 1, memory_order_relaxed);
 	atomic_fetch_add_explicit(&fb->requests, b->n, memory_order_relaxed);
-	http_client_request(fb->o.hc, fb->o.batch_url, b->body, b->len,
-	    on_batch_reply, b);
+	http_client_request_with(fb->o.hc, fb->o.batch_url, b->line, b->body,
+	    b->len, on_batch_reply, b);
 	b->body = NULL;
 	b->len = 0;
 }
@@ -268,36 +270,56 @@ part_here(struct forward_batch *fb)
 }
 
 static struct fb_batch *
-batch_new(struct forward_batch *fb)
+batch_new(struct forward_batch *fb, const char *client)
 {
 	struct fb_batch *b = xcalloc(1, sizeof(*b));
 
 	b->fb = fb;
+	if (*client != '\0')
+		xasprintf(&b->line, "%s: %s", fb->o.client_header,
+		    client);
 	b->reqs = xcalloc(fb->o.max_items, sizeof(*b->reqs));
 	b->ends = xcalloc(fb->o.max_items, sizeof(*b->ends));
 	return b;
 }
 
+/* Whether b carries the requests of client ("": none). */
+static bool
+batch_of(const struct fb_batch *b, const char *client)
+{
+	if (b->line == NULL)
+		return *client == '\0';
+	return strcmp(b->line + strlen(b->fb->o.client_header) + 2,
+	    client) == 0;
+}
+
 void
 forward_batch_add(struct forward_batch *fb, struct http_request *req,
-    const char *body, size_t len)
+    const char *body, size_t len, const char *client)
 {
 	struct fb_part *p = part_here(fb);
 	struct fb_batch *b;
+	char *line = NULL;
 
 	if (p == NULL || len + 1 > fb->o.max_bytes) {
 		char *copy = xmalloc(len + 1);
 
 		memcpy(copy, body, len);
 		copy[len] = '\0';
-		http_client_request(fb->o.hc, fb->o.single_url, copy, len,
-		    forward_relay_reply, req);
+		if (*client != '\0')
+			xasprintf(&line, "%s: %s", fb->o.client_header,
+			    client);
+		http_client_request_with(fb->o.hc, fb->o.single_url, line,
+		    copy, len, forward_relay_reply, req);
+		free(line);
 		return;
 	}
-	if (p->open != NULL && p->open->len + len + 1 > fb->o.max_bytes)
+	/* a batch is one client's: ingest gives all its items to it */
+	if (p->open != NULL && (p->open->len + len + 1 > fb->o.max_bytes ||
+	    !batch_of(p->open, client)))
 		part_flush(p);
 	if ((b = p->open) == NULL) {
-		b = p->open = batch_new(fb);
+		b = p->open = batch_new(fb, client);
 		/* due now: the loop runs it once this pass's events are done */
 		p->flush.at_ms = clock_now_ms();
 	}

@@ -17,6 +17,7 @@ struct forward_batch_opts {
 	const char *batch_url;	/* takes NDJSON, items judged as singles */
 	size_t max_items;	/* the most requests one batch carries */
 	size_t max_bytes;	/* the most bytes one batch body holds */
+	const char *client_header; /* names a request's client to the hop */
 };
 
 /*
@@ -37,9 +38,13 @@ void forward_batch_free(struct forward_batch *fb);
  * small (16 KiB at most).
  */
 bool forward_batch_fits(const char *body, size_t len);
-/* From a handler on a server loop: send req's body on (copied). */
+/*
+ * From a handler on a server loop: send req's body on (copied), for client
+ * ("": none), named in client_header. A batch carries one client's
+ * requests only.
+ */
 void forward_batch_add(struct forward_batch *fb, struct http_request *req,
-    const char *body, size_t len);
+    const char *body, size_t len, const char *client);
 
 /* Batches sent, and the requests they carried; relaxed counts. */
 void forward_batch_counts(struct forward_batch *fb, uint64_t *batches,

@@ -452,15 +452,21 @@ http_client_request(struct http_client *hc, const char *url, char *body,
 	http_client_request_with(hc, url, NULL, body, len, cb, arg);
 }
 
-/* The shared headers and one more line, for one call. */
+/* The shared headers and the lines of more (apart by "\n"), for one call. */
 static struct curl_slist *
-headers_with(const struct http_client *hc, const char *line)
+headers_with(const struct http_client *hc, const char *more)
 {
 	struct curl_slist *h = NULL;
+	char *copy = xstrdup(more), *save = NULL;
 
 	for (const struct curl_slist *b = hc->headers; b != NULL; b = b->next)
 		h = curl_slist_append(h, b->data);
-	if (h == NULL || (h = curl_slist_append(h, line)) == NULL)
+	for (char *l = strtok_r(copy, "\n", &save); l != NULL;
+	    l = strtok_r(NULL, "\n", &save))
+		if ((h = curl_slist_append(h, l)) == NULL)
+			xalloc_failed();
+	free(copy);
+	if (h == NULL)
 		xalloc_failed();
 	return h;
 }

@@ -42,7 +42,10 @@ void http_client_stop(struct http_client *hc);
  */
 void http_client_request(struct http_client *hc, const char *url,
     char *body, size_t len, http_client_cb cb, void *arg);
-/* The same with one more header line ("Name: value"), NULL: none. */
+/*
+ * The same with more header lines ("Name: value", several apart by "\n"),
+ * NULL: none.
+ */
 void http_client_request_with(struct http_client *hc, const char *url,
     const char *header, char *body, size_t len, http_client_cb cb,
     void *arg);

@@ -156,6 +156,7 @@ message_free(struct data_message *msg)
 		free(msg->metadata[i].value);
 	}
 	free(msg->metadata);
+	free(msg->client);
 	free(msg->dedup_id);
 	free(msg);
 }
@@ -397,6 +398,9 @@ message_decode_object(struct json_object *obj, struct data_message **out,
 		}
 		msg->timestamp = json_object_get_int64(v);
 	}
+	if (get_string(obj, "client", &s, NULL, cause) != 0)
+		goto out;
+	msg->client = dup_or_null(s);
 	if (get_string(obj, "payload", &s, &slen, cause) != 0)
 		goto out;
 	if (s != NULL && base64_decode(s, slen, &msg->payload,
@@ -472,6 +476,33 @@ message_id_for_key(const char *key, char id[37], char **cause)
 	return 0;
 }
 
+/* The ids of keyed messages of named clients: a namespace of their own */
+static const uuid_t client_key_namespace = {
+	0x3c, 0x90, 0x0e, 0x5d, 0x62, 0xb8, 0x4f, 0x07,
+	0xa1, 0x4e, 0xd2, 0x19, 0x8b, 0x7f, 0x20, 0x6a,
+};
+
+int
+message_id_for_client_key(const char *client, const char *key, char id[37],
+    char **cause)
+{
+	char *name = NULL;
+	uuid_t uu;
+	int rc, n;
+
+	if ((rc = message_id_for_key(key, id, cause)) != 0 || client == NULL)
+		return rc;
+	/* a name holds no ':', so "name:key" is one pair only */
+	if ((n = asprintf(&name, "%s:%s", client, key)) < 0) {
+		*cause = strdup("out of memory");
+		return -ENOMEM;
+	}
+	uuid_generate_sha1(uu, client_key_namespace, name, (size_t)n);
+	uuid_unparse_lower(uu, id);
+	free(name);
+	return 0;
+}
+
 bool
 message_id_is_keyed(const char *id)
 {
@@ -482,8 +513,11 @@ message_id_is_keyed(const char *id)
 size_t
 message_encoded_max(size_t n)
 {
-	/* id, timestamp and the names of the fields: well under 256 */
-	return (n + 2) / 3 * 4 + 256;
+	/*
+	 * id, timestamp and the names of the fields: well under 256; a
+	 * client's name (64 at most) and its field: under 96 more
+	 */
+	return (n + 2) / 3 * 4 + 256 + 96;
 }
 
 size_t
@@ -600,8 +634,10 @@ batch_item_from_object(struct json_object *obj, unsigned flags,
 			item->error = strdup("invalid request");
 		return;
 	}
-	if (key != NULL)
+	if (key != NULL) {
 		memcpy(item->msg->id, id, sizeof(id));
+		item->key = strdup(key);
+	}
 }
 
 /* The items of a JSON array body. */
@@ -720,6 +756,7 @@ message_batch_free(struct batch_item *items, size_t n)
 	for (size_t i = 0; i < n; i++) {
 		message_free(items[i].msg);
 		free(items[i].error);
+		free(items[i].key);
 	}
 	free(items);
 }
@@ -756,6 +793,9 @@ message_encode(const struct data_message *msg, size_t *len)
 	if (msg->source != NULL && *msg->source != '\0')
 		json_object_object_add(obj, "source",
 		    json_object_new_string(msg->source));
+	if (msg->client != NULL && *msg->client != '\0')
+		json_object_object_add(obj, "client",
+		    json_object_new_string(msg->client));
 	if (msg->payload_len > 0) {
 		if ((b64 = base64_encode(msg->payload, msg->payload_len,
 		    &n)) == NULL) {
@@ -781,6 +821,7 @@ void
 result_clear(struct processing_result *res)
 {
 	free(res->message_id);
+	free(res->client);
 	free(res->source);
 	free(res->error);
 	free(res->result);
@@ -823,6 +864,9 @@ result_to_json(const struct processing_result *res, size_t *len)
 	}
 	json_object_object_add(obj, "deliveries",
 	    json_object_new_int64(res->deliveries));
+	if (res->client != NULL)
+		json_object_object_add(obj, "client",
+		    json_object_new_string(res->client));
 	return json_take(obj, len);
 }
 

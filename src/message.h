@@ -24,6 +24,11 @@ struct data_message {
 	struct meta_pair *metadata;	/* sorted by key */
 	size_t n_metadata;
 	/*
+	 * The name of the client (API key) that sent it, "client" on the
+	 * wire; NULL without API_KEYS_FILE. Its result is that client's.
+	 */
+	char *client;
+	/*
 	 * Not on the wire: the id a backend that drops repeated publishes
 	 * (nats: Nats-Msg-Id) knows this publish by; NULL: id. A replay has
 	 * its own, so that it is not taken for the message's first publish.
@@ -34,6 +39,7 @@ struct data_message {
 /* What the processor stores for a message. */
 struct processing_result {
 	char *message_id;
+	char *client;			/* the sender's name, or NULL */
 	char *source;
 	int64_t timestamp;
 	int64_t processed_at;		/* unix seconds */
@@ -82,6 +88,7 @@ int message_from_ingest_request(const char *json, size_t len,
 struct batch_item {
 	struct data_message *msg;	/* NULL when refused */
 	char *error;			/* the reason, when refused */
+	char *key;			/* its "idempotency_key", or NULL */
 };
 
 /* More items than a batch may hold: 413. */
@@ -127,6 +134,14 @@ size_t message_batch_encoded_max(size_t n, size_t items);
  * printable ASCII characters; anything else fails with a reason.
  */
 int message_id_for_key(const char *key, char id[37], char **cause);
+/*
+ * The same for a key a named client sent: a UUID v5 of the name and the key
+ * in a namespace of its own, so that two clients never share an id and no
+ * one can compute another's without its name. client NULL: as
+ * message_id_for_key.
+ */
+int message_id_for_client_key(const char *client, const char *key,
+    char id[37], char **cause);
 /* Whether id came from an idempotency key (a UUID v5). */
 bool message_id_is_keyed(const char *id);
 
@@ -139,7 +154,10 @@ bool message_id_is_keyed(const char *id);
  */
 size_t message_encoded_max(size_t n);
 
-/* {"message_id", "processed_at", "success", "error", "result", "deliveries"} */
+/*
+ * {"message_id", "processed_at", "success", "error", "result", "deliveries"},
+ * and "client" when the result has one.
+ */
 char *result_to_json(const struct processing_result *res, size_t *len);
 void result_clear(struct processing_result *res);
 

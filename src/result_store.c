@@ -32,7 +32,7 @@ struct result_store {
  * The schema's version, in the database's user_version. A newer diplomd
  * migrates an older store at start; an older one refuses a newer store.
  */
-#define SCHEMA_VERSION 2
+#define SCHEMA_VERSION 3
 
 /*
  * The failed rows by time, for listing them: a partial index, so that a
@@ -51,7 +51,8 @@ static const char schema[] =
     " error TEXT,"
     " result BLOB,"
     " deliveries INTEGER NOT NULL DEFAULT 1,"
-    " message BLOB);"
+    " message BLOB,"
+    " client TEXT);"
     FAILED_INDEX;
 
 /*
@@ -63,6 +64,8 @@ static const char *const migrations[SCHEMA_VERSION] = {
 	"ALTER TABLE results ADD COLUMN message BLOB",
 	/* 2: failed rows are listed newest first */
 	FAILED_INDEX,
+	/* 3: a row belongs to the client that sent the message, or none */
+	"ALTER TABLE results ADD COLUMN client TEXT",
 };
 
 /*
@@ -77,8 +80,8 @@ static const char *const migrations[SCHEMA_VERSION] = {
 
 static const char upsert_sql[] =
     "INSERT INTO results (message_id, source, timestamp, processed_at,"
-    " success, error, result, deliveries, message) VALUES (?1, ?2, ?3,"
-    " ?4, ?5, ?6, ?7, 1, ?8) ON CONFLICT (message_id) DO UPDATE SET"
+    " success, error, result, deliveries, message, client) VALUES (?1, ?2,"
+    " ?3, ?4, ?5, ?6, ?7, 1, ?8, ?9) ON CONFLICT (message_id) DO UPDATE SET"
     " deliveries = deliveries + 1,"
     REPLACE_IF_OK("source") ","
     REPLACE_IF_OK("timestamp") ","
@@ -113,7 +116,7 @@ static const char span_sql[] =
 
 static const char get_sql[] =
     "SELECT source, timestamp, processed_at, success, error, result,"
-    " deliveries, message FROM results WHERE message_id = ?1";
+    " deliveries, message, client FROM results WHERE message_id = ?1";
 
 /* Newest first; the partial index answers it without the table's rows. */
 static const char failed_sql[] =
@@ -350,7 +353,8 @@ bind_result(sqlite3_stmt *st, const struct processing_result *r)
 	    sqlite3_bind_int(st, 5, r->success) ||
 	    sqlite3_bind_text(st, 6, r->error, -1, SQLITE_STATIC) ||
 	    sqlite3_bind_blob64(st, 7, r->result != NULL ? (const void *)r->result
-	    : "", r->result_len, SQLITE_STATIC))
+	    : "", r->result_len, SQLITE_STATIC) ||
+	    sqlite3_bind_text(st, 9, r->client, -1, SQLITE_STATIC))
 		return -EIO;
 	/* a success keeps no message: NULL, as left by clear_bindings */
 	if (!r->success && r->message != NULL &&
@@ -438,6 +442,9 @@ result_store_get(struct result_store *rs, const char *id,
 			memcpy(res->message, sqlite3_column_blob(rs->get, 7),
 			    res->message_len);
 	}
+	if (sqlite3_column_type(rs->get, 8) != SQLITE_NULL &&
+	    (res->client = column_strdup(rs->get, 8)) == NULL)
+		goto out;
 	rc = res->message_id != NULL && res->result != NULL ? 0 : -ENOMEM;
 out:
 	sqlite3_reset(rs->get);

@@ -10,6 +10,13 @@
 #include "http_server.h"
 #include "queue.h"
 
+/*
+ * The header in which the gateway tells ingest and the processor which
+ * client (API key's name) a request is for; the gateway never passes on a
+ * client's own. Absent: no client, as without API_KEYS_FILE.
+ */
+#define CLIENT_HEADER "Diplom-Client"
+
 /* What a role has done, for the service manager's status line. */
 struct role_vitals {
 	uint64_t done;			/* requests, or messages processed */

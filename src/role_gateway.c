@@ -67,13 +67,16 @@ struct gateway {
 	atomic_uint_fast64_t limited_by_addr, limited_by_key, unauthorized;
 };
 
-/* Answer 401 unless req presents a key of keys; its digest into digest. */
+/*
+ * Answer 401 unless req presents a key of keys; its digest into digest, its
+ * client's name into client (when not NULL).
+ */
 static bool
 gw_authorized(struct gateway *gw, struct auth *keys, struct http_request *req,
-    unsigned char digest[AUTH_DIGEST_LEN])
+    unsigned char digest[AUTH_DIGEST_LEN], char client[AUTH_NAME_MAX + 1])
 {
 	enum auth_result r = auth_check(keys,
-	    http_req_header(req, "Authorization"), digest);
+	    http_req_header(req, "Authorization"), digest, client);
 
 	if (r == AUTH_OK)
 		return true;
@@ -102,12 +105,15 @@ gw_keys_for(struct gateway *gw, const char *path)
 	return gw->api_keys;
 }
 
+static bool gw_admin_key(struct gateway *gw, struct http_request *req);
+
 /*
  * Every request's head but GET /health's, before its body is read or takes
  * any memory, else it has been answered: within its address's rate (before
  * the key, so that guessing keys is slowed too; a wrong key costs a second
- * token), with a key when the path takes one, within that key's rate. The
- * body memory is then shared out by key, else by address.
+ * token), with a key when the path takes one, within that key's rate. A
+ * lookup takes an admin key too, which reads every client's. The body
+ * memory is then shared out by key, else by address.
  */
 static bool
 gw_head(struct http_request *req, void *ctx)
@@ -126,7 +132,10 @@ gw_head(struct http_request *req, void *ctx)
 		return gw_limited(req, wait, &gw->limited_by_addr);
 	if (keys == NULL)
 		return true;
-	if (!gw_authorized(gw, keys, req, digest)) {
+	if (keys == gw->api_keys && strncmp(path, "/api/v1/messages/",
+	    strlen("/api/v1/messages/")) == 0 && gw_admin_key(gw, req))
+		return true;
+	if (!gw_authorized(gw, keys, req, digest, NULL)) {
 		if (gw->by_addr != NULL && n > 0)
 			(void)rate_limiter_take(gw->by_addr, addr, n,
 			    clock_now_ns());
@@ -142,15 +151,18 @@ gw_head(struct http_request *req, void *ctx)
 /*
  * Whether an API request may go on, else it has been answered. Its head
  * passed gw_head, rate limits and key; the key is looked up again for the
- * handler, as a reload may have dropped it since.
+ * handler, as a reload may have dropped it since, and names the client:
+ * into client, "" without API_KEYS_FILE.
  */
 static bool
-gw_admit(struct gateway *gw, struct http_request *req)
+gw_admit(struct gateway *gw, struct http_request *req,
+    char client[AUTH_NAME_MAX + 1])
 {
 	unsigned char digest[AUTH_DIGEST_LEN];
 
+	client[0] = '\0';
 	return gw->api_keys == NULL ||
-	    gw_authorized(gw, gw->api_keys, req, digest);
+	    gw_authorized(gw, gw->api_keys, req, digest, client);
 }
 
 /* Whether req may read /metrics or the status, else it has been answered. */
@@ -160,7 +172,7 @@ gw_admin_admit(struct gateway *gw, struct http_request *req)
 	unsigned char digest[AUTH_DIGEST_LEN];
 
 	return gw->admin_keys == NULL ||
-	    gw_authorized(gw, gw->admin_keys, req, digest);
+	    gw_authorized(gw, gw->admin_keys, req, digest, NULL);
 }
 
 static void
@@ -170,9 +182,10 @@ gw_ingest(struct http_request *req, void *ctx)
 	size_t len;
 	const char *body = http_req_body(req, &len);
 	const char *key = http_req_header(req, "Idempotency-Key");
-	char *copy, *line = NULL, id[37], *cause = NULL;
+	char *copy, *lines = NULL, id[37], *cause = NULL;
+	char client[AUTH_NAME_MAX + 1];
 
-	if (!gw_admit(gw, req))
+	if (!gw_admit(gw, req, client))
 		return;
 	/* a bad key is the first hop's 400, and no header to pass on */
 	if (key != NULL && message_id_for_key(key, id, &cause) != 0) {
@@ -182,16 +195,28 @@ gw_ingest(struct http_request *req, void *ctx)
 		return;
 	}
 	if (key == NULL && gw->fwd != NULL && forward_batch_fits(body, len)) {
-		forward_batch_add(gw->fwd, req, body, len);
+		forward_batch_add(gw->fwd, req, body, len, client);
 		return;
 	}
-	if (key != NULL)
-		xasprintf(&line, "Idempotency-Key: %s", key);
+	xasprintf(&lines, "%s%s%s%s%s", key != NULL ? "Idempotency-Key: " : "",
+	    key != NULL ? key : "", key != NULL ? "\n" : "",
+	    *client != '\0' ? CLIENT_HEADER ": " : "", client);
 	copy = xmalloc(len + 1);
 	memcpy(copy, body, len + 1);
-	http_client_request_with(gw->hc, gw->ingest_url, line, copy, len,
-	    forward_relay_reply, req);
-	free(line);
+	http_client_request_with(gw->hc, gw->ingest_url, *lines != '\0' ?
+	    lines : NULL, copy, len, forward_relay_reply, req);
+	free(lines);
+}
+
+/* The header line that names client to the next hop; NULL: no client. */
+static char *
+client_line(const char *client)
+{
+	char *line = NULL;
+
+	if (*client != '\0')
+		xasprintf(&line, CLIENT_HEADER ": %s", client);
+	return line;
 }
 
 /*
@@ -206,16 +231,18 @@ gw_ingest_batch(struct http_request *req, void *ctx)
 	const char *body = http_req_body(req, &len);
 	const char *ct = http_req_header(req, "Content-Type");
 	static const char nd[] = "application/x-ndjson";
-	char *copy;
+	char *copy, *line, client[AUTH_NAME_MAX + 1];
 
-	if (!gw_admit(gw, req))
+	if (!gw_admit(gw, req, client))
 		return;
 	copy = xmalloc(len + 1);
 	memcpy(copy, body, len + 1);
+	line = client_line(client);
 	/* our client sends JSON's type: the format goes in the query */
-	http_client_request(gw->hc, ct != NULL && strncasecmp(ct, nd,
+	http_client_request_with(gw->hc, ct != NULL && strncasecmp(ct, nd,
 	    sizeof(nd) - 1) == 0 ? gw->ingest_ndjson_url :
-	    gw->ingest_batch_url, copy, len, forward_relay_reply, req);
+	    gw->ingest_batch_url, line, copy, len, forward_relay_reply, req);
+	free(line);
 }
 
 /*
@@ -298,7 +325,8 @@ lookup_part_done(void *arg, const struct http_reply *r)
 }
 
 static void
-lookup_start(struct gateway *gw, struct http_request *req, const char *id)
+lookup_start(struct gateway *gw, struct http_request *req, const char *id,
+    const char *line)
 {
 	struct lookup *lk = xcalloc(1, sizeof(*lk));
 	char *url;
@@ -310,29 +338,62 @@ lookup_start(struct gateway *gw, struct http_request *req, const char *id)
 
 		*p = (struct lookup_part){ lk, gw->procs[i].url };
 		xasprintf(&url, "%s%s", gw->procs[i].results_url, id);
-		http_client_request(gw->hc, url, NULL, 0, lookup_part_done, p);
+		http_client_request_with(gw->hc, url, line, NULL, 0,
+		    lookup_part_done, p);
 		free(url);
 	}
+}
+
+/* Whether req presents a key of ADMIN_KEYS_FILE, when that is set. */
+static bool
+gw_admin_key(struct gateway *gw, struct http_request *req)
+{
+	unsigned char digest[AUTH_DIGEST_LEN];
+
+	return gw->admin_keys != NULL && auth_check(gw->admin_keys,
+	    http_req_header(req, "Authorization"), digest, NULL) == AUTH_OK;
+}
+
+/*
+ * Whether a lookup may go on, else it has been answered. With API keys, the
+ * client it is for into client; an admin key, which is no API key, reads
+ * every client's ("" into client); gw_head took the rate's tokens.
+ */
+static bool
+gw_lookup_admit(struct gateway *gw, struct http_request *req,
+    char client[AUTH_NAME_MAX + 1])
+{
+	unsigned char digest[AUTH_DIGEST_LEN];
+
+	client[0] = '\0';
+	if (gw->api_keys != NULL && gw->admin_keys != NULL &&
+	    auth_check(gw->api_keys, http_req_header(req, "Authorization"),
+	    digest, NULL) != AUTH_OK && gw_admin_key(gw, req))
+		return true;
+	return gw_admit(gw, req, client);
 }
 
 static void
 gw_message(struct http_request *req, void *ctx)
 {
 	struct gateway *gw = ctx;
-	char *id, *url = NULL;
+	char *id, *url = NULL, *line, client[AUTH_NAME_MAX + 1];
 
-	if (!gw_admit(gw, req))
+	if (!gw_lookup_admit(gw, req, client))
 		return;
 	if ((id = http_path_escape(http_req_tail(req))) == NULL)
 		xalloc_failed();
+	/* a client sees its own messages only: the processor checks */
+	line = client_line(client);
 	if (gw->n_procs > 1) {
-		lookup_start(gw, req, id);
-		free(id);
-		return;
+		lookup_start(gw, req, id, line);
+	} else {
+		/* one processor: its answer is the answer, whatever it is */
+		xasprintf(&url, "%s%s", gw->procs[0].results_url, id);
+		http_client_request_with(gw->hc, url, line, NULL, 0,
+		    forward_relay_reply, req);
 	}
-	/* one processor: its answer is the answer, whatever it is */
-	xasprintf(&url, "%s%s", gw->procs[0].results_url, id);
-	http_client_request(gw->hc, url, NULL, 0, forward_relay_reply, req);
+	free(line);
 	free(url);
 	free(id);
 }
@@ -696,6 +757,7 @@ gw_forward_batch(struct gateway *gw, const struct config *cfg, char **cause)
 		.max_items = (size_t)(cfg->forward_batch < cfg->max_batch ?
 		    cfg->forward_batch : cfg->max_batch),
 		.max_bytes = (size_t)cfg->max_body_bytes,
+		.client_header = CLIENT_HEADER,
 	};
 
 	if (o.max_items < 2)

@@ -8,6 +8,7 @@
 
 #include <json-c/json.h>
 
+#include "auth.h"
 #include "http_client.h"
 #include "log.h"
 #include "queue.h"
@@ -183,6 +184,20 @@ on_published(void *arg, int status, const char *reason)
 	refused(c, HTTP_UNAVAILABLE, why);
 }
 
+/*
+ * The client the gateway names for req, in *client (NULL: none); false,
+ * answered 400, when the name is not one.
+ */
+static bool
+in_client(struct http_request *req, const char **client)
+{
+	*client = http_req_header(req, CLIENT_HEADER);
+	if (*client == NULL || auth_name_valid(*client))
+		return true;
+	http_respond_error(req, HTTP_BAD_REQUEST, "bad " CLIENT_HEADER);
+	return false;
+}
+
 static void
 in_ingest(struct http_request *req, void *ctx)
 {
@@ -193,13 +208,20 @@ in_ingest(struct http_request *req, void *ctx)
 	size_t len;
 	const char *raw = http_req_body(req, &len);
 	const char *key = http_req_header(req, "Idempotency-Key");
+	const char *client;
 
 	if (atomic_load(&in->paused)) {
 		http_respond_error(req, HTTP_UNAVAILABLE, PAUSED_REASON);
 		return;
 	}
-	/* a retry with the same key gets the same id: one row, one message */
-	if (key != NULL && message_id_for_key(key, keyed_id, &cause) != 0) {
+	if (!in_client(req, &client))
+		return;
+	/*
+	 * A retry with the same key gets the same id: one row, one message;
+	 * the same key from another client is another message.
+	 */
+	if (key != NULL && message_id_for_client_key(client, key, keyed_id,
+	    &cause) != 0) {
 		http_respond_error(req, HTTP_BAD_REQUEST, cause != NULL ?
 		    cause : "bad Idempotency-Key");
 		free(cause);
@@ -214,6 +236,8 @@ in_ingest(struct http_request *req, void *ctx)
 	}
 	if (key != NULL)
 		memcpy(msg->id, keyed_id, sizeof(keyed_id));
+	if (client != NULL)
+		msg->client = xstrdup(client);
 	atomic_fetch_add(&in->received, 1);
 	atomic_fetch_add(&in->in_flight, 1);
 	c = xcalloc(1, sizeof(*c));
@@ -504,6 +528,27 @@ batch_new(struct ingest *in, struct http_request *req,
 	return b;
 }
 
+/*
+ * Give the valid items of a batch to client: its name, and for a keyed
+ * item the id of its key for that client. Ids are 36 characters either
+ * way, so the copy into the item's is in place.
+ */
+static void
+batch_claim(struct batch_item *items, size_t n, const char *client)
+{
+	char *cause = NULL;
+
+	for (size_t i = 0; i < n; i++) {
+		if (items[i].msg == NULL)
+			continue;
+		items[i].msg->client = xstrdup(client);
+		/* the key was checked when the item was read: no failure */
+		if (items[i].key != NULL && message_id_for_client_key(client,
+		    items[i].key, items[i].msg->id, &cause) != 0)
+			free(cause);
+	}
+}
+
 static void
 in_ingest_batch(struct http_request *req, void *ctx)
 {
@@ -513,12 +558,15 @@ in_ingest_batch(struct http_request *req, void *ctx)
 	char *cause = NULL;
 	size_t len, n = 0, valid;
 	const char *raw = http_req_body(req, &len);
+	const char *client;
 	int rc;
 
 	if (atomic_load(&in->paused)) {
 		http_respond_error(req, HTTP_UNAVAILABLE, PAUSED_REASON);
 		return;
 	}
+	if (!in_client(req, &client))
+		return;
 	if ((rc = message_batch_from_request(raw, len, batch_flags(req),
 	    (size_t)in->cfg->max_batch, &in->limits, &items, &n,
 	    &cause)) != 0) {
@@ -528,6 +576,8 @@ in_ingest_batch(struct http_request *req, void *ctx)
 		free(cause);
 		return;
 	}
+	if (client != NULL)
+		batch_claim(items, n, client);
 	b = batch_new(in, req, items, n, &valid);
 	if (valid > 0 && in->q == NULL) {
 		batch_enqueue(b, items);

@@ -81,6 +81,7 @@ processor_process(const struct delivery *d, struct processing_result *res,
 	if (delay_ms > 0)
 		clock_sleep_ms(delay_ms);
 	res->message_id = xstrdup(msg->id);
+	res->client = msg->client != NULL ? xstrdup(msg->client) : NULL;
 	res->source = msg->source != NULL ? xstrdup(msg->source) : NULL;
 	res->timestamp = msg->timestamp;
 	res->success = true;
@@ -112,6 +113,8 @@ processor_give_up(const struct delivery *d, uint64_t max_deliveries,
 	free(cause);
 	if (msg != NULL) {
 		res->message_id = xstrdup(msg->id);
+		res->client = msg->client != NULL ? xstrdup(msg->client) :
+		    NULL;
 		res->source = msg->source != NULL ? xstrdup(msg->source) : NULL;
 		res->timestamp = msg->timestamp;
 	} else if (d->id != NULL) {
@@ -351,11 +354,22 @@ pr_result(struct http_request *req, void *ctx)
 {
 	struct processor *pr = ctx;
 	struct processing_result res;
+	const char *client = http_req_header(req, CLIENT_HEADER);
 	char *body;
 	size_t len;
 	int rc;
 
 	rc = result_store_get(pr->rs, http_req_tail(req), &res);
+	/*
+	 * Asked for a client (the gateway says which): another's result, or
+	 * one of no client, is not there for it, in the words of an unknown
+	 * id, so that ids cannot be probed.
+	 */
+	if (rc == 0 && client != NULL && (res.client == NULL ||
+	    strcmp(res.client, client) != 0)) {
+		result_clear(&res);
+		rc = -ENOENT;
+	}
 	if (rc == -ENOENT) {
 		http_respond_error(req, HTTP_NOT_FOUND, "result not found");
 		return;

@@ -60,7 +60,7 @@ matches(const struct auth_keys *k, const char *key)
 {
 	unsigned char d[AUTH_DIGEST_LEN];
 
-	return auth_keys_match(k, key, strlen(key), d);
+	return auth_keys_match(k, key, strlen(key), d, NULL);
 }
 
 /* The hex digest of a key, from the library, to build sha256: lines. */
@@ -70,7 +70,7 @@ hex_of(const char *key, char out[2 * AUTH_DIGEST_LEN + 1])
 	struct auth_keys *k = parsed("x\n");
 	unsigned char d[AUTH_DIGEST_LEN];
 
-	auth_keys_match(k, key, strlen(key), d);
+	auth_keys_match(k, key, strlen(key), d, NULL);
 	for (size_t i = 0; i < AUTH_DIGEST_LEN; i++)
 		snprintf(out + 2 * i, 3, "%02x", d[i]);
 	auth_keys_free(k);
@@ -157,6 +157,81 @@ START_TEST(a_missing_file_is_an_error_naming_it)
 }
 END_TEST
 
+/* The client name key gets from k; "" when it does not match. */
+static void
+client_of(const struct auth_keys *k, const char *key,
+    char out[AUTH_NAME_MAX + 1])
+{
+	unsigned char d[AUTH_DIGEST_LEN];
+
+	out[0] = '\0';
+	if (!auth_keys_match(k, key, strlen(key), d, out))
+		out[0] = '\0';
+}
+
+START_TEST(keys_name_their_clients)
+{
+	char hex[2 * AUTH_DIGEST_LEN + 1], text[256], a[AUTH_NAME_MAX + 1],
+	    b[AUTH_NAME_MAX + 1];
+	struct auth_keys *k;
+
+	hex_of("secret-two", hex);
+	snprintf(text, sizeof(text), "alpha-key  team-a\n"
+	    "sha256:%s\tteam_b.prod \r\nrotated team-a\nbare\n", hex);
+	k = parsed(text);
+	ck_assert_uint_eq(auth_keys_count(k), 4);
+	client_of(k, "alpha-key", a);
+	ck_assert_str_eq(a, "team-a");
+	/* two keys of one client: one name, so one set of ids */
+	client_of(k, "rotated", a);
+	ck_assert_str_eq(a, "team-a");
+	client_of(k, "secret-two", a);
+	ck_assert_str_eq(a, "team_b.prod");
+	/* the name is not part of the key */
+	ck_assert(!matches(k, "alpha-key  team-a"));
+	client_of(k, "bare", a);
+	ck_assert_uint_eq(strlen(a), strlen("key-") + 16);
+	ck_assert_int_eq(strncmp(a, "key-", 4), 0);
+	ck_assert(strstr(a, "bare") == NULL);
+	ck_assert(auth_name_valid(a));
+	auth_keys_free(k);
+	/* derived from the digest: the same for the key and its sha256: */
+	hex_of("bare", hex);
+	snprintf(text, sizeof(text), "sha256:%s\n", hex);
+	k = parsed(text);
+	client_of(k, "bare", b);
+	ck_assert_str_eq(a, b);
+	auth_keys_free(k);
+	k = parsed("other\n");
+	client_of(k, "other", b);
+	ck_assert_str_ne(a, b);
+	auth_keys_free(k);
+}
+END_TEST
+
+START_TEST(bad_names_and_a_key_under_two_names_are_refused)
+{
+	char name[AUTH_NAME_MAX + 2];
+	struct auth_keys *k;
+
+	parse_fails("ok\nkey a b\n", -EINVAL, "line 2");
+	parse_fails("key na/me\n", -EINVAL, "client name");
+	parse_fails("key n\xc3\xa9\n", -EINVAL, "client name");
+	memset(name, 'n', sizeof(name) - 1);
+	name[sizeof(name) - 1] = '\0';
+	ck_assert(!auth_name_valid(name));
+	name[AUTH_NAME_MAX] = '\0';
+	ck_assert(auth_name_valid(name));
+	ck_assert(!auth_name_valid(""));
+	ck_assert(!auth_name_valid("a:b"));
+	parse_fails("same one\nsame two\n", -EINVAL, "another client name");
+	/* the same line twice is one key */
+	k = parsed("same one\nsame one\n");
+	ck_assert_uint_eq(auth_keys_count(k), 1);
+	auth_keys_free(k);
+}
+END_TEST
+
 START_TEST(bearer_headers_are_checked)
 {
 	unsigned char d[AUTH_DIGEST_LEN], d2[AUTH_DIGEST_LEN];
@@ -167,21 +242,33 @@ START_TEST(bearer_headers_are_checked)
 	ck_assert_int_eq(auth_open(&a, path, &cause), 0);
 	ck_assert_uint_eq(auth_count(a), 2);
 	ck_assert_str_eq(auth_path(a), path);
-	ck_assert_int_eq(auth_check(a, NULL, d), AUTH_MISSING);
-	ck_assert_int_eq(auth_check(a, "", d), AUTH_MALFORMED);
-	ck_assert_int_eq(auth_check(a, "alpha", d), AUTH_MALFORMED);
-	ck_assert_int_eq(auth_check(a, "Basic alpha", d), AUTH_MALFORMED);
-	ck_assert_int_eq(auth_check(a, "Bearer", d), AUTH_MALFORMED);
-	ck_assert_int_eq(auth_check(a, "Bearer ", d), AUTH_MALFORMED);
-	ck_assert_int_eq(auth_check(a, "Bearer al pha", d), AUTH_MALFORMED);
-	ck_assert_int_eq(auth_check(a, "Bearer beta", d), AUTH_WRONG);
-	ck_assert_int_eq(auth_check(a, "Bearer alph", d), AUTH_WRONG);
-	ck_assert_int_eq(auth_check(a, "Bearer alpha", d), AUTH_OK);
+	ck_assert_int_eq(auth_check(a, NULL, d, NULL), AUTH_MISSING);
+	ck_assert_int_eq(auth_check(a, "", d, NULL), AUTH_MALFORMED);
+	ck_assert_int_eq(auth_check(a, "alpha", d, NULL), AUTH_MALFORMED);
+	ck_assert_int_eq(auth_check(a, "Basic alpha", d, NULL),
+	    AUTH_MALFORMED);
+	ck_assert_int_eq(auth_check(a, "Bearer", d, NULL), AUTH_MALFORMED);
+	ck_assert_int_eq(auth_check(a, "Bearer ", d, NULL), AUTH_MALFORMED);
+	ck_assert_int_eq(auth_check(a, "Bearer al pha", d, NULL),
+	    AUTH_MALFORMED);
+	ck_assert_int_eq(auth_check(a, "Bearer beta", d, NULL), AUTH_WRONG);
+	ck_assert_int_eq(auth_check(a, "Bearer alph", d, NULL), AUTH_WRONG);
+	ck_assert_int_eq(auth_check(a, "Bearer alpha", d, NULL), AUTH_OK);
 	/* the scheme is case-insensitive (RFC 9110), the key is not */
-	ck_assert_int_eq(auth_check(a, "bearer  alpha ", d2), AUTH_OK);
+	ck_assert_int_eq(auth_check(a, "bearer  alpha ", d2, NULL), AUTH_OK);
 	ck_assert_mem_eq(d, d2, AUTH_DIGEST_LEN);
-	ck_assert_int_eq(auth_check(a, "Bearer ALPHA", d), AUTH_WRONG);
-	ck_assert_int_eq(auth_check(a, "Bearer secret-two", d2), AUTH_OK);
+	ck_assert_int_eq(auth_check(a, "Bearer ALPHA", d, NULL), AUTH_WRONG);
+	ck_assert_int_eq(auth_check(a, "Bearer secret-two", d2, NULL),
+	    AUTH_OK);
+	{
+		char who[AUTH_NAME_MAX + 1];
+
+		write_keys("alpha ops\n");
+		ck_assert_int_eq(auth_reload(a, &cause), 0);
+		ck_assert_int_eq(auth_check(a, "Bearer alpha", d, who),
+		    AUTH_OK);
+		ck_assert_str_eq(who, "ops");
+	}
 	ck_assert_int_ne(memcmp(d, d2, AUTH_DIGEST_LEN), 0);
 	ck_assert_str_eq(auth_result_reason(AUTH_WRONG), "invalid API key");
 	auth_close(a);
@@ -199,8 +286,8 @@ START_TEST(a_reload_swaps_the_keys_and_a_bad_one_keeps_them)
 	write_keys("new-key\nother\n");
 	ck_assert_int_eq(auth_reload(a, &cause), 0);
 	ck_assert_uint_eq(auth_count(a), 2);
-	ck_assert_int_eq(auth_check(a, "Bearer old-key", d), AUTH_WRONG);
-	ck_assert_int_eq(auth_check(a, "Bearer new-key", d), AUTH_OK);
+	ck_assert_int_eq(auth_check(a, "Bearer old-key", d, NULL), AUTH_WRONG);
+	ck_assert_int_eq(auth_check(a, "Bearer new-key", d, NULL), AUTH_OK);
 	/* a bad file, then none: the keys in use stay */
 	write_keys("sha256:nothex\n");
 	ck_assert_int_eq(auth_reload(a, &cause), -EINVAL);
@@ -210,7 +297,7 @@ START_TEST(a_reload_swaps_the_keys_and_a_bad_one_keeps_them)
 	unlink(path);
 	ck_assert_int_eq(auth_reload(a, &cause), -ENOENT);
 	free(cause);
-	ck_assert_int_eq(auth_check(a, "Bearer new-key", d), AUTH_OK);
+	ck_assert_int_eq(auth_check(a, "Bearer new-key", d, NULL), AUTH_OK);
 	ck_assert_uint_eq(auth_count(a), 2);
 	auth_close(a);
 }
@@ -229,7 +316,7 @@ reader_run(void *arg)
 	unsigned char d[AUTH_DIGEST_LEN];
 
 	for (int i = 0; i < 2000; i++) {
-		if (auth_check(r->a, "Bearer both", d) == AUTH_OK)
+		if (auth_check(r->a, "Bearer both", d, NULL) == AUTH_OK)
 			r->ok++;
 		else
 			r->wrong++;
@@ -276,6 +363,8 @@ auth_suite(void)
 	tcase_add_test(tc, sha256_lines_hold_a_digest_not_a_key);
 	tcase_add_test(tc, bad_hex_and_empty_files_are_refused);
 	tcase_add_test(tc, a_missing_file_is_an_error_naming_it);
+	tcase_add_test(tc, keys_name_their_clients);
+	tcase_add_test(tc, bad_names_and_a_key_under_two_names_are_refused);
 	tcase_add_test(tc, bearer_headers_are_checked);
 	tcase_add_test(tc, a_reload_swaps_the_keys_and_a_bad_one_keeps_them);
 	tcase_add_test(tc, checks_go_on_while_keys_are_reloaded);

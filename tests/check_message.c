@@ -691,6 +691,68 @@ START_TEST(idempotency_key_gives_one_id_per_key)
 }
 END_TEST
 
+/*
+ * A key of a named client: its own id, the same for each retry, never
+ * another client's nor the id of the key alone (nor of "name:key").
+ */
+START_TEST(a_clients_key_gives_an_id_of_its_own)
+{
+	char a[37], a2[37], b[37], plain[37], joined[37], none[37];
+	char *cause = NULL;
+
+	ck_assert_int_eq(message_id_for_client_key("team-a", "order-42", a,
+	    &cause), 0);
+	ck_assert_int_eq(message_id_for_client_key("team-a", "order-42", a2,
+	    &cause), 0);
+	ck_assert_int_eq(message_id_for_client_key("team-b", "order-42", b,
+	    &cause), 0);
+	ck_assert_int_eq(message_id_for_key("order-42", plain, &cause), 0);
+	ck_assert_int_eq(message_id_for_key("team-a:order-42", joined,
+	    &cause), 0);
+	ck_assert_int_eq(message_id_for_client_key(NULL, "order-42", none,
+	    &cause), 0);
+	ck_assert_str_eq(a, a2);
+	ck_assert_str_ne(a, b);
+	ck_assert_str_ne(a, plain);
+	ck_assert_str_ne(a, joined);
+	ck_assert_str_eq(none, plain);
+	ck_assert(message_id_is_keyed(a));
+	/* a bad key is refused with a client too */
+	ck_assert_int_ne(message_id_for_client_key("team-a", "", a, &cause),
+	    0);
+	ck_assert_ptr_nonnull(strstr(cause, "Idempotency-Key"));
+	free(cause);
+}
+END_TEST
+
+/* The client travels with the message; a message of none has no field. */
+START_TEST(the_client_is_on_the_wire_when_there_is_one)
+{
+	char id[] = "id-1", client[] = "team-a";
+	struct data_message m = { .id = id, .client = client }, *got;
+	static const char bad[] = "{\"id\":\"x\",\"client\":7}";
+	char *json, *cause = NULL;
+	size_t len;
+
+	json = message_encode(&m, &len);
+	ck_assert_ptr_nonnull(strstr(json, "\"client\":\"team-a\""));
+	ck_assert_int_eq(message_decode(json, len, &got, &cause), 0);
+	ck_assert_str_eq(got->client, "team-a");
+	message_free(got);
+	free(json);
+	m.client = NULL;
+	json = message_encode(&m, &len);
+	ck_assert_ptr_null(strstr(json, "client"));
+	ck_assert_int_eq(message_decode(json, len, &got, &cause), 0);
+	ck_assert_ptr_null(got->client);
+	message_free(got);
+	free(json);
+	ck_assert_int_ne(message_decode(bad, strlen(bad), &got, &cause), 0);
+	ck_assert_ptr_nonnull(strstr(cause, "client"));
+	free(cause);
+}
+END_TEST
+
 START_TEST(bad_idempotency_keys_are_refused)
 {
 	static const char *const bad[] = { "", "tab\there", "nl\n",
@@ -1056,6 +1118,8 @@ message_suite(void)
 	tcase_add_test(tc, raw_control_character_in_a_string_is_refused);
 	tcase_add_test(tc, idempotency_key_gives_one_id_per_key);
 	tcase_add_test(tc, bad_idempotency_keys_are_refused);
+	tcase_add_test(tc, a_clients_key_gives_an_id_of_its_own);
+	tcase_add_test(tc, the_client_is_on_the_wire_when_there_is_one);
 	tcase_add_test(tc, encoded_message_within_bound_of_request);
 	suite_add_tcase(s, tc);
 	tc = tcase_create("batch");

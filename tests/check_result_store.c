@@ -746,7 +746,7 @@ START_TEST(a_store_of_0_1_0_is_migrated_and_keeps_its_rows)
 	    "INSERT INTO results VALUES ('old-1', 's', 1, 2, 1, NULL,"
 	    " 'PROCESSED_a', 1), ('old-2', 's', 1, 2, 0, 'bad', '', 3);");
 	open_or_fail();
-	ck_assert_int_eq(query_int("PRAGMA user_version"), 2);
+	ck_assert_int_eq(query_int("PRAGMA user_version"), 3);
 	ck_assert_int_eq(query_int("SELECT count(*) FROM pragma_table_info("
 	    "'results') WHERE name = 'message'"), 1);
 	ck_assert_int_eq(query_int("SELECT count(*) FROM sqlite_master WHERE "
@@ -762,6 +762,65 @@ START_TEST(a_store_of_0_1_0_is_migrated_and_keeps_its_rows)
 	result_clear(&got);
 	commit_rows(0, 3, 5, 10);
 	ck_assert_int_eq(query_int("SELECT count(*) FROM results"), 5);
+}
+END_TEST
+
+/* A row keeps the client that sent its message; none reads as NULL. */
+START_TEST(a_row_keeps_its_client)
+{
+	struct processing_result a = make_result("with-client", "a");
+	struct processing_result b = make_result("no-client", "b");
+	struct processing_result again = make_result("with-client", "x");
+	struct processing_result got;
+
+	a.client = strdup("team-a");
+	again.client = strdup("team-b");
+	commit_one(&a);
+	commit_one(&b);
+	/* a redelivery, or another's retry, never changes whose row it is */
+	commit_one(&again);
+	ck_assert_int_eq(result_store_get(rs, "with-client", &got), 0);
+	ck_assert_str_eq(got.client, "team-a");
+	ck_assert_int_eq(got.deliveries, 2);
+	result_clear(&got);
+	ck_assert_int_eq(result_store_get(rs, "no-client", &got), 0);
+	ck_assert_ptr_null(got.client);
+	result_clear(&got);
+	result_clear(&a);
+	result_clear(&b);
+	result_clear(&again);
+}
+END_TEST
+
+/* The store of diplom 0.2.0 (version 2) gains the client, keeps its rows. */
+START_TEST(a_store_of_version_2_gains_the_client_column)
+{
+	struct processing_result got, r = make_result("new", "n");
+
+	store_made_by("PRAGMA journal_mode=WAL;"
+	    "CREATE TABLE results (message_id TEXT PRIMARY KEY,"
+	    " source TEXT, timestamp INTEGER, processed_at INTEGER,"
+	    " success INTEGER NOT NULL, error TEXT, result BLOB,"
+	    " deliveries INTEGER NOT NULL DEFAULT 1, message BLOB);"
+	    "CREATE INDEX results_failed ON results (processed_at)"
+	    " WHERE success = 0;"
+	    "INSERT INTO results VALUES ('old', 's', 1, 2, 1, NULL,"
+	    " 'PROCESSED_o', 1, NULL);"
+	    "PRAGMA user_version = 2;");
+	open_or_fail();
+	ck_assert_int_eq(query_int("PRAGMA user_version"), 3);
+	ck_assert_int_eq(query_int("SELECT count(*) FROM pragma_table_info("
+	    "'results') WHERE name = 'client'"), 1);
+	ck_assert_int_eq(result_store_get(rs, "old", &got), 0);
+	ck_assert_ptr_null(got.client);
+	ck_assert_mem_eq(got.result, "PROCESSED_o", 11);
+	result_clear(&got);
+	r.client = strdup("c");
+	commit_one(&r);
+	ck_assert_int_eq(result_store_get(rs, "new", &got), 0);
+	ck_assert_str_eq(got.client, "c");
+	result_clear(&got);
+	result_clear(&r);
 }
 END_TEST
 
@@ -812,6 +871,8 @@ result_store_suite(void)
 	tcase_add_test(tc, a_store_without_incremental_vacuum_is_converted);
 	tcase_add_test(tc, a_store_of_0_1_0_is_migrated_and_keeps_its_rows);
 	tcase_add_test(tc, a_store_of_a_newer_diplomd_is_refused);
+	tcase_add_test(tc, a_row_keeps_its_client);
+	tcase_add_test(tc, a_store_of_version_2_gains_the_client_column);
 	tcase_add_test(tc, a_failed_row_keeps_its_message_a_success_none);
 	tcase_add_test(tc, a_success_replaces_a_failed_row);
 	tcase_add_test(tc, a_failure_after_a_success_keeps_the_success);

@@ -106,10 +106,12 @@ read_matrix() {
 	wait_until 10 processed || return 1
 	unauthorized req GET "$GW/api/v1/messages/$ID" - &&
 		unauthorized req GET "$GW/api/v1/messages/$ID" wrong-key &&
-		expect 200 req GET "$GW/api/v1/messages/$ID" "$KEY_B" &&
-		jq -e --arg id "$ID" '.message_id == $id' "$T_TMP/body" >/dev/null
+		expect 200 req GET "$GW/api/v1/messages/$ID" "$KEY_A" &&
+		jq -e --arg id "$ID" '.message_id == $id' "$T_TMP/body" >/dev/null &&
+		expect 404 req GET "$GW/api/v1/messages/$ID" "$KEY_B"
 }
-tap_ok "reading a message: 401 without or with a wrong key, 200 with one" \
+# (tenancy.sh has the rest of who reads what)
+tap_ok "reading a message: 401 without or with a wrong key, 200 with the sender's, 404 with another's" \
 	read_matrix
 
 tap_ok "/health needs no key" expect 200 req GET "$GW/health" -

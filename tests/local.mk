@@ -82,6 +82,7 @@ SHELL_TESTS = \
 	%D%/loadgen.sh \
 	%D%/gateway-upstream-bytes.sh \
 	%D%/idempotency.sh \
+	%D%/tenancy.sh \
 	%D%/notify.sh \
 	%D%/tls.sh \
 	%D%/internal-token.sh \

@@ -211,6 +211,10 @@ ctl_show(struct ctl *c)
 	} else {
 		err = ctl_json_str(got.json, "error");
 		printf("message     %s\n", id);
+		/* the API key's client that sent it; none: single-tenant */
+		if (ctl_json_str(got.json, "client") != NULL)
+			printf("client      %s\n", ctl_json_str(got.json,
+			    "client"));
 		printf("state       %s\n", ctl_json_str(got.json, "state"));
 		printf("processed   %s\n", when(ctl_json_int(got.json,
 		    "processed_at", 0), at, sizeof(at)));

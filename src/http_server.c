@@ -921,6 +921,14 @@ on_kick(void *arg, uint32_t events)
 	loop_run_mhd(sl);
 }
 
+/* What the handshakes may agree on: the setting, or our default. */
+static const char *
+tls_priorities(const struct http_server *srv)
+{
+	return srv->opts.tls_priorities != NULL ? srv->opts.tls_priorities :
+	    HTTP_TLS_PRIORITIES;
+}
+
 /* Set up loop i: its event loop and its daemon on the shared socket. */
 static int
 loop_setup(struct http_server *srv, int i, bool v6, char **cause)
@@ -959,7 +967,7 @@ loop_setup(struct http_server *srv, int i, bool v6, char **cause)
 	    /* without TLS the list ends here, and the rest is not read */
 	    srv->tls != NULL ? MHD_OPTION_HTTPS_CERT_CALLBACK : MHD_OPTION_END,
 	    http_tls_cert_callback,
-	    MHD_OPTION_HTTPS_PRIORITIES, HTTP_TLS_PRIORITIES,
+	    MHD_OPTION_HTTPS_PRIORITIES, tls_priorities(srv),
 	    MHD_OPTION_END);
 	if (sl->mhd == NULL) {
 		close(fd);
@@ -978,6 +986,22 @@ loop_setup(struct http_server *srv, int i, bool v6, char **cause)
 		*cause = strdup("cannot watch the HTTP daemon");
 		return rc;
 	}
+	return 0;
+}
+
+/* A priority string GnuTLS cannot read is a start failure naming it. */
+static int
+tls_priorities_check(const char *prio, char **cause)
+{
+	gnutls_priority_t p;
+	const char *err = NULL;
+
+	if (gnutls_priority_init(&p, prio, &err) != GNUTLS_E_SUCCESS) {
+		xasprintf(cause, "HTTP_TLS_PRIORITIES: GnuTLS cannot read "
+		    "'%s' at '%s'", prio, err != NULL ? err : "");
+		return -EINVAL;
+	}
+	gnutls_priority_deinit(p);
 	return 0;
 }
 
@@ -1004,7 +1028,8 @@ server_security(struct http_server *srv, const struct http_server_opts *o,
 		*cause = xstrdup("HTTPS needs both a certificate and its key");
 		return -EINVAL;
 	}
-	if ((rc = http_tls_new(&srv->tls, o->tls_cert_file, o->tls_key_file,
+	if ((rc = tls_priorities_check(tls_priorities(srv), cause)) != 0 ||
+	    (rc = http_tls_new(&srv->tls, o->tls_cert_file, o->tls_key_file,
 	    cause)) != 0)
 		return rc;
 	return 0;

@@ -61,6 +61,8 @@ struct http_server_opts {
 	 */
 	const char *tls_cert_file;
 	const char *tls_key_file;
+	/* GnuTLS priorities of the handshakes (NULL: HTTP_TLS_PRIORITIES) */
+	const char *tls_priorities;
 	/*
 	 * Answer 401 to every request but GET /health that does not carry
 	 * "Authorization: Bearer <bearer_token>" (NULL: no such check).

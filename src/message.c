@@ -448,10 +448,16 @@ static const uuid_t key_namespace = {
 int
 message_id_for_key(const char *key, char id[37], char **cause)
 {
-	size_t n = strlen(key);
+	size_t n;
 	uuid_t uu;
 
 	*cause = NULL;
+	/* blanks around a key are not part of it, header or batch item */
+	for (; *key == ' ' || *key == '\t'; key++)
+		;
+	for (n = strlen(key); n > 0 && (key[n - 1] == ' ' ||
+	    key[n - 1] == '\t'); n--)
+		;
 	if (n == 0 || n > IDEMPOTENCY_KEY_MAX) {
 		if (asprintf(cause, "Idempotency-Key must be 1 to %d "
 		    "characters, not %zu", IDEMPOTENCY_KEY_MAX, n) < 0)

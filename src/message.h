@@ -123,8 +123,9 @@ size_t message_batch_encoded_max(size_t n, size_t items);
 /*
  * The message id of a request with an idempotency key: a UUID v5 of the key
  * in the project's namespace, so that every retry gets the same id (36
- * characters and a NUL into id). A key is 1 to IDEMPOTENCY_KEY_MAX
- * printable ASCII characters; anything else fails with a reason.
+ * characters and a NUL into id). Spaces and tabs around the key are not
+ * part of it. A key is 1 to IDEMPOTENCY_KEY_MAX printable ASCII
+ * characters; anything else fails with a reason.
  */
 int message_id_for_key(const char *key, char id[37], char **cause);
 /* Whether id came from an idempotency key (a UUID v5). */

@@ -716,6 +716,23 @@ START_TEST(bad_idempotency_keys_are_refused)
 }
 END_TEST
 
+/* One key, one id: blanks around it, as a header or a batch item has them. */
+START_TEST(blanks_around_a_key_are_not_part_of_it)
+{
+	char a[37], b[37], *cause = NULL;
+	static const char *const same[] = { " k-1", "k-1 ", "\tk-1 \t",
+		"  k-1  " };
+
+	ck_assert_int_eq(message_id_for_key("k-1", a, &cause), 0);
+	for (size_t i = 0; i < sizeof(same) / sizeof(*same); i++) {
+		ck_assert_int_eq(message_id_for_key(same[i], b, &cause), 0);
+		ck_assert_str_eq(a, b);
+	}
+	ck_assert_int_ne(message_id_for_key(" \t ", b, &cause), 0);
+	free(cause);
+}
+END_TEST
+
 /* JSON has no raw control characters in strings; escaped ones are fine. */
 START_TEST(raw_control_character_in_a_string_is_refused)
 {
@@ -1056,6 +1073,7 @@ message_suite(void)
 	tcase_add_test(tc, raw_control_character_in_a_string_is_refused);
 	tcase_add_test(tc, idempotency_key_gives_one_id_per_key);
 	tcase_add_test(tc, bad_idempotency_keys_are_refused);
+	tcase_add_test(tc, blanks_around_a_key_are_not_part_of_it);
 	tcase_add_test(tc, encoded_message_within_bound_of_request);
 	suite_add_tcase(s, tc);
 	tc = tcase_create("batch");

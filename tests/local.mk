@@ -77,6 +77,7 @@ SHELL_TESTS = \
 	%D%/graceful-drain.sh \
 	%D%/bad-input.sh \
 	%D%/tls-ciphers.sh \
+	%D%/http-framing.sh \
 	%D%/local-scripts.sh \
 	%D%/dead-next-hop.sh \
 	%D%/metrics.sh \

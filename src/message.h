@@ -148,6 +148,13 @@ void result_clear(struct processing_result *res);
 char *json_error_body(const char *reason, size_t *len);
 
 bool utf8_valid(const unsigned char *s, size_t len);
+/*
+ * 0 when the text of a JSON value (one json-c parsed) is fit for a message;
+ * else -EINVAL and why, naming the field: bytes that are not UTF-8, a raw
+ * control character in a string, NaN or Infinity anywhere, a \u0000 in any
+ * string or key.
+ */
+int message_json_check(const char *json, size_t len, char **cause);
 char *base64_encode(const unsigned char *in, size_t len, size_t *out_len);
 int base64_decode(const char *in, size_t len, unsigned char **out,
     size_t *out_len);

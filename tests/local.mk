@@ -78,6 +78,7 @@ SHELL_TESTS = \
 	%D%/bad-input.sh \
 	%D%/tls-ciphers.sh \
 	%D%/http-framing.sh \
+	%D%/hostile-input.sh \
 	%D%/local-scripts.sh \
 	%D%/dead-next-hop.sh \
 	%D%/metrics.sh \

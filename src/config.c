@@ -113,6 +113,10 @@ static const struct config_option general_options[] = {
 	  F(tls_cert_file), "PATH", "serve HTTPS with this certificate chain" },
 	{ "tls-key-file", "TLS_KEY_FILE", CONFIG_PATH, NULL, 0, 0,
 	  F(tls_key_file), "PATH", "the private key of TLS_CERT_FILE" },
+	{ "http-tls-priorities", "HTTP_TLS_PRIORITIES", CONFIG_STRING, NULL,
+	  0, 0, F(tls_priorities), "STRING",
+	  "GnuTLS priorities of the HTTPS listeners (default: TLS 1.3, and "
+	  "1.2 with ECDHE and AEAD suites only)" },
 	{ "tls-ca-file", "TLS_CA_FILE", CONFIG_PATH, NULL, 0, 0,
 	  F(tls_ca_file), "PATH",
 	  "CA certificates that the next hop's certificate must chain to" },

@@ -115,6 +115,7 @@ struct config {
 	int64_t rate_burst;
 	char *tls_cert_file;		/* every role: serve HTTPS */
 	char *tls_key_file;
+	char *tls_priorities;		/* NULL: HTTP_TLS_PRIORITIES */
 	char *tls_ca_file;		/* the peers' CA, as a client */
 	char *internal_token;		/* between the roles */
 	enum log_level log_level;

@@ -156,6 +156,8 @@ struct http_request {
 	bool refused;			/* answered by the admit hook */
 	bool bad_framing;		/* conflicting Content-Length, no Host */
 	const char *bad_why;
+	int bad_status;			/* of bad_framing; 0: 400 */
+	struct trimmed *trimmed;	/* header values given out trimmed */
 	bool unauthorized;		/* no or a wrong bearer token */
 	bool dispatched;
 	/* lock guards the fields below: handler thread vs. completing thread */
@@ -172,6 +174,12 @@ struct http_request {
 	int retry_after;		/* seconds, 0: the default */
 };
 
+
+/* A header value with blanks at its end, copied without them. */
+struct trimmed {
+	struct trimmed *next;
+	char value[];
+};
 
 const char *
 http_req_path(const struct http_request *req)
@@ -192,10 +200,49 @@ http_req_body(const struct http_request *req, size_t *len)
 	return req->body != NULL ? req->body : "";
 }
 
+/*
+ * libmicrohttpd drops the blanks before a value but keeps those after it:
+ * a trimmed copy lives as long as the request, so that " k" and "k " are
+ * one and the same everywhere (an Idempotency-Key, a bearer token).
+ */
 const char *
 http_req_header(const struct http_request *req, const char *name)
 {
-	return MHD_lookup_connection_value(req->conn, MHD_HEADER_KIND, name);
+	/* the request is never const itself: only this list changes */
+	struct http_request *r = (struct http_request *)(uintptr_t)req;
+	const char *v = MHD_lookup_connection_value(req->conn,
+	    MHD_HEADER_KIND, name);
+	struct trimmed *t;
+	size_t n;
+
+	if (v == NULL)
+		return NULL;
+	for (; *v == ' ' || *v == '\t'; v++)
+		;
+	for (n = strlen(v); n > 0 && (v[n - 1] == ' ' || v[n - 1] == '\t');
+	    n--)
+		;
+	if (v[n] == '\0')
+		return v;
+	t = xmalloc(sizeof(*t) + n + 1);
+	memcpy(t->value, v, n);
+	t->value[n] = '\0';
+	pthread_mutex_lock(&r->lock);
+	t->next = r->trimmed;
+	r->trimmed = t;
+	pthread_mutex_unlock(&r->lock);
+	return t->value;
+}
+
+static void
+trimmed_free(struct http_request *req)
+{
+	while (req->trimmed != NULL) {
+		struct trimmed *t = req->trimmed;
+
+		req->trimmed = t->next;
+		free(t);
+	}
 }
 
 size_t
@@ -594,6 +641,10 @@ queue_ready(struct http_request *req)
 		    "Bearer");
 	if (req->allow[0] != '\0')
 		MHD_add_response_header(r, MHD_HTTP_HEADER_ALLOW, req->allow);
+	/* after bad framing, where the next request starts is not known */
+	if (req->bad_framing)
+		MHD_add_response_header(r, MHD_HTTP_HEADER_CONNECTION,
+		    "close");
 	ret = MHD_queue_response(req->conn, (unsigned int)req->status, r);
 	MHD_destroy_response(r);
 	return ret;
@@ -706,7 +757,8 @@ run_request(struct http_request *req)
 	if (req->refused) {
 		/* the admit hook answered it */
 	} else if (req->bad_framing) {
-		http_respond_error(req, HTTP_BAD_REQUEST, req->bad_why);
+		http_respond_error(req, req->bad_status != 0 ?
+		    req->bad_status : HTTP_BAD_REQUEST, req->bad_why);
 	} else if (req->unauthorized) {
 		http_respond_error(req, HTTP_UNAUTHORIZED,
 		    "a valid bearer token is required");
@@ -920,8 +972,7 @@ token_ok(const struct http_request *req)
 	if (strcmp(req->path, "/health") == 0 && (strcmp(method, "GET") == 0 ||
 	    strcmp(method, "HEAD") == 0))
 		return true;
-	h = MHD_lookup_connection_value(req->conn, MHD_HEADER_KIND,
-	    MHD_HTTP_HEADER_AUTHORIZATION);
+	h = http_req_header(req, MHD_HTTP_HEADER_AUTHORIZATION);
 	if (h == NULL || strncasecmp(h, "Bearer ", 7) != 0)
 		return false;
 	for (h += 7; *h == ' '; h++)
@@ -932,6 +983,119 @@ token_ok(const struct http_request *req)
 	for (size_t i = 0; i < sizeof(digest); i++)
 		diff |= (unsigned char)(digest[i] ^ srv->token_digest[i]);
 	return diff == 0;
+}
+
+/*
+ * What the header block says about its framing, from libmicrohttpd's list
+ * of headers as parsed. libmicrohttpd 0.9.75 has no setting for any of
+ * this (MHD_OPTION_STRICT_FOR_CLIENT only asks for a Host, and refuses a
+ * blank before the colon at -1, its "most tolerant" level), so it is
+ * checked here, before the request is handed on.
+ */
+struct framing {
+	int hosts;
+	int lengths;
+	int codings;			/* Transfer-Encoding headers */
+	const char *coding;		/* the first one's value */
+	const char *bad;		/* why it is malformed; NULL: it is not */
+};
+
+/* RFC 9110 5.1: a field name is a token */
+static bool
+is_token(const char *s, size_t n)
+{
+	static const char extra[] = "!#$%&'*+-.^_`|~";
+
+	if (n == 0)
+		return false;
+	for (size_t i = 0; i < n; i++) {
+		unsigned char c = (unsigned char)s[i];
+
+		if (!(c >= '0' && c <= '9') && !(c >= 'a' && c <= 'z') &&
+		    !(c >= 'A' && c <= 'Z') && (c == '\0' ||
+		    strchr(extra, c) == NULL))
+			return false;
+	}
+	return true;
+}
+
+static enum MHD_Result
+on_framing_header(void *cls, enum MHD_ValueKind kind, const char *key,
+    size_t key_size, const char *value, size_t value_size)
+{
+	struct framing *f = cls;
+
+	(void)kind;
+	/* "Name : v" reaches us as the name "Name " */
+	if (!is_token(key, key_size)) {
+		f->bad = "a header name with a blank or a character a name "
+		    "may not have (a blank before the colon?)";
+		return MHD_NO;
+	}
+	/*
+	 * libmicrohttpd 0.9.75 appends a continuation line (obs-fold) to the
+	 * header's name, which it copies out of the line: the name then no
+	 * longer comes right before its value. Only pointers are compared.
+	 */
+	if (value != NULL && (uintptr_t)value <= (uintptr_t)key + key_size) {
+		f->bad = "a header continued on the next line (obs-fold)";
+		return MHD_NO;
+	}
+	/* a bare CR does not end a line to libmicrohttpd: it stays here */
+	if (value != NULL && (memchr(value, '\r', value_size) != NULL ||
+	    memchr(value, '\n', value_size) != NULL ||
+	    strlen(value) != value_size)) {
+		f->bad = "a CR, LF or NUL inside a header value";
+		return MHD_NO;
+	}
+	if (strcasecmp(key, MHD_HTTP_HEADER_HOST) == 0)
+		f->hosts++;
+	else if (strcasecmp(key, MHD_HTTP_HEADER_CONTENT_LENGTH) == 0)
+		f->lengths++;
+	else if (strcasecmp(key, MHD_HTTP_HEADER_TRANSFER_ENCODING) == 0 &&
+	    f->codings++ == 0)
+		f->coding = value;
+	return MHD_YES;
+}
+
+/*
+ * The value is "chunked", in any case: exactly what libmicrohttpd reads as
+ * chunked (a blank after it, and it reads the body to the end of the
+ * connection instead).
+ */
+static bool
+only_chunked(const char *v)
+{
+	return strcasecmp(v, "chunked") == 0;
+}
+
+/*
+ * Refuse a header block a proxy in front could read another way (request
+ * smuggling): 400, or 501 for a transfer coding other than chunked, which
+ * libmicrohttpd would read until the connection closes. The answer closes
+ * the connection. True when it is refused.
+ */
+static bool
+framing_check(struct http_request *req)
+{
+	struct framing f = { 0, 0, 0, NULL, NULL };
+
+	MHD_get_connection_values_n(req->conn, MHD_HEADER_KIND,
+	    on_framing_header, &f);
+	if (f.bad == NULL && f.hosts > 1)
+		f.bad = "more than one Host header";
+	if (f.bad == NULL && f.codings > 0 && f.lengths > 0)
+		f.bad = "Content-Length together with Transfer-Encoding";
+	if (f.bad == NULL && (f.codings > 1 || (f.codings == 1 &&
+	    (f.coding == NULL || !only_chunked(f.coding))))) {
+		req->bad_status = HTTP_NOT_IMPLEMENTED;
+		f.bad = "a transfer coding other than chunked";
+	}
+	if (f.bad == NULL)
+		return false;
+	req->bad_framing = true;
+	req->bad_why = f.bad;
+	return true;
 }
 
 /*
@@ -947,6 +1111,8 @@ request_check(struct http_request *req, const char *version)
 	unsigned long long n;
 	const char *cl;
 
+	if (framing_check(req))
+		return true;
 	MHD_get_connection_values(req->conn, MHD_HEADER_KIND, on_header, &lc);
 	if (lc.differ) {
 		req->bad_framing = true;
@@ -1048,6 +1214,7 @@ on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
 		return;
 	*con_cls = NULL;
 	body_release(req);
+	trimmed_free(req);
 	pthread_mutex_destroy(&req->lock);
 	free(req->body);
 	free(req->resp);
@@ -1138,6 +1305,14 @@ on_kick(void *arg, uint32_t events)
 	loop_run_mhd(sl);
 }
 
+/* What the handshakes may agree on: the setting, or our default. */
+static const char *
+tls_priorities(const struct http_server *srv)
+{
+	return srv->opts.tls_priorities != NULL ? srv->opts.tls_priorities :
+	    HTTP_TLS_PRIORITIES;
+}
+
 /* Set up loop i: its event loop and its daemon on the shared socket. */
 static int
 loop_setup(struct http_server *srv, int i, bool v6, char **cause)
@@ -1176,7 +1351,7 @@ loop_setup(struct http_server *srv, int i, bool v6, char **cause)
 	    /* without TLS the list ends here, and the rest is not read */
 	    srv->tls != NULL ? MHD_OPTION_HTTPS_CERT_CALLBACK : MHD_OPTION_END,
 	    http_tls_cert_callback,
-	    MHD_OPTION_HTTPS_PRIORITIES, HTTP_TLS_PRIORITIES,
+	    MHD_OPTION_HTTPS_PRIORITIES, tls_priorities(srv),
 	    MHD_OPTION_END);
 	if (sl->mhd == NULL) {
 		close(fd);
@@ -1195,6 +1370,22 @@ loop_setup(struct http_server *srv, int i, bool v6, char **cause)
 		*cause = strdup("cannot watch the HTTP daemon");
 		return rc;
 	}
+	return 0;
+}
+
+/* A priority string GnuTLS cannot read is a start failure naming it. */
+static int
+tls_priorities_check(const char *prio, char **cause)
+{
+	gnutls_priority_t p;
+	const char *err = NULL;
+
+	if (gnutls_priority_init(&p, prio, &err) != GNUTLS_E_SUCCESS) {
+		xasprintf(cause, "HTTP_TLS_PRIORITIES: GnuTLS cannot read "
+		    "'%s' at '%s'", prio, err != NULL ? err : "");
+		return -EINVAL;
+	}
+	gnutls_priority_deinit(p);
 	return 0;
 }
 
@@ -1221,7 +1412,8 @@ server_security(struct http_server *srv, const struct http_server_opts *o,
 		*cause = xstrdup("HTTPS needs both a certificate and its key");
 		return -EINVAL;
 	}
-	if ((rc = http_tls_new(&srv->tls, o->tls_cert_file, o->tls_key_file,
+	if ((rc = tls_priorities_check(tls_priorities(srv), cause)) != 0 ||
+	    (rc = http_tls_new(&srv->tls, o->tls_cert_file, o->tls_key_file,
 	    cause)) != 0)
 		return rc;
 	return 0;

@@ -22,6 +22,7 @@ enum http_status {
 	HTTP_PAYLOAD_TOO_LARGE = 413,
 	HTTP_TOO_MANY_REQUESTS = 429,
 	HTTP_INTERNAL_ERROR = 500,
+	HTTP_NOT_IMPLEMENTED = 501,
 	HTTP_BAD_GATEWAY = 502,
 	HTTP_UNAVAILABLE = 503,
 };
@@ -81,6 +82,8 @@ struct http_server_opts {
 	 */
 	const char *tls_cert_file;
 	const char *tls_key_file;
+	/* GnuTLS priorities of the handshakes (NULL: HTTP_TLS_PRIORITIES) */
+	const char *tls_priorities;
 	/*
 	 * Answer 401 to every request but GET /health that does not carry
 	 * "Authorization: Bearer <bearer_token>" (NULL: no such check).
@@ -123,7 +126,10 @@ const char *http_req_path(const struct http_request *req);
 /* The part of the path after a prefix route's prefix. */
 const char *http_req_tail(const struct http_request *req);
 const char *http_req_body(const struct http_request *req, size_t *len);
-/* A request header's value, NULL when absent; in the handler only. */
+/*
+ * A request header's value, NULL when absent; in the handler only. Blanks
+ * (space, tab) at either end are not part of it.
+ */
 const char *http_req_header(const struct http_request *req,
     const char *name);
 

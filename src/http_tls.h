@@ -7,8 +7,14 @@
 struct http_tls;
 struct http_tls_set;
 
-/* The TLS versions the listeners offer: 1.2 and 1.3 only. */
-#define HTTP_TLS_PRIORITIES "NORMAL:-VERS-ALL:+VERS-TLS1.3:+VERS-TLS1.2"
+/*
+ * What the listeners offer unless told otherwise: TLS 1.3 first, and 1.2
+ * only with an ephemeral elliptic-curve key exchange (forward secrecy) and
+ * an AEAD cipher; no RSA key exchange, no CBC, no SHA-1 MAC.
+ */
+#define HTTP_TLS_PRIORITIES "NORMAL:-VERS-ALL:+VERS-TLS1.3:+VERS-TLS1.2:" \
+	"-KX-ALL:+ECDHE-ECDSA:+ECDHE-RSA:-CIPHER-ALL:+AES-256-GCM:" \
+	"+AES-128-GCM:+CHACHA20-POLY1305:-MAC-ALL:+AEAD"
 
 /*
  * Read the PEM certificate chain and its private key; a file that cannot

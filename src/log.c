@@ -174,6 +174,53 @@ emit_json(enum log_level level, const char *id, const char *msg,
 	json_object_put(o);
 }
 
+/*
+ * src into dst (of size bytes, at least 5) as one line of text: control
+ * characters (ANSI escapes among them) and the backslash are written as C
+ * escapes, so that what a client sent (a message id, a header) cannot end
+ * the line, forge another or drive the terminal. Cut short to fit.
+ */
+static const char *
+escape_text(char *dst, size_t size, const char *src)
+{
+	size_t o = 0;
+
+	for (; *src != '\0' && o + 5 <= size; src++) {
+		unsigned char c = (unsigned char)*src;
+		const char *e = c == '\n' ? "\\n" : c == '\r' ? "\\r" :
+		    c == '\t' ? "\\t" : c == '\\' ? "\\\\" : NULL;
+
+		if (e != NULL)
+			o += (size_t)snprintf(dst + o, size - o, "%s", e);
+		else if (c < 0x20 || c == 0x7f)
+			o += (size_t)snprintf(dst + o, size - o, "\\x%02x", c);
+		else
+			dst[o++] = (char)c;
+	}
+	dst[o] = '\0';
+	return dst;
+}
+
+static void
+emit_text(enum log_level level, const char *id, const char *msg,
+    const char *stamp)
+{
+	/* every byte may take four */
+	char eid[4 * 128 + 1], emsg[4 * 1024 + 1];
+
+	if (id != NULL)
+		escape_text(eid, sizeof(eid), id);
+	escape_text(emsg, sizeof(emsg), msg);
+	if (log_to_journal)
+		fprintf(stderr, "<%d>%s: %s%s%s%s\n", level_syslog[level],
+		    level_names[level], id != NULL ? "message " : "",
+		    id != NULL ? eid : "", id != NULL ? ": " : "", emsg);
+	else
+		fprintf(stderr, "%s %s %s: %s%s%s%s\n", stamp, log_tag,
+		    level_names[level], id != NULL ? "message " : "",
+		    id != NULL ? eid : "", id != NULL ? ": " : "", emsg);
+}
+
 static void
 log_vemit(enum log_level level, const char *id, const char *fmt, va_list ap)
 {
@@ -199,15 +246,9 @@ log_vemit(enum log_level level, const char *id, const char *fmt, va_list ap)
 	    tm.tm_min, tm.tm_sec, ts.tv_nsec / 1000000);
 	/* one fprintf per line keeps lines from threads whole */
 	if (log_fmt == LOG_FORMAT_JSON)
-		emit_json(level, id, msg, stamp);
-	else if (log_to_journal)
-		fprintf(stderr, "<%d>%s: %s%s%s%s\n", level_syslog[level],
-		    level_names[level], id != NULL ? "message " : "",
-		    id != NULL ? id : "", id != NULL ? ": " : "", msg);
+		emit_json(level, id, msg, stamp);	/* json-c escapes */
 	else
-		fprintf(stderr, "%s %s %s: %s%s%s%s\n", stamp, log_tag,
-		    level_names[level], id != NULL ? "message " : "",
-		    id != NULL ? id : "", id != NULL ? ": " : "", msg);
+		emit_text(level, id, msg, stamp);
 }
 
 #define LOG_FN(name, level)				\

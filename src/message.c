@@ -244,32 +244,136 @@ metadata_from_json(struct data_message *msg, struct json_object *obj,
 }
 
 /*
- * Whether a string literal in json holds a raw control character, which
- * JSON forbids (Go refuses it) but json-c takes; json-c would then write
- * it escaped, up to six times as long, past what message_encoded_max
- * promises the next hop.
+ * Where the text scan of a JSON value is: the keys and array indexes down
+ * to here, for naming the field a fault is in.
  */
-static bool
-raw_control_in_string(const char *json, size_t len)
-{
-	bool in_string = false, escaped = false;
+#define SCAN_DEPTH 8
 
+struct json_scan {
+	int depth;			/* containers open */
+	struct {
+		bool array;
+		bool want_key;		/* object: the next string is a key */
+		size_t index;		/* array: the item */
+		const char *key;	/* object: the current key, raw */
+		size_t key_len;
+	} at[SCAN_DEPTH];
+};
+
+/* The field at depth d and above as a path: "metadata.k", "[2].source". */
+static void
+scan_path(const struct json_scan *js, char *buf, size_t size)
+{
+	size_t n = 0;
+	int depth = js->depth < SCAN_DEPTH ? js->depth : SCAN_DEPTH;
+
+	buf[0] = '\0';
+	for (int d = 0; d < depth && n < size; d++) {
+		if (js->at[d].array)
+			n += (size_t)snprintf(buf + n, size - n, "[%zu]",
+			    js->at[d].index);
+		else if (js->at[d].key != NULL && !js->at[d].want_key)
+			n += (size_t)snprintf(buf + n, size - n, "%s%.*s",
+			    n > 0 ? "." : "", (int)(js->at[d].key_len > 40 ?
+			    40 : js->at[d].key_len), js->at[d].key);
+	}
+}
+
+/* A fault at the scan's place, as the cause. */
+static int
+scan_fault(const struct json_scan *js, const char *what, bool in_key,
+    char **cause)
+{
+	char path[128];
+
+	scan_path(js, path, sizeof(path));
+	if (path[0] == '\0' ? asprintf(cause, "%s", what) < 0 :
+	    asprintf(cause, "%s '%s': %s", in_key ? "a key in" : "field",
+	    path, what) < 0)
+		*cause = NULL;
+	return -EINVAL;
+}
+
+/* One structural byte outside strings: containers, keys, indexes. */
+static void
+scan_structure(struct json_scan *js, unsigned char c)
+{
+	int d = js->depth - 1;
+
+	if (c == '{' || c == '[') {
+		if (js->depth < SCAN_DEPTH) {
+			js->at[js->depth].array = c == '[';
+			js->at[js->depth].want_key = c == '{';
+			js->at[js->depth].index = 0;
+			js->at[js->depth].key = NULL;
+		}
+		js->depth++;
+	} else if (c == '}' || c == ']') {
+		js->depth--;
+	} else if (c == ',' && d >= 0 && d < SCAN_DEPTH) {
+		if (js->at[d].array)
+			js->at[d].index++;
+		else
+			js->at[d].want_key = true;
+	}
+}
+
+/*
+ * What json-c takes but a message must not have, in the text of a value
+ * json-c parsed already: bytes that are not UTF-8; a raw control character
+ * in a string (JSON forbids it, json-c would write it escaped, up to six
+ * times as long, past what message_encoded_max promises the next hop);
+ * NaN or Infinity, which are not JSON, anywhere; a \u0000, which would cut
+ * a string short in C, anywhere. Faults in a string name its field.
+ */
+int
+message_json_check(const char *json, size_t len, char **cause)
+{
+	struct json_scan js = { 0 };
+	const char *str = NULL;		/* the string being read */
+	bool escaped = false;
+
+	*cause = NULL;
+	if (!utf8_valid((const unsigned char *)json, len)) {
+		*cause = strdup("malformed JSON: not valid UTF-8");
+		return -EINVAL;
+	}
 	for (size_t i = 0; i < len; i++) {
 		unsigned char c = (unsigned char)json[i];
+		int d = js.depth - 1;
+		bool is_key = d >= 0 && d < SCAN_DEPTH && !js.at[d].array &&
+		    js.at[d].want_key;
 
-		if (!in_string) {
-			in_string = c == '"';
+		if (str == NULL) {
+			if (c == '"')
+				str = json + i + 1;
+			else if (c == 'N' || c == 'I')
+				return scan_fault(&js, "NaN and Infinity are "
+				    "not JSON numbers", false, cause);
+			else
+				scan_structure(&js, c);
 		} else if (escaped) {
 			escaped = false;
+			if (c == 'u' && len - i > 4 &&
+			    memcmp(json + i + 1, "0000", 4) == 0)
+				return scan_fault(&js, "a \\u0000 (NUL) is "
+				    "not allowed", is_key, cause);
 		} else if (c == '\\') {
 			escaped = true;
 		} else if (c == '"') {
-			in_string = false;
+			if (is_key) {
+				js.at[d].key = str;
+				js.at[d].key_len = (size_t)(json + i - str);
+				js.at[d].want_key = false;
+			}
+			str = NULL;
 		} else if (c < 0x20) {
-			return true;
+			*cause = strdup("malformed JSON: a control character "
+			    "in a string");
+			return -EINVAL;
 		}
 	}
-	return false;
+	return 0;
 }
 
 /*
@@ -306,11 +410,9 @@ parse_object(const char *json, size_t len, char **cause)
 		}
 	}
 	json_tokener_free(tok);
-	if (obj != NULL && raw_control_in_string(json, len)) {
+	if (obj != NULL && message_json_check(json, len, cause) != 0) {
 		json_object_put(obj);
 		obj = NULL;
-		*cause = strdup("malformed JSON: a control character in a "
-		    "string");
 	}
 	if (obj != NULL && !json_object_is_type(obj, json_type_object)) {
 		json_object_put(obj);
@@ -452,10 +554,16 @@ static const uuid_t key_namespace = {
 int
 message_id_for_key(const char *key, char id[37], char **cause)
 {
-	size_t n = strlen(key);
+	size_t n;
 	uuid_t uu;
 
 	*cause = NULL;
+	/* blanks around a key are not part of it, header or batch item */
+	for (; *key == ' ' || *key == '\t'; key++)
+		;
+	for (n = strlen(key); n > 0 && (key[n - 1] == ' ' ||
+	    key[n - 1] == '\t'); n--)
+		;
 	if (n == 0 || n > IDEMPOTENCY_KEY_MAX) {
 		if (asprintf(cause, "Idempotency-Key must be 1 to %d "
 		    "characters, not %zu", IDEMPOTENCY_KEY_MAX, n) < 0)
@@ -659,11 +767,12 @@ batch_from_array(const char *body, size_t len, unsigned flags,
 	json_tokener_set_flags(tok, JSON_TOKENER_STRICT);
 	arr = json_tokener_parse_ex(tok, body, (int)len);
 	if (arr == NULL || !only_blanks(body + tok->char_offset,
-	    len - (size_t)tok->char_offset, " \t\r\n") ||
-	    raw_control_in_string(body, len)) {
+	    len - (size_t)tok->char_offset, " \t\r\n")) {
 		*cause = strdup("malformed JSON");
 		goto out;
 	}
+	if (message_json_check(body, len, cause) != 0)
+		goto out;
 	if (!json_object_is_type(arr, json_type_array)) {
 		*cause = strdup("a batch must be a JSON array of ingest "
 		    "requests, or NDJSON");

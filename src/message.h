@@ -130,8 +130,9 @@ size_t message_batch_encoded_max(size_t n, size_t items);
 /*
  * The message id of a request with an idempotency key: a UUID v5 of the key
  * in the project's namespace, so that every retry gets the same id (36
- * characters and a NUL into id). A key is 1 to IDEMPOTENCY_KEY_MAX
- * printable ASCII characters; anything else fails with a reason.
+ * characters and a NUL into id). Spaces and tabs around the key are not
+ * part of it. A key is 1 to IDEMPOTENCY_KEY_MAX printable ASCII
+ * characters; anything else fails with a reason.
  */
 int message_id_for_key(const char *key, char id[37], char **cause);
 /*
@@ -165,6 +166,13 @@ void result_clear(struct processing_result *res);
 char *json_error_body(const char *reason, size_t *len);
 
 bool utf8_valid(const unsigned char *s, size_t len);
+/*
+ * 0 when the text of a JSON value (one json-c parsed) is fit for a message;
+ * else -EINVAL and why, naming the field: bytes that are not UTF-8, a raw
+ * control character in a string, NaN or Infinity anywhere, a \u0000 in any
+ * string or key.
+ */
+int message_json_check(const char *json, size_t len, char **cause);
 char *base64_encode(const unsigned char *in, size_t len, size_t *out_len);
 int base64_decode(const char *in, size_t len, unsigned char **out,
     size_t *out_len);

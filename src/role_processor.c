@@ -302,6 +302,7 @@ pr_enqueue_batch(struct http_request *req, void *ctx)
 	struct enqueue_batch *b;
 	size_t len;
 	const char *body = http_req_body(req, &len);
+	char *cause = NULL;
 
 	if (tok == NULL)
 		xalloc_failed();
@@ -312,6 +313,13 @@ pr_enqueue_batch(struct http_request *req, void *ctx)
 		json_object_put(arr);
 		http_respond_error(req, HTTP_BAD_REQUEST,
 		    "a batch must be a JSON array of messages");
+		return;
+	}
+	if (message_json_check(body, len, &cause) != 0) {
+		json_object_put(arr);
+		http_respond_error(req, HTTP_BAD_REQUEST, cause != NULL ?
+		    cause : "malformed JSON");
+		free(cause);
 		return;
 	}
 	b = xcalloc(1, sizeof(*b));

@@ -128,6 +128,38 @@ START_TEST(journal_lines_carry_their_priority)
 }
 END_TEST
 
+/*
+ * What a client sent reaches a text line escaped: a newline cannot forge a
+ * second line, an ANSI escape cannot drive the terminal.
+ */
+START_TEST(text_lines_escape_control_characters)
+{
+	const char *id = "x\n2026-01-01T00:00:00.000Z processor info: forged"
+	    "\x1b[2J\r";
+	char *out;
+
+	log_init("processor", LOG_LEVEL_DEBUG);
+	capture();
+	log_message(LOG_LEVEL_DEBUG, id, "enqueued from %s", "a\tb\\c\x7f\x01");
+	out = captured();
+	ck_assert_int_eq(count_of(out, "\n"), 1);
+	ck_assert_ptr_null(strchr(out, '\x1b'));
+	ck_assert_ptr_null(strchr(out, '\r'));
+	ck_assert_ptr_nonnull(strstr(out, "message x\\n2026-01-01T00:00:00.000Z "
+	    "processor info: forged\\x1b[2J\\r: enqueued from "
+	    "a\\tb\\\\c\\x7f\\x01\n"));
+	free(out);
+	/* the journal's lines too */
+	setenv("JOURNAL_STREAM", "8:1234", 1);
+	log_init("processor", LOG_LEVEL_DEBUG);
+	capture();
+	log_message(LOG_LEVEL_INFO, "a\nb", "c\nd");
+	out = captured();
+	ck_assert_str_eq(out, "<6>info: message a\\nb: c\\nd\n");
+	free(out);
+}
+END_TEST
+
 /* One call site, so that the burst counts its lines. */
 static void
 warn_again(int i)
@@ -180,6 +212,7 @@ log_suite(void)
 	tcase_add_test(tc, journal_lines_carry_their_priority);
 	tcase_add_test(tc, repeated_warnings_are_suppressed_and_counted);
 	tcase_add_test(tc, info_lines_are_never_suppressed);
+	tcase_add_test(tc, text_lines_escape_control_characters);
 	suite_add_tcase(s, tc);
 	return s;
 }

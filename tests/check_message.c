@@ -778,6 +778,23 @@ START_TEST(bad_idempotency_keys_are_refused)
 }
 END_TEST
 
+/* One key, one id: blanks around it, as a header or a batch item has them. */
+START_TEST(blanks_around_a_key_are_not_part_of_it)
+{
+	char a[37], b[37], *cause = NULL;
+	static const char *const same[] = { " k-1", "k-1 ", "\tk-1 \t",
+		"  k-1  " };
+
+	ck_assert_int_eq(message_id_for_key("k-1", a, &cause), 0);
+	for (size_t i = 0; i < sizeof(same) / sizeof(*same); i++) {
+		ck_assert_int_eq(message_id_for_key(same[i], b, &cause), 0);
+		ck_assert_str_eq(a, b);
+	}
+	ck_assert_int_ne(message_id_for_key(" \t ", b, &cause), 0);
+	free(cause);
+}
+END_TEST
+
 /* JSON has no raw control characters in strings; escaped ones are fine. */
 START_TEST(raw_control_character_in_a_string_is_refused)
 {
@@ -800,6 +817,104 @@ START_TEST(raw_control_character_in_a_string_is_refused)
 	    NULL, &msg, &cause), 0);
 	ck_assert_str_eq(msg->source, "a\x14" "b");
 	message_free(msg);
+}
+END_TEST
+
+static size_t batch_split(const char *body, bool ndjson, size_t max,
+    int want, struct batch_item **items, char **cause);
+
+/* refused: the cause holds want; want2 too when not NULL */
+static void
+ingest_refused(const char *req, size_t len, const char *want,
+    const char *want2)
+{
+	struct data_message *msg = NULL;
+	char *cause = NULL;
+
+	ck_assert_msg(message_from_ingest_request(req, len, NULL, &msg,
+	    &cause) != 0, "accepted: %s", req);
+	ck_assert_ptr_null(msg);
+	ck_assert_ptr_nonnull(cause);
+	ck_assert_msg(strstr(cause, want) != NULL, "'%s' lacks '%s'", cause,
+	    want);
+	if (want2 != NULL)
+		ck_assert_msg(strstr(cause, want2) != NULL, "'%s' lacks '%s'",
+		    cause, want2);
+	free(cause);
+}
+
+#define REFUSED(req, want, want2) \
+	ingest_refused(req, sizeof(req) - 1, want, want2)
+
+/* NaN and Infinity are not JSON: refused wherever they are. */
+START_TEST(nan_and_infinity_are_refused_anywhere)
+{
+	REFUSED("{\"data\":\"x\",\"extra\":NaN}", "NaN", "'extra'");
+	REFUSED("{\"data\":\"x\",\"extra\":Infinity}", "Infinity", "'extra'");
+	REFUSED("{\"data\":\"x\",\"e\":{\"a\":[1,-Infinity]}}", "NaN",
+	    "'e.a[1]'");
+	REFUSED("{\"data\":\"NaN\",\"timestamp\":NaN}", "NaN", NULL);
+}
+END_TEST
+
+/* A \u0000 would cut a C string short: refused, naming the field. */
+START_TEST(nul_escape_is_refused_naming_the_field)
+{
+	struct data_message *msg = NULL;
+	char *cause = NULL;
+	static const char dm[] = "{\"id\":\"a\\u0000b\",\"payload\":\"eA==\"}";
+	static const char ok[] = "{\"source\":\"a\\u0001\\u00e9\",\"data\":"
+	    "\"x\\\\u0000\"}";
+
+	REFUSED("{\"source\":\"a\\u0000b\",\"data\":\"x\"}", "u0000",
+	    "field 'source'");
+	REFUSED("{\"data\":\"x\\u0000\"}", "u0000", "field 'data'");
+	REFUSED("{\"data\":\"x\",\"metadata\":{\"a\":\"1\",\"k\":\"\\u0000\"}}",
+	    "u0000", "field 'metadata.k'");
+	REFUSED("{\"data\":\"x\",\"metadata\":{\"a\":\"1\",\"k\\u0000z\":\"v\"}}",
+	    "u0000", "a key in 'metadata'");
+	ck_assert_int_ne(message_decode(dm, sizeof(dm) - 1, &msg, &cause), 0);
+	ck_assert_ptr_nonnull(strstr(cause, "field 'id'"));
+	free(cause);
+	cause = NULL;
+	/* "\\\\u0000" in the text is a backslash and "u0000": fine */
+	ck_assert_int_eq(message_from_ingest_request(ok, sizeof(ok) - 1, NULL,
+	    &msg, &cause), 0);
+	ck_assert_uint_eq(msg->payload_len, 7);
+	message_free(msg);
+}
+END_TEST
+
+/* Bytes that are not UTF-8 are refused, in a known field or not. */
+START_TEST(invalid_utf8_is_refused_anywhere)
+{
+	REFUSED("{\"source\":\"caf\xe9\",\"data\":\"x\"}", "UTF-8", NULL);
+	REFUSED("{\"data\":\"x\",\"other\":\"\xff\xfe\"}", "UTF-8", NULL);
+	REFUSED("{\"data\":\"x\",\"metadata\":{\"k\":\"\xc0\xaf\"}}", "UTF-8",
+	    NULL);
+}
+END_TEST
+
+/* A batch with any of them is refused whole, as malformed JSON is. */
+START_TEST(batch_with_nan_nul_or_bad_utf8_is_refused)
+{
+	static const char *const bad[] = {
+		"[{\"data\":\"x\"},{\"data\":\"y\",\"n\":NaN}]",
+		"[{\"data\":\"x\"},{\"data\":\"y\\u0000\"}]",
+		"[{\"data\":\"\xff\"}]",
+	};
+	static const char nul[] = "[{\"data\":\"y\\u0000\"}]";
+	struct batch_item *items = NULL;
+	char *cause = NULL;
+
+	for (size_t i = 0; i < sizeof(bad) / sizeof(*bad); i++) {
+		batch_split(bad[i], false, 10, -EINVAL, &items, &cause);
+		free(cause);
+		cause = NULL;
+	}
+	ck_assert_int_ne(message_json_check(nul, sizeof(nul) - 1, &cause), 0);
+	ck_assert_ptr_nonnull(strstr(cause, "field '[0].data'"));
+	free(cause);
 }
 END_TEST
 
@@ -1116,10 +1231,14 @@ message_suite(void)
 	tcase_add_test(tc, utf8_rejects_truncated_and_stray_bytes);
 	tcase_add_test(tc, metadata_over_limits_names_the_limit);
 	tcase_add_test(tc, raw_control_character_in_a_string_is_refused);
+	tcase_add_test(tc, nan_and_infinity_are_refused_anywhere);
+	tcase_add_test(tc, nul_escape_is_refused_naming_the_field);
+	tcase_add_test(tc, invalid_utf8_is_refused_anywhere);
 	tcase_add_test(tc, idempotency_key_gives_one_id_per_key);
 	tcase_add_test(tc, bad_idempotency_keys_are_refused);
 	tcase_add_test(tc, a_clients_key_gives_an_id_of_its_own);
 	tcase_add_test(tc, the_client_is_on_the_wire_when_there_is_one);
+	tcase_add_test(tc, blanks_around_a_key_are_not_part_of_it);
 	tcase_add_test(tc, encoded_message_within_bound_of_request);
 	suite_add_tcase(s, tc);
 	tc = tcase_create("batch");
@@ -1129,6 +1248,7 @@ message_suite(void)
 	tcase_add_test(tc, batch_of_singles_judges_each_as_a_single_request);
 	tcase_add_test(tc, batch_malformed_or_empty_body_is_refused_whole);
 	tcase_add_test(tc, batch_over_max_items_is_too_large);
+	tcase_add_test(tc, batch_with_nan_nul_or_bad_utf8_is_refused);
 	tcase_add_test(tc, batch_encoded_bound_holds);
 	suite_add_tcase(s, tc);
 	return s;

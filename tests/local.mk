@@ -76,6 +76,9 @@ SHELL_TESTS = \
 	%D%/back-pressure.sh \
 	%D%/graceful-drain.sh \
 	%D%/bad-input.sh \
+	%D%/tls-ciphers.sh \
+	%D%/http-framing.sh \
+	%D%/hostile-input.sh \
 	%D%/local-scripts.sh \
 	%D%/dead-next-hop.sh \
 	%D%/metrics.sh \

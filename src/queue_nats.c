@@ -194,6 +194,51 @@ out:
 }
 
 /*
+ * Bind a keyed message's id to its fingerprint in the keys' bucket, or
+ * find it bound: 0 when it is this body's (a first send, or a retry, which
+ * is published again for the stream to drop as a duplicate, or to store if
+ * the first publish never made it), QUEUE_ECONFLICT when another body's.
+ * The bucket's create is atomic on the server, so of two ingests sending
+ * one key with two bodies at once exactly one binds it. Synchronous: one
+ * round trip to the server for a keyed message, on the caller's thread.
+ */
+static int
+nq_claim_key(struct nats_queue *nq, const struct data_message *msg,
+    const char **why)
+{
+	kvStore *kv;
+	kvEntry *e = NULL;
+	uint64_t rev;
+	natsStatus s;
+	int rc = 0;
+
+	pthread_mutex_lock(&nq->mu);
+	kv = nq->keys;
+	pthread_mutex_unlock(&nq->mu);
+	if (kv == NULL) {
+		*why = "JetStream key-value bucket not available";
+		return QUEUE_EUNAVAIL;
+	}
+	s = kvStore_Create(&rev, kv, msg->id, msg->fingerprint,
+	    (int)strlen(msg->fingerprint));
+	if (s == NATS_OK)
+		return 0;
+	/* bound already, or the create failed: the entry tells */
+	s = kvStore_Get(&e, kv, msg->id);
+	if (s != NATS_OK) {
+		*why = natsStatus_GetText(s);
+		rc = QUEUE_EUNAVAIL;
+	} else if ((size_t)kvEntry_ValueLen(e) != strlen(msg->fingerprint) ||
+	    memcmp(kvEntry_Value(e), msg->fingerprint,
+	    strlen(msg->fingerprint)) != 0) {
+		*why = QUEUE_CONFLICT_REASON;
+		rc = QUEUE_ECONFLICT;
+	}
+	kvEntry_Destroy(e);
+	return rc;
+}
+
+/*
  * Hand msg to JetStream without waiting: the outcome comes back through
  * nq_on_puback. nats.c's own MaxWait timer turns a missing PubAck into a
  * timeout there, so no publish waits longer than NQ_PUB_WAIT_MS.
@@ -221,6 +266,11 @@ nq_publish(struct queue *q, struct data_message *msg, queue_publish_cb cb,
 		pthread_mutex_unlock(&nq->mu);
 		goto fail;
 	}
+	/* a replay has a body stored already: no key to bind */
+	if (msg->fingerprint != NULL && msg->dedup_id == NULL &&
+	    (rc = nq_claim_key(nq, msg, &why)) != 0)
+		goto fail;
+	rc = QUEUE_EUNAVAIL;
 	if ((body = message_encode(msg, &len)) == NULL ||
 	    len > INT32_MAX) {
 		rc = QUEUE_EINVAL;
@@ -873,6 +923,7 @@ nq_init(struct nats_queue *nq, const struct config *cfg, char **cause)
 	    nq_strf(&nq->client_name, "diplom-%s",
 	    config_role_name(cfg->role)) != 0 ||
 	    nq_strf(&nq->stream, "%s", ns->stream) != 0 ||
+	    nq_strf(&nq->keys_bucket, "%s" NQ_KEYS_SUFFIX, ns->stream) != 0 ||
 	    nq_strf(&nq->url, "%s", ns->url) != 0 ||
 	    nq_strf(&nq->url_shown, "%s", ns->url) != 0) {
 		nq_cause(cause, "out of memory");
@@ -1212,6 +1263,7 @@ nq_disconnect(struct nats_queue *nq)
 		jsPubOptions_Init(&po);
 		po.MaxWait = NQ_PUB_WAIT_MS * 2;
 		js_PublishAsyncComplete(nq->js, &po);
+		kvStore_Destroy(nq->keys);
 		jsCtx_Destroy(nq->js);
 	}
 	nq_pub_fail_all(nq);
@@ -1249,6 +1301,7 @@ nq_free(struct nats_queue *nq)
 	for (int i = 0; i < nq->ncond; i++)
 		pthread_cond_destroy(cond[i]);
 	free(nq->stream);
+	free(nq->keys_bucket);
 	free(nq->subject);
 	free(nq->filter);
 	free(nq->next_subj);

@@ -12,6 +12,10 @@
 #include "queue.h"
 
 #define NQ_CONSUMER		"messages-consumer"
+/* The bucket of the idempotency keys' fingerprints: <stream>_KEYS. */
+#define NQ_KEYS_SUFFIX		"_KEYS"
+/* The server's duplicate window when ours is 0 ("its default"). */
+#define NQ_DUP_WINDOW_DEFAULT_MS	120000
 #define NQ_MSGID_HDR		"Nats-Msg-Id"
 #define NQ_STATUS_HDR		"Status"
 #define NQ_DESC_HDR		"Description"
@@ -124,6 +128,14 @@ struct nats_queue {
 	natsConnection *nc;
 	jsCtx *js;
 	natsSubscription *sub;		/* inbox our pull requests answer to */
+	/*
+	 * The key-value bucket that binds an idempotency key to its first
+	 * body's fingerprint for the duplicate window, shared by every
+	 * ingest of the deployment. Set once by the maintenance thread (mu)
+	 * and kept until close.
+	 */
+	char *keys_bucket;
+	kvStore *keys;
 	char *inbox;
 
 	pthread_t maint_thr, pull_thr, wpi_thr;
@@ -193,8 +205,9 @@ int	nq_fail(char **cause, int rc, natsStatus s, const char *fmt, ...)
 int	nq_nkey_public(const char *path, char *pub, size_t publen,
 	    char **cause);
 
-/* queue_nats_provision.c: stream and consumer */
+/* queue_nats_provision.c: stream, consumer and the keys' bucket */
 void	nq_ensure(struct nats_queue *nq);
+int64_t	nq_dup_window_ms(const struct nats_queue *nq);
 
 /* queue_nats_pull.c: the data path of a processor */
 void	*nq_pull_main(void *arg);

@@ -32,7 +32,7 @@ struct result_store {
  * The schema's version, in the database's user_version. A newer diplomd
  * migrates an older store at start; an older one refuses a newer store.
  */
-#define SCHEMA_VERSION 2
+#define SCHEMA_VERSION 3
 
 /*
  * The failed rows by time, for listing them: a partial index, so that a
@@ -51,7 +51,8 @@ static const char schema[] =
     " error TEXT,"
     " result BLOB,"
     " deliveries INTEGER NOT NULL DEFAULT 1,"
-    " message BLOB);"
+    " message BLOB,"
+    " fingerprint TEXT);"
     FAILED_INDEX;
 
 /*
@@ -63,22 +64,31 @@ static const char *const migrations[SCHEMA_VERSION] = {
 	"ALTER TABLE results ADD COLUMN message BLOB",
 	/* 2: failed rows are listed newest first */
 	FAILED_INDEX,
+	/*
+	 * 3: a keyed message's fingerprint, so that its key coming again
+	 * with another body is told apart from a retry
+	 */
+	"ALTER TABLE results ADD COLUMN fingerprint TEXT",
 };
 
 /*
  * A message stored already counts one more delivery and keeps its row;
  * only a success that follows a failure (a replay, or a client's late
- * retry) replaces the row's outcome. SET reads the row as it was.
+ * retry) replaces the row's outcome, and not with another body under the
+ * same key. SET reads the row as it was.
  */
-#define FAILED_THEN_OK "success = 0 AND excluded.success = 1"
+#define FAILED_THEN_OK "success = 0 AND excluded.success = 1 AND" \
+    " (fingerprint IS NULL OR excluded.fingerprint IS NULL OR" \
+    " fingerprint = excluded.fingerprint)"
 #define REPLACE_IF_OK(col) \
     " " col " = CASE WHEN " FAILED_THEN_OK " THEN excluded." col \
     " ELSE " col " END"
 
 static const char upsert_sql[] =
     "INSERT INTO results (message_id, source, timestamp, processed_at,"
-    " success, error, result, deliveries, message) VALUES (?1, ?2, ?3,"
-    " ?4, ?5, ?6, ?7, 1, ?8) ON CONFLICT (message_id) DO UPDATE SET"
+    " success, error, result, deliveries, message, fingerprint) VALUES"
+    " (?1, ?2, ?3, ?4, ?5, ?6, ?7, 1, ?8, ?9) ON CONFLICT (message_id)"
+    " DO UPDATE SET"
     " deliveries = deliveries + 1,"
     REPLACE_IF_OK("source") ","
     REPLACE_IF_OK("timestamp") ","
@@ -86,6 +96,7 @@ static const char upsert_sql[] =
     REPLACE_IF_OK("error") ","
     REPLACE_IF_OK("result") ","
     REPLACE_IF_OK("message") ","
+    REPLACE_IF_OK("fingerprint") ","
     REPLACE_IF_OK("success");
 
 /*
@@ -113,7 +124,7 @@ static const char span_sql[] =
 
 static const char get_sql[] =
     "SELECT source, timestamp, processed_at, success, error, result,"
-    " deliveries, message FROM results WHERE message_id = ?1";
+    " deliveries, message, fingerprint FROM results WHERE message_id = ?1";
 
 /* Newest first; the partial index answers it without the table's rows. */
 static const char failed_sql[] =
@@ -350,7 +361,8 @@ bind_result(sqlite3_stmt *st, const struct processing_result *r)
 	    sqlite3_bind_int(st, 5, r->success) ||
 	    sqlite3_bind_text(st, 6, r->error, -1, SQLITE_STATIC) ||
 	    sqlite3_bind_blob64(st, 7, r->result != NULL ? (const void *)r->result
-	    : "", r->result_len, SQLITE_STATIC))
+	    : "", r->result_len, SQLITE_STATIC) ||
+	    sqlite3_bind_text(st, 9, r->fingerprint, -1, SQLITE_STATIC))
 		return -EIO;
 	/* a success keeps no message: NULL, as left by clear_bindings */
 	if (!r->success && r->message != NULL &&
@@ -438,6 +450,9 @@ result_store_get(struct result_store *rs, const char *id,
 			memcpy(res->message, sqlite3_column_blob(rs->get, 7),
 			    res->message_len);
 	}
+	if (sqlite3_column_type(rs->get, 8) != SQLITE_NULL &&
+	    (res->fingerprint = column_strdup(rs->get, 8)) == NULL)
+		goto out;
 	rc = res->message_id != NULL && res->result != NULL ? 0 : -ENOMEM;
 out:
 	sqlite3_reset(rs->get);

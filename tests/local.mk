@@ -82,6 +82,7 @@ SHELL_TESTS = \
 	%D%/loadgen.sh \
 	%D%/gateway-upstream-bytes.sh \
 	%D%/idempotency.sh \
+	%D%/idempotency-conflict.sh \
 	%D%/notify.sh \
 	%D%/tls.sh \
 	%D%/internal-token.sh \
@@ -107,6 +108,7 @@ NATS_SHELL_TESTS = \
 	%D%/nats-max-payload.sh \
 	%D%/nats-large-backlog.sh \
 	%D%/nats-idempotency.sh \
+	%D%/nats-idempotency-conflict.sh \
 	%D%/nats-cluster.sh \
 	%D%/nats-diplomctl.sh \
 	%D%/nats-auth.sh \

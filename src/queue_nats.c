@@ -244,8 +244,8 @@ nq_claim_key(struct nats_queue *nq, const struct data_message *msg,
  * timeout there, so no publish waits longer than NQ_PUB_WAIT_MS.
  */
 static void
-nq_publish(struct queue *q, struct data_message *msg, queue_publish_cb cb,
-    void *arg)
+nq_publish_now(struct queue *q, struct data_message *msg,
+    queue_publish_cb cb, void *arg)
 {
 	struct nats_queue *nq = (struct nats_queue *)q;
 	struct nq_pub *p = NULL;
@@ -266,11 +266,6 @@ nq_publish(struct queue *q, struct data_message *msg, queue_publish_cb cb,
 		pthread_mutex_unlock(&nq->mu);
 		goto fail;
 	}
-	/* a replay has a body stored already: no key to bind */
-	if (msg->fingerprint != NULL && msg->dedup_id == NULL &&
-	    (rc = nq_claim_key(nq, msg, &why)) != 0)
-		goto fail;
-	rc = QUEUE_EUNAVAIL;
 	if ((body = message_encode(msg, &len)) == NULL ||
 	    len > INT32_MAX) {
 		rc = QUEUE_EINVAL;
@@ -314,6 +309,78 @@ out:
 	natsMsg_Destroy(m);
 	free(body);
 	message_free(msg);
+}
+
+/* A claim thread: bind each keyed message's key, then publish it. */
+static void *
+nq_claim_main(void *arg)
+{
+	struct nats_queue *nq = arg;
+	struct nq_claim *c;
+	const char *why = NULL;
+	int rc;
+
+	pthread_mutex_lock(&nq->mu);
+	for (;;) {
+		/* what was handed over before the stop is still answered */
+		while (nq->claim_head == NULL && !nq->stopping)
+			pthread_cond_wait(&nq->claim_cv, &nq->mu);
+		if ((c = nq->claim_head) == NULL)
+			break;
+		if ((nq->claim_head = c->next) == NULL)
+			nq->claim_tail = NULL;
+		pthread_mutex_unlock(&nq->mu);
+		if ((rc = nq_claim_key(nq, c->msg, &why)) == 0) {
+			nq_publish_now(&nq->q, c->msg, c->cb, c->arg);
+		} else {
+			if (rc != QUEUE_ECONFLICT)
+				log_debug("nats: key not bound: %s", why);
+			queue_report(&nq->q, c->cb, c->arg, rc, why);
+			message_free(c->msg);
+		}
+		free(c);
+		pthread_mutex_lock(&nq->mu);
+	}
+	pthread_mutex_unlock(&nq->mu);
+	return NULL;
+}
+
+/*
+ * Publish msg. A keyed one (but a replay, whose body is stored already)
+ * goes to the claim threads first, to have its key bound.
+ */
+static void
+nq_publish(struct queue *q, struct data_message *msg, queue_publish_cb cb,
+    void *arg)
+{
+	struct nats_queue *nq = (struct nats_queue *)q;
+	struct nq_claim *c;
+
+	if (msg->fingerprint == NULL || msg->dedup_id != NULL ||
+	    !atomic_load(&nq->pub_ok) || nq->claim_started == 0 ||
+	    (c = calloc(1, sizeof(*c))) == NULL) {
+		nq_publish_now(q, msg, cb, arg);
+		return;
+	}
+	c->msg = msg;
+	c->cb = cb;
+	c->arg = arg;
+	pthread_mutex_lock(&nq->mu);
+	if (nq->stopping) {
+		/* no claim thread is left to answer it */
+		pthread_mutex_unlock(&nq->mu);
+		free(c);
+		queue_report(q, cb, arg, QUEUE_EUNAVAIL, "shutting down");
+		message_free(msg);
+		return;
+	}
+	if (nq->claim_tail != NULL)
+		nq->claim_tail->next = c;
+	else
+		nq->claim_head = c;
+	nq->claim_tail = c;
+	pthread_cond_signal(&nq->claim_cv);
+	pthread_mutex_unlock(&nq->mu);
 }
 
 /* ---- connection state ---- */
@@ -682,6 +749,7 @@ nq_sync_list(struct nats_queue *nq, pthread_mutex_t **mutex,
 	cond[4] = &nq->stats_cv;
 	cond[5] = &nq->closed_cv;
 	cond[6] = &nq->settle_cv;
+	cond[7] = &nq->claim_cv;
 }
 
 /* Make the locks and condition variables, counting them for nq_free. */
@@ -1217,6 +1285,11 @@ nq_start_threads(struct nats_queue *nq, char **cause)
 	if (pthread_create(&nq->maint_thr, NULL, nq_maint_main, nq) != 0)
 		goto fail;
 	nq->maint_started = true;
+	for (; nq->claim_started < NQ_CLAIM_THREADS; nq->claim_started++) {
+		if (pthread_create(&nq->claim_thr[nq->claim_started], NULL,
+		    nq_claim_main, nq) != 0)
+			goto fail;
+	}
 	if (!nq->processor)
 		return 0;
 	if (pthread_create(&nq->pull_thr, NULL, nq_pull_main, nq) != 0)
@@ -1242,7 +1315,10 @@ nq_stop_threads(struct nats_queue *nq)
 	pthread_cond_broadcast(&nq->wpi_cv);
 	pthread_cond_broadcast(&nq->space_cv);
 	pthread_cond_broadcast(&nq->recv_cv);
+	pthread_cond_broadcast(&nq->claim_cv);
 	pthread_mutex_unlock(&nq->mu);
+	for (int i = 0; i < nq->claim_started; i++)
+		pthread_join(nq->claim_thr[i], NULL);
 	if (nq->pull_started)
 		pthread_join(nq->pull_thr, NULL);
 	if (nq->wpi_started)
@@ -1263,10 +1339,11 @@ nq_disconnect(struct nats_queue *nq)
 		jsPubOptions_Init(&po);
 		po.MaxWait = NQ_PUB_WAIT_MS * 2;
 		js_PublishAsyncComplete(nq->js, &po);
-		kvStore_Destroy(nq->keys);
 		jsCtx_Destroy(nq->js);
 	}
 	nq_pub_fail_all(nq);
+	kvStore_Destroy(nq->keys);
+	jsCtx_Destroy(nq->keys_js);
 	natsSubscription_Destroy(nq->sub);
 	if (nq->nc == NULL)
 		return;

@@ -23,6 +23,11 @@
 
 #define NQ_PUB_WAIT_MS		1500	/* PubAck deadline: then 503 */
 #define NQ_API_WAIT_MS		2000	/* stream/consumer API requests */
+/*
+ * Each request to the keys' bucket: binding a key takes up to three, so
+ * a keyed message waits for a stalled broker about as long as a publish.
+ */
+#define NQ_KEYS_WAIT_MS		500
 #define NQ_PULL_EXPIRES_MS	5000	/* life of one pull request */
 #define NQ_PULL_GRACE_MS	2000	/* then we call a pull request lost */
 /*
@@ -64,7 +69,13 @@
 #define NS_PER_MS		INT64_C(1000000)
 
 #define NQ_NMUTEX		2	/* mu, plock */
-#define NQ_NCOND		7	/* the condition variables below */
+#define NQ_NCOND		8	/* the condition variables below */
+/*
+ * Threads that bind keys in the keys' bucket: a synchronous round trip
+ * each, kept off the HTTP event loops, which a stalled broker would
+ * otherwise hold for as long as the requests wait.
+ */
+#define NQ_CLAIM_THREADS	4
 
 /* A publish waiting for its PubAck, found again by its natsMsg pointer. */
 struct nq_pub {
@@ -80,6 +91,14 @@ struct nq_pub {
 	 */
 	bool in_publish;
 	bool reported;
+};
+
+/* A keyed message waiting for its key to be bound before its publish. */
+struct nq_claim {
+	struct data_message *msg;
+	queue_publish_cb cb;
+	void *arg;
+	struct nq_claim *next;
 };
 
 /* A message the server delivered to us and we have not settled yet. */
@@ -135,11 +154,14 @@ struct nats_queue {
 	 * and kept until close.
 	 */
 	char *keys_bucket;
+	jsCtx *keys_js;			/* with NQ_KEYS_WAIT_MS */
 	kvStore *keys;
 	char *inbox;
 
 	pthread_t maint_thr, pull_thr, wpi_thr;
 	bool maint_started, pull_started, wpi_started;
+	pthread_t claim_thr[NQ_CLAIM_THREADS];
+	int claim_started;
 
 	/* How many locks and condition variables exist: close frees those. */
 	int nmutex, ncond;
@@ -157,6 +179,8 @@ struct nats_queue {
 	pthread_cond_t stats_cv;	/* stats(): cache refreshed */
 	pthread_cond_t closed_cv;	/* close(): closed callback ran */
 	pthread_cond_t settle_cv;	/* settle: keepalive done sending */
+	pthread_cond_t claim_cv;	/* claim threads: work or stop */
+	struct nq_claim *claim_head, *claim_tail;	/* FIFO of claims */
 	bool connected;
 	bool stream_ok;
 	bool consumer_ok;

@@ -266,10 +266,18 @@ nq_ensure_keys(struct nats_queue *nq, char **cause)
 {
 	kvStore *kv = NULL;
 	kvConfig kc;
-	natsStatus s;
+	jsOptions jo;
+	natsStatus s = NATS_OK;
 	bool created = false;
 
-	s = js_KeyValue(&kv, nq->js, nq->keys_bucket);
+	/* the bucket's handle is bound to this context, and its timeouts */
+	if (nq->keys_js == NULL) {
+		jsOptions_Init(&jo);
+		jo.Wait = NQ_KEYS_WAIT_MS;
+		s = natsConnection_JetStream(&nq->keys_js, nq->nc, &jo);
+	}
+	if (s == NATS_OK)
+		s = js_KeyValue(&kv, nq->keys_js, nq->keys_bucket);
 	if (s == NATS_NOT_FOUND) {
 		kvConfig_Init(&kc);
 		kc.Bucket = nq->keys_bucket;
@@ -278,11 +286,11 @@ nq_ensure_keys(struct nats_queue *nq, char **cause)
 		kc.TTL = nq_dup_window_ms(nq) * NS_PER_MS;
 		kc.StorageType = js_FileStorage;
 		kc.Replicas = (int)nq->replicas;
-		s = js_CreateKeyValue(&kv, nq->js, &kc);
+		s = js_CreateKeyValue(&kv, nq->keys_js, &kc);
 		created = s == NATS_OK;
 		/* another role may have won the race: look again */
 		if (s != NATS_OK)
-			s = js_KeyValue(&kv, nq->js, nq->keys_bucket);
+			s = js_KeyValue(&kv, nq->keys_js, nq->keys_bucket);
 	}
 	if (s != NATS_OK)
 		return nq_fail(cause, QUEUE_EUNAVAIL, s,

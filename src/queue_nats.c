@@ -1285,7 +1285,9 @@ nq_start_threads(struct nats_queue *nq, char **cause)
 	if (pthread_create(&nq->maint_thr, NULL, nq_maint_main, nq) != 0)
 		goto fail;
 	nq->maint_started = true;
-	for (; nq->claim_started < NQ_CLAIM_THREADS; nq->claim_started++) {
+	/* a processor publishes keyed messages only through its /enqueue */
+	for (; nq->claim_started < (nq->processor ? 1 : NQ_CLAIM_THREADS);
+	    nq->claim_started++) {
 		if (pthread_create(&nq->claim_thr[nq->claim_started], NULL,
 		    nq_claim_main, nq) != 0)
 			goto fail;

@@ -73,9 +73,12 @@
 /*
  * Threads that bind keys in the keys' bucket: a synchronous round trip
  * each, kept off the HTTP event loops, which a stalled broker would
- * otherwise hold for as long as the requests wait.
+ * otherwise hold for as long as the requests wait. Measured on 2 cores
+ * with the broker beside, 32 clients: 4 threads let through 2,800 keyed
+ * messages a second, 16 about 3,500 (unkeyed: 5,700); the rest is the
+ * broker's second write per message.
  */
-#define NQ_CLAIM_THREADS	4
+#define NQ_CLAIM_THREADS	16
 
 /* A publish waiting for its PubAck, found again by its natsMsg pointer. */
 struct nq_pub {

@@ -199,8 +199,8 @@ out:
  * is published again for the stream to drop as a duplicate, or to store if
  * the first publish never made it), QUEUE_ECONFLICT when another body's.
  * The bucket's create is atomic on the server, so of two ingests sending
- * one key with two bodies at once exactly one binds it. Synchronous: one
- * round trip to the server for a keyed message, on the caller's thread.
+ * one key with two bodies at once exactly one binds it. Synchronous: a
+ * round trip to the server or two, on a claim thread.
  */
 static int
 nq_claim_key(struct nats_queue *nq, const struct data_message *msg,

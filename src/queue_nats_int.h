@@ -197,7 +197,7 @@ struct nats_queue {
 	bool stopping;			/* close(): threads end */
 	bool closed_cb_done;
 	bool pull_reset;		/* outstanding pull request is gone */
-	bool warned_stream, warned_consumer;
+	bool warned_stream, warned_consumer, warned_keys;
 	/*
 	 * The server refused our credentials and nats.c closed the
 	 * connection for good: why, for /health.

@@ -255,6 +255,24 @@ out:
 	return rc;
 }
 
+/* Warn once when an existing keys' bucket keeps keys for another time. */
+static void
+nq_check_keys(struct nats_queue *nq, kvStore *kv)
+{
+	kvStatus *st = NULL;
+	char diff[128] = "";
+
+	if (kvStore_Status(&st, kv) != NATS_OK)
+		return;
+	if (kvStatus_TTL(st) != nq_dup_window_ms(nq) * NS_PER_MS)
+		snprintf(diff, sizeof(diff), "ttl (%" PRId64 " ms, not the "
+		    "duplicate window's %" PRId64 ")", kvStatus_TTL(st) /
+		    NS_PER_MS, nq_dup_window_ms(nq));
+	kvStatus_Destroy(st);
+	nq_warn_diff(nq, &nq->warned_keys, "key-value bucket",
+	    nq->keys_bucket, diff);
+}
+
 /*
  * The bucket of the keys' fingerprints, a file-backed key-value bucket
  * whose entries live as long as the duplicate window, with the stream's
@@ -299,6 +317,8 @@ nq_ensure_keys(struct nats_queue *nq, char **cause)
 	if (created)
 		log_info("nats: key-value bucket %s created (ttl %" PRId64
 		    " ms)", nq->keys_bucket, nq_dup_window_ms(nq));
+	else
+		nq_check_keys(nq, kv);
 	pthread_mutex_lock(&nq->mu);
 	if (nq->keys == NULL) {
 		nq->keys = kv;

@@ -37,7 +37,7 @@
 
 /* The statuses counted one by one in the metrics; others count as "other". */
 static const int counted_codes[] = { 200, 202, 400, 401, 404, 405, 409, 413,
-	429, 500, 502, 503 };
+	422, 429, 500, 502, 503 };
 #define N_CODES (sizeof(counted_codes) / sizeof(*counted_codes) + 1)
 /* Upper bounds of the latency histogram's buckets, in seconds. */
 static const double latency_bounds[] = { 0.0005, 0.001, 0.0025, 0.005, 0.01,

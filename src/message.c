@@ -5,6 +5,8 @@
 #include <string.h>
 #include <time.h>
 
+#include <gnutls/crypto.h>
+#include <gnutls/gnutls.h>
 #include <json-c/json.h>
 #include <uuid/uuid.h>
 
@@ -158,6 +160,7 @@ message_free(struct data_message *msg)
 	free(msg->metadata);
 	free(msg->client);
 	free(msg->dedup_id);
+	free(msg->fingerprint);
 	free(msg);
 }
 
@@ -618,6 +621,81 @@ message_id_is_keyed(const char *id)
 	return id != NULL && strlen(id) == 36 && id[14] == '5';
 }
 
+/* Feed n to h as 8 bytes, most significant first. */
+static int
+fp_count(gnutls_hash_hd_t h, size_t n)
+{
+	unsigned char be[8];
+
+	for (int i = 0; i < 8; i++)
+		be[i] = (unsigned char)((uint64_t)n >> (56 - 8 * i));
+	return gnutls_hash(h, be, sizeof(be)) != 0 ? -EIO : 0;
+}
+
+/* Feed n bytes to h, after their length: no two fields run together. */
+static int
+fp_field(gnutls_hash_hd_t h, const void *p, size_t n)
+{
+	if (fp_count(h, n) != 0)
+		return -EIO;
+	return n > 0 && gnutls_hash(h, p, n) != 0 ? -EIO : 0;
+}
+
+int
+message_fingerprint(const struct data_message *msg,
+    char out[MESSAGE_FINGERPRINT_LEN + 1])
+{
+	static const char tag[] = "diplom fingerprint 1";
+	static const char hex[] = "0123456789abcdef";
+	const char *src = msg->source != NULL ? msg->source : "";
+	unsigned char digest[32];
+	gnutls_hash_hd_t h;
+	int rc = 0;
+
+	if (gnutls_hash_init(&h, GNUTLS_DIG_SHA256) != 0)
+		return -EIO;
+	/* the metadata is sorted by key already, whatever order it came in */
+	if (fp_field(h, tag, sizeof(tag) - 1) != 0 ||
+	    fp_field(h, src, strlen(src)) != 0 ||
+	    fp_field(h, msg->payload, msg->payload_len) != 0 ||
+	    fp_count(h, msg->n_metadata) != 0)
+		rc = -EIO;
+	for (size_t i = 0; rc == 0 && i < msg->n_metadata; i++) {
+		if (fp_field(h, msg->metadata[i].key,
+		    strlen(msg->metadata[i].key)) != 0 ||
+		    fp_field(h, msg->metadata[i].value,
+		    strlen(msg->metadata[i].value)) != 0)
+			rc = -EIO;
+	}
+	gnutls_hash_deinit(h, digest);
+	if (rc != 0)
+		return rc;
+	for (size_t i = 0; i < sizeof(digest); i++) {
+		out[2 * i] = hex[digest[i] >> 4];
+		out[2 * i + 1] = hex[digest[i] & 0xf];
+	}
+	out[MESSAGE_FINGERPRINT_LEN] = '\0';
+	return 0;
+}
+
+int
+message_set_key(struct data_message *msg, const char *id)
+{
+	char fp[MESSAGE_FINGERPRINT_LEN + 1];
+	char *nid = strdup(id), *nfp = NULL;
+
+	if (nid == NULL || message_fingerprint(msg, fp) != 0 ||
+	    (nfp = strdup(fp)) == NULL) {
+		free(nid);
+		return -ENOMEM;
+	}
+	free(msg->id);
+	free(msg->fingerprint);
+	msg->id = nid;
+	msg->fingerprint = nfp;
+	return 0;
+}
+
 size_t
 message_encoded_max(size_t n)
 {
@@ -742,9 +820,11 @@ batch_item_from_object(struct json_object *obj, unsigned flags,
 			item->error = strdup("invalid request");
 		return;
 	}
-	if (key != NULL) {
-		memcpy(item->msg->id, id, sizeof(id));
-		item->key = strdup(key);
+	if (key != NULL && (message_set_key(item->msg, id) != 0 ||
+	    (item->key = strdup(key)) == NULL)) {
+		message_free(item->msg);
+		item->msg = NULL;
+		item->error = strdup("out of memory");
 	}
 }
 
@@ -935,6 +1015,7 @@ result_clear(struct processing_result *res)
 	free(res->error);
 	free(res->result);
 	free(res->message);
+	free(res->fingerprint);
 	memset(res, 0, sizeof(*res));
 }
 

@@ -34,6 +34,13 @@ struct data_message {
 	 * its own, so that it is not taken for the message's first publish.
 	 */
 	char *dedup_id;
+	/*
+	 * Not on the wire: a keyed message's fingerprint
+	 * (message_fingerprint), NULL for one without a key. Each hop that
+	 * needs it computes it from the content, so nothing has to trust
+	 * another's.
+	 */
+	char *fingerprint;
 };
 
 /* What the processor stores for a message. */
@@ -54,6 +61,8 @@ struct processing_result {
 	 */
 	unsigned char *message;
 	size_t message_len;
+	/* a keyed message's fingerprint; NULL without a key (and older rows) */
+	char *fingerprint;
 };
 
 /*
@@ -145,6 +154,24 @@ int message_id_for_client_key(const char *client, const char *key,
     char id[37], char **cause);
 /* Whether id came from an idempotency key (a UUID v5). */
 bool message_id_is_keyed(const char *id);
+
+/* Hex digits of a fingerprint, and its NUL. */
+#define MESSAGE_FINGERPRINT_LEN 64
+
+/*
+ * What a keyed request's body is judged by when its key comes again: the
+ * SHA-256, in lower-case hex, of the decoded source, data and metadata
+ * (sorted by key), each length-prefixed. The JSON's spelling (blanks,
+ * escapes, the order of fields and of metadata keys), the id and the
+ * timestamp do not count; an absent source is the empty one.
+ */
+int message_fingerprint(const struct data_message *msg,
+    char out[MESSAGE_FINGERPRINT_LEN + 1]);
+/*
+ * Make msg the keyed message of id: its id and its fingerprint. -ENOMEM
+ * when there is no memory for them.
+ */
+int message_set_key(struct data_message *msg, const char *id);
 
 /*
  * The most bytes message_encode makes of a message that came from an ingest

@@ -18,6 +18,12 @@
 #define QUEUE_EUNAVAIL	(-EAGAIN)	/* backend unreachable: 503 */
 #define QUEUE_ECLOSED	(-ESHUTDOWN)	/* shut down and drained */
 #define QUEUE_EINVAL	(-EINVAL)
+/* a keyed message's key holds another body within the window: 422 */
+#define QUEUE_ECONFLICT	(-EEXIST)
+
+/* Why a publish is QUEUE_ECONFLICT, as every hop tells the client. */
+#define QUEUE_CONFLICT_REASON \
+    "Idempotency-Key reused with a different request body"
 
 /* One message handed to a worker; settle it with ack or reject. */
 struct delivery {

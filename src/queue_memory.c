@@ -40,6 +40,7 @@ struct mem_delivery {
 struct mem_held {
 	struct mem_held *next;
 	const char *id;			/* the message's own */
+	const char *fingerprint;	/* the message's own, or NULL */
 };
 
 #define MEM_HELD_BUCKETS 1024
@@ -131,8 +132,17 @@ mem_publish(struct queue *q, struct data_message *msg, queue_publish_cb cb,
 	pthread_mutex_lock(&m->lock);
 	if (message_id_is_keyed(msg->id) &&
 	    *(slot = held_slot(m, msg->id)) != NULL) {
-		/* a retry of a message we hold: it is taken already */
-		reason = "duplicate";
+		/*
+		 * A retry of a message we hold is taken already; the same
+		 * key with another body is refused.
+		 */
+		if (msg->fingerprint != NULL && (*slot)->fingerprint != NULL &&
+		    strcmp(msg->fingerprint, (*slot)->fingerprint) != 0) {
+			rc = QUEUE_ECONFLICT;
+			reason = QUEUE_CONFLICT_REASON;
+		} else {
+			reason = "duplicate";
+		}
 	} else if (m->shut) {
 		rc = QUEUE_EUNAVAIL;
 		reason = "Shutting down";
@@ -145,6 +155,7 @@ mem_publish(struct queue *q, struct data_message *msg, queue_publish_cb cb,
 		if (slot != NULL) {
 			*slot = xcalloc(1, sizeof(**slot));
 			(*slot)->id = msg->id;
+			(*slot)->fingerprint = msg->fingerprint;
 		}
 		msg = NULL;
 		pthread_cond_signal(&m->nonempty);

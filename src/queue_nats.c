@@ -194,13 +194,58 @@ out:
 }
 
 /*
+ * Bind a keyed message's id to its fingerprint in the keys' bucket, or
+ * find it bound: 0 when it is this body's (a first send, or a retry, which
+ * is published again for the stream to drop as a duplicate, or to store if
+ * the first publish never made it), QUEUE_ECONFLICT when another body's.
+ * The bucket's create is atomic on the server, so of two ingests sending
+ * one key with two bodies at once exactly one binds it. Synchronous: a
+ * round trip to the server or two, on a claim thread.
+ */
+static int
+nq_claim_key(struct nats_queue *nq, const struct data_message *msg,
+    const char **why)
+{
+	kvStore *kv;
+	kvEntry *e = NULL;
+	uint64_t rev;
+	natsStatus s;
+	int rc = 0;
+
+	pthread_mutex_lock(&nq->mu);
+	kv = nq->keys;
+	pthread_mutex_unlock(&nq->mu);
+	if (kv == NULL) {
+		*why = "JetStream key-value bucket not available";
+		return QUEUE_EUNAVAIL;
+	}
+	s = kvStore_Create(&rev, kv, msg->id, msg->fingerprint,
+	    (int)strlen(msg->fingerprint));
+	if (s == NATS_OK)
+		return 0;
+	/* bound already, or the create failed: the entry tells */
+	s = kvStore_Get(&e, kv, msg->id);
+	if (s != NATS_OK) {
+		*why = natsStatus_GetText(s);
+		rc = QUEUE_EUNAVAIL;
+	} else if ((size_t)kvEntry_ValueLen(e) != strlen(msg->fingerprint) ||
+	    memcmp(kvEntry_Value(e), msg->fingerprint,
+	    strlen(msg->fingerprint)) != 0) {
+		*why = QUEUE_CONFLICT_REASON;
+		rc = QUEUE_ECONFLICT;
+	}
+	kvEntry_Destroy(e);
+	return rc;
+}
+
+/*
  * Hand msg to JetStream without waiting: the outcome comes back through
  * nq_on_puback. nats.c's own MaxWait timer turns a missing PubAck into a
  * timeout there, so no publish waits longer than NQ_PUB_WAIT_MS.
  */
 static void
-nq_publish(struct queue *q, struct data_message *msg, queue_publish_cb cb,
-    void *arg)
+nq_publish_now(struct queue *q, struct data_message *msg,
+    queue_publish_cb cb, void *arg)
 {
 	struct nats_queue *nq = (struct nats_queue *)q;
 	struct nq_pub *p = NULL;
@@ -264,6 +309,78 @@ out:
 	natsMsg_Destroy(m);
 	free(body);
 	message_free(msg);
+}
+
+/* A claim thread: bind each keyed message's key, then publish it. */
+static void *
+nq_claim_main(void *arg)
+{
+	struct nats_queue *nq = arg;
+	struct nq_claim *c;
+	const char *why = NULL;
+	int rc;
+
+	pthread_mutex_lock(&nq->mu);
+	for (;;) {
+		/* what was handed over before the stop is still answered */
+		while (nq->claim_head == NULL && !nq->stopping)
+			pthread_cond_wait(&nq->claim_cv, &nq->mu);
+		if ((c = nq->claim_head) == NULL)
+			break;
+		if ((nq->claim_head = c->next) == NULL)
+			nq->claim_tail = NULL;
+		pthread_mutex_unlock(&nq->mu);
+		if ((rc = nq_claim_key(nq, c->msg, &why)) == 0) {
+			nq_publish_now(&nq->q, c->msg, c->cb, c->arg);
+		} else {
+			if (rc != QUEUE_ECONFLICT)
+				log_debug("nats: key not bound: %s", why);
+			queue_report(&nq->q, c->cb, c->arg, rc, why);
+			message_free(c->msg);
+		}
+		free(c);
+		pthread_mutex_lock(&nq->mu);
+	}
+	pthread_mutex_unlock(&nq->mu);
+	return NULL;
+}
+
+/*
+ * Publish msg. A keyed one (but a replay, whose body is stored already)
+ * goes to the claim threads first, to have its key bound.
+ */
+static void
+nq_publish(struct queue *q, struct data_message *msg, queue_publish_cb cb,
+    void *arg)
+{
+	struct nats_queue *nq = (struct nats_queue *)q;
+	struct nq_claim *c;
+
+	if (msg->fingerprint == NULL || msg->dedup_id != NULL ||
+	    !atomic_load(&nq->pub_ok) || nq->claim_started == 0 ||
+	    (c = calloc(1, sizeof(*c))) == NULL) {
+		nq_publish_now(q, msg, cb, arg);
+		return;
+	}
+	c->msg = msg;
+	c->cb = cb;
+	c->arg = arg;
+	pthread_mutex_lock(&nq->mu);
+	if (nq->stopping) {
+		/* no claim thread is left to answer it */
+		pthread_mutex_unlock(&nq->mu);
+		free(c);
+		queue_report(q, cb, arg, QUEUE_EUNAVAIL, "shutting down");
+		message_free(msg);
+		return;
+	}
+	if (nq->claim_tail != NULL)
+		nq->claim_tail->next = c;
+	else
+		nq->claim_head = c;
+	nq->claim_tail = c;
+	pthread_cond_signal(&nq->claim_cv);
+	pthread_mutex_unlock(&nq->mu);
 }
 
 /* ---- connection state ---- */
@@ -632,6 +749,7 @@ nq_sync_list(struct nats_queue *nq, pthread_mutex_t **mutex,
 	cond[4] = &nq->stats_cv;
 	cond[5] = &nq->closed_cv;
 	cond[6] = &nq->settle_cv;
+	cond[7] = &nq->claim_cv;
 }
 
 /* Make the locks and condition variables, counting them for nq_free. */
@@ -873,6 +991,7 @@ nq_init(struct nats_queue *nq, const struct config *cfg, char **cause)
 	    nq_strf(&nq->client_name, "diplom-%s",
 	    config_role_name(cfg->role)) != 0 ||
 	    nq_strf(&nq->stream, "%s", ns->stream) != 0 ||
+	    nq_strf(&nq->keys_bucket, "%s" NQ_KEYS_SUFFIX, ns->stream) != 0 ||
 	    nq_strf(&nq->url, "%s", ns->url) != 0 ||
 	    nq_strf(&nq->url_shown, "%s", ns->url) != 0) {
 		nq_cause(cause, "out of memory");
@@ -1166,6 +1285,13 @@ nq_start_threads(struct nats_queue *nq, char **cause)
 	if (pthread_create(&nq->maint_thr, NULL, nq_maint_main, nq) != 0)
 		goto fail;
 	nq->maint_started = true;
+	/* a processor publishes keyed messages only through its /enqueue */
+	for (; nq->claim_started < (nq->processor ? 1 : NQ_CLAIM_THREADS);
+	    nq->claim_started++) {
+		if (pthread_create(&nq->claim_thr[nq->claim_started], NULL,
+		    nq_claim_main, nq) != 0)
+			goto fail;
+	}
 	if (!nq->processor)
 		return 0;
 	if (pthread_create(&nq->pull_thr, NULL, nq_pull_main, nq) != 0)
@@ -1191,7 +1317,10 @@ nq_stop_threads(struct nats_queue *nq)
 	pthread_cond_broadcast(&nq->wpi_cv);
 	pthread_cond_broadcast(&nq->space_cv);
 	pthread_cond_broadcast(&nq->recv_cv);
+	pthread_cond_broadcast(&nq->claim_cv);
 	pthread_mutex_unlock(&nq->mu);
+	for (int i = 0; i < nq->claim_started; i++)
+		pthread_join(nq->claim_thr[i], NULL);
 	if (nq->pull_started)
 		pthread_join(nq->pull_thr, NULL);
 	if (nq->wpi_started)
@@ -1215,6 +1344,8 @@ nq_disconnect(struct nats_queue *nq)
 		jsCtx_Destroy(nq->js);
 	}
 	nq_pub_fail_all(nq);
+	kvStore_Destroy(nq->keys);
+	jsCtx_Destroy(nq->keys_js);
 	natsSubscription_Destroy(nq->sub);
 	if (nq->nc == NULL)
 		return;
@@ -1249,6 +1380,7 @@ nq_free(struct nats_queue *nq)
 	for (int i = 0; i < nq->ncond; i++)
 		pthread_cond_destroy(cond[i]);
 	free(nq->stream);
+	free(nq->keys_bucket);
 	free(nq->subject);
 	free(nq->filter);
 	free(nq->next_subj);

@@ -12,6 +12,10 @@
 #include "queue.h"
 
 #define NQ_CONSUMER		"messages-consumer"
+/* The bucket of the idempotency keys' fingerprints: <stream>_KEYS. */
+#define NQ_KEYS_SUFFIX		"_KEYS"
+/* The server's duplicate window when ours is 0 ("its default"). */
+#define NQ_DUP_WINDOW_DEFAULT_MS	120000
 #define NQ_MSGID_HDR		"Nats-Msg-Id"
 #define NQ_STATUS_HDR		"Status"
 #define NQ_DESC_HDR		"Description"
@@ -19,6 +23,11 @@
 
 #define NQ_PUB_WAIT_MS		1500	/* PubAck deadline: then 503 */
 #define NQ_API_WAIT_MS		2000	/* stream/consumer API requests */
+/*
+ * Each request to the keys' bucket: binding a key takes up to three, so
+ * a keyed message waits for a stalled broker about as long as a publish.
+ */
+#define NQ_KEYS_WAIT_MS		500
 #define NQ_PULL_EXPIRES_MS	5000	/* life of one pull request */
 #define NQ_PULL_GRACE_MS	2000	/* then we call a pull request lost */
 /*
@@ -60,7 +69,16 @@
 #define NS_PER_MS		INT64_C(1000000)
 
 #define NQ_NMUTEX		2	/* mu, plock */
-#define NQ_NCOND		7	/* the condition variables below */
+#define NQ_NCOND		8	/* the condition variables below */
+/*
+ * Threads that bind keys in the keys' bucket: a synchronous round trip
+ * each, kept off the HTTP event loops, which a stalled broker would
+ * otherwise hold for as long as the requests wait. Measured on 2 cores
+ * with the broker beside, 32 clients: 4 threads let through 2,800 keyed
+ * messages a second, 16 about 3,500 (unkeyed: 5,700); the rest is the
+ * broker's second write per message.
+ */
+#define NQ_CLAIM_THREADS	16
 
 /* A publish waiting for its PubAck, found again by its natsMsg pointer. */
 struct nq_pub {
@@ -76,6 +94,14 @@ struct nq_pub {
 	 */
 	bool in_publish;
 	bool reported;
+};
+
+/* A keyed message waiting for its key to be bound before its publish. */
+struct nq_claim {
+	struct data_message *msg;
+	queue_publish_cb cb;
+	void *arg;
+	struct nq_claim *next;
 };
 
 /* A message the server delivered to us and we have not settled yet. */
@@ -124,10 +150,21 @@ struct nats_queue {
 	natsConnection *nc;
 	jsCtx *js;
 	natsSubscription *sub;		/* inbox our pull requests answer to */
+	/*
+	 * The key-value bucket that binds an idempotency key to its first
+	 * body's fingerprint for the duplicate window, shared by every
+	 * ingest of the deployment. Set once by the maintenance thread (mu)
+	 * and kept until close.
+	 */
+	char *keys_bucket;
+	jsCtx *keys_js;			/* with NQ_KEYS_WAIT_MS */
+	kvStore *keys;
 	char *inbox;
 
 	pthread_t maint_thr, pull_thr, wpi_thr;
 	bool maint_started, pull_started, wpi_started;
+	pthread_t claim_thr[NQ_CLAIM_THREADS];
+	int claim_started;
 
 	/* How many locks and condition variables exist: close frees those. */
 	int nmutex, ncond;
@@ -145,6 +182,8 @@ struct nats_queue {
 	pthread_cond_t stats_cv;	/* stats(): cache refreshed */
 	pthread_cond_t closed_cv;	/* close(): closed callback ran */
 	pthread_cond_t settle_cv;	/* settle: keepalive done sending */
+	pthread_cond_t claim_cv;	/* claim threads: work or stop */
+	struct nq_claim *claim_head, *claim_tail;	/* FIFO of claims */
 	bool connected;
 	bool stream_ok;
 	bool consumer_ok;
@@ -158,7 +197,7 @@ struct nats_queue {
 	bool stopping;			/* close(): threads end */
 	bool closed_cb_done;
 	bool pull_reset;		/* outstanding pull request is gone */
-	bool warned_stream, warned_consumer;
+	bool warned_stream, warned_consumer, warned_keys;
 	/*
 	 * The server refused our credentials and nats.c closed the
 	 * connection for good: why, for /health.
@@ -193,8 +232,9 @@ int	nq_fail(char **cause, int rc, natsStatus s, const char *fmt, ...)
 int	nq_nkey_public(const char *path, char *pub, size_t publen,
 	    char **cause);
 
-/* queue_nats_provision.c: stream and consumer */
+/* queue_nats_provision.c: stream, consumer and the keys' bucket */
 void	nq_ensure(struct nats_queue *nq);
+int64_t	nq_dup_window_ms(const struct nats_queue *nq);
 
 /* queue_nats_pull.c: the data path of a processor */
 void	*nq_pull_main(void *arg);

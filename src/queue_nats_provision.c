@@ -39,10 +39,23 @@ nq_stream_config(struct nats_queue *nq, jsStreamConfig *sc,
 	sc->MaxBytes = nq->max_bytes;
 	sc->MaxAge = nq->max_age_ms * NS_PER_MS;
 	sc->Replicas = nq->replicas;
-	sc->Duplicates = nq->dup_window_ms * NS_PER_MS;
-	/* The server refuses a duplicate window longer than the age limit. */
-	if (sc->MaxAge > 0 && sc->MaxAge < sc->Duplicates)
-		sc->Duplicates = sc->MaxAge;
+	sc->Duplicates = nq_dup_window_ms(nq) * NS_PER_MS;
+}
+
+/*
+ * The duplicate window the stream gets: NATS_DUPLICATE_WINDOW, the
+ * server's default for 0, and no longer than the age limit (the server
+ * refuses a longer one). The keys' bucket keeps a key as long.
+ */
+int64_t
+nq_dup_window_ms(const struct nats_queue *nq)
+{
+	int64_t w = nq->dup_window_ms > 0 ? nq->dup_window_ms :
+	    NQ_DUP_WINDOW_DEFAULT_MS;
+
+	if (nq->max_age_ms > 0 && nq->max_age_ms < w)
+		w = nq->max_age_ms;
+	return w;
 }
 
 /* Name the fields where an existing stream differs from ours. */
@@ -242,7 +255,84 @@ out:
 	return rc;
 }
 
-/* Ensure stream (and consumer for a processor); record the outcome. */
+/* Warn once when an existing keys' bucket keeps keys for another time. */
+static void
+nq_check_keys(struct nats_queue *nq, kvStore *kv)
+{
+	kvStatus *st = NULL;
+	char diff[128] = "";
+
+	if (kvStore_Status(&st, kv) != NATS_OK)
+		return;
+	if (kvStatus_TTL(st) != nq_dup_window_ms(nq) * NS_PER_MS)
+		snprintf(diff, sizeof(diff), "ttl (%" PRId64 " ms, not the "
+		    "duplicate window's %" PRId64 ")", kvStatus_TTL(st) /
+		    NS_PER_MS, nq_dup_window_ms(nq));
+	kvStatus_Destroy(st);
+	nq_warn_diff(nq, &nq->warned_keys, "key-value bucket",
+	    nq->keys_bucket, diff);
+}
+
+/*
+ * The bucket of the keys' fingerprints, a file-backed key-value bucket
+ * whose entries live as long as the duplicate window, with the stream's
+ * replicas: created if missing (a broker that lost its storage loses it
+ * with the stream, and gets both again), an existing one used as it is.
+ */
+static int
+nq_ensure_keys(struct nats_queue *nq, char **cause)
+{
+	kvStore *kv = NULL;
+	kvConfig kc;
+	jsOptions jo;
+	natsStatus s = NATS_OK;
+	bool created = false;
+
+	/* the bucket's handle is bound to this context, and its timeouts */
+	if (nq->keys_js == NULL) {
+		jsOptions_Init(&jo);
+		jo.Wait = NQ_KEYS_WAIT_MS;
+		s = natsConnection_JetStream(&nq->keys_js, nq->nc, &jo);
+	}
+	if (s == NATS_OK)
+		s = js_KeyValue(&kv, nq->keys_js, nq->keys_bucket);
+	if (s == NATS_NOT_FOUND) {
+		kvConfig_Init(&kc);
+		kc.Bucket = nq->keys_bucket;
+		kc.Description = "diplom: Idempotency-Key fingerprints";
+		kc.History = 1;
+		kc.TTL = nq_dup_window_ms(nq) * NS_PER_MS;
+		kc.StorageType = js_FileStorage;
+		kc.Replicas = (int)nq->replicas;
+		s = js_CreateKeyValue(&kv, nq->keys_js, &kc);
+		created = s == NATS_OK;
+		/* another role may have won the race: look again */
+		if (s != NATS_OK)
+			s = js_KeyValue(&kv, nq->keys_js, nq->keys_bucket);
+	}
+	if (s != NATS_OK)
+		return nq_fail(cause, QUEUE_EUNAVAIL, s,
+		    "key-value bucket %s unavailable: %s", nq->keys_bucket,
+		    natsStatus_GetText(s));
+	if (created)
+		log_info("nats: key-value bucket %s created (ttl %" PRId64
+		    " ms)", nq->keys_bucket, nq_dup_window_ms(nq));
+	else
+		nq_check_keys(nq, kv);
+	pthread_mutex_lock(&nq->mu);
+	if (nq->keys == NULL) {
+		nq->keys = kv;
+		kv = NULL;
+	}
+	pthread_mutex_unlock(&nq->mu);
+	kvStore_Destroy(kv);
+	return 0;
+}
+
+/*
+ * Ensure stream and keys' bucket (and consumer for a processor); record
+ * the outcome.
+ */
 void
 nq_ensure(struct nats_queue *nq)
 {
@@ -250,7 +340,8 @@ nq_ensure(struct nats_queue *nq)
 	const char *why;
 	bool sok, cok = true, was;
 
-	sok = nq_ensure_stream(nq, &cause) == 0;
+	sok = nq_ensure_stream(nq, &cause) == 0 &&
+	    nq_ensure_keys(nq, &cause) == 0;
 	if (sok && nq->processor)
 		cok = nq_ensure_consumer(nq, &cause) == 0;
 	pthread_mutex_lock(&nq->mu);

@@ -32,7 +32,7 @@ struct result_store {
  * The schema's version, in the database's user_version. A newer diplomd
  * migrates an older store at start; an older one refuses a newer store.
  */
-#define SCHEMA_VERSION 3
+#define SCHEMA_VERSION 4
 
 /*
  * The failed rows by time, for listing them: a partial index, so that a
@@ -52,7 +52,8 @@ static const char schema[] =
     " result BLOB,"
     " deliveries INTEGER NOT NULL DEFAULT 1,"
     " message BLOB,"
-    " client TEXT);"
+    " client TEXT,"
+    " fingerprint TEXT);"
     FAILED_INDEX;
 
 /*
@@ -66,22 +67,31 @@ static const char *const migrations[SCHEMA_VERSION] = {
 	FAILED_INDEX,
 	/* 3: a row belongs to the client that sent the message, or none */
 	"ALTER TABLE results ADD COLUMN client TEXT",
+	/*
+	 * 4: a keyed message's fingerprint, so that its key coming again
+	 * with another body is told apart from a retry
+	 */
+	"ALTER TABLE results ADD COLUMN fingerprint TEXT",
 };
 
 /*
  * A message stored already counts one more delivery and keeps its row;
  * only a success that follows a failure (a replay, or a client's late
- * retry) replaces the row's outcome. SET reads the row as it was.
+ * retry) replaces the row's outcome, and not with another body under the
+ * same key. SET reads the row as it was.
  */
-#define FAILED_THEN_OK "success = 0 AND excluded.success = 1"
+#define FAILED_THEN_OK "success = 0 AND excluded.success = 1 AND" \
+    " (fingerprint IS NULL OR excluded.fingerprint IS NULL OR" \
+    " fingerprint = excluded.fingerprint)"
 #define REPLACE_IF_OK(col) \
     " " col " = CASE WHEN " FAILED_THEN_OK " THEN excluded." col \
     " ELSE " col " END"
 
 static const char upsert_sql[] =
     "INSERT INTO results (message_id, source, timestamp, processed_at,"
-    " success, error, result, deliveries, message, client) VALUES (?1, ?2,"
-    " ?3, ?4, ?5, ?6, ?7, 1, ?8, ?9) ON CONFLICT (message_id) DO UPDATE SET"
+    " success, error, result, deliveries, message, client, fingerprint)"
+    " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, 1, ?8, ?9, ?10)"
+    " ON CONFLICT (message_id) DO UPDATE SET"
     " deliveries = deliveries + 1,"
     REPLACE_IF_OK("source") ","
     REPLACE_IF_OK("timestamp") ","
@@ -89,6 +99,7 @@ static const char upsert_sql[] =
     REPLACE_IF_OK("error") ","
     REPLACE_IF_OK("result") ","
     REPLACE_IF_OK("message") ","
+    REPLACE_IF_OK("fingerprint") ","
     REPLACE_IF_OK("success");
 
 /*
@@ -116,7 +127,8 @@ static const char span_sql[] =
 
 static const char get_sql[] =
     "SELECT source, timestamp, processed_at, success, error, result,"
-    " deliveries, message, client FROM results WHERE message_id = ?1";
+    " deliveries, message, client, fingerprint FROM results"
+    " WHERE message_id = ?1";
 
 /* Newest first; the partial index answers it without the table's rows. */
 static const char failed_sql[] =
@@ -354,7 +366,8 @@ bind_result(sqlite3_stmt *st, const struct processing_result *r)
 	    sqlite3_bind_text(st, 6, r->error, -1, SQLITE_STATIC) ||
 	    sqlite3_bind_blob64(st, 7, r->result != NULL ? (const void *)r->result
 	    : "", r->result_len, SQLITE_STATIC) ||
-	    sqlite3_bind_text(st, 9, r->client, -1, SQLITE_STATIC))
+	    sqlite3_bind_text(st, 9, r->client, -1, SQLITE_STATIC) ||
+	    sqlite3_bind_text(st, 10, r->fingerprint, -1, SQLITE_STATIC))
 		return -EIO;
 	/* a success keeps no message: NULL, as left by clear_bindings */
 	if (!r->success && r->message != NULL &&
@@ -444,6 +457,9 @@ result_store_get(struct result_store *rs, const char *id,
 	}
 	if (sqlite3_column_type(rs->get, 8) != SQLITE_NULL &&
 	    (res->client = column_strdup(rs->get, 8)) == NULL)
+		goto out;
+	if (sqlite3_column_type(rs->get, 9) != SQLITE_NULL &&
+	    (res->fingerprint = column_strdup(rs->get, 9)) == NULL)
 		goto out;
 	rc = res->message_id != NULL && res->result != NULL ? 0 : -ENOMEM;
 out:

@@ -152,6 +152,10 @@ on_enqueued(void *arg, const struct http_reply *r)
 		accepted(c);
 		return;
 	}
+	if (r->status == HTTP_UNPROCESSABLE) {
+		refused(c, HTTP_UNPROCESSABLE, QUEUE_CONFLICT_REASON);
+		return;
+	}
 	if (busy && c->tried < c->in->n_enqueue) {
 		atomic_fetch_add(&c->in->failovers, 1);
 		log_debug("message %s: %s answered %d, trying the next "
@@ -179,6 +183,10 @@ on_published(void *arg, int status, const char *reason)
 		refused(c, HTTP_UNAVAILABLE, "Queue is full");
 		return;
 	}
+	if (status == QUEUE_ECONFLICT) {
+		refused(c, HTTP_UNPROCESSABLE, QUEUE_CONFLICT_REASON);
+		return;
+	}
 	snprintf(why, sizeof(why), "queue backend unavailable: %s",
 	    reason != NULL ? reason : "error");
 	refused(c, HTTP_UNAVAILABLE, why);
@@ -196,6 +204,25 @@ in_client(struct http_request *req, const char **client)
 		return true;
 	http_respond_error(req, HTTP_BAD_REQUEST, "bad " CLIENT_HEADER);
 	return false;
+}
+
+/*
+ * The processor a message's round begins at. The messages are spread, each
+ * round starting one processor further; but a keyed message goes to the
+ * processor its id hashes to, the one that holds its key's earlier
+ * message, so that another body under the key is told apart there.
+ */
+static size_t
+first_processor(struct ingest *in, const char *id)
+{
+	size_t h = 5381;
+
+	if (!message_id_is_keyed(id))
+		return (size_t)(atomic_fetch_add(&in->next, 1) %
+		    in->n_enqueue);
+	for (const char *p = id; *p != '\0'; p++)
+		h = h * 33 + (unsigned char)*p;
+	return h % in->n_enqueue;
 }
 
 static void
@@ -234,8 +261,8 @@ in_ingest(struct http_request *req, void *ctx)
 		free(cause);
 		return;
 	}
-	if (key != NULL)
-		memcpy(msg->id, keyed_id, sizeof(keyed_id));
+	if (key != NULL && message_set_key(msg, keyed_id) != 0)
+		xalloc_failed();
 	if (client != NULL)
 		msg->client = xstrdup(client);
 	atomic_fetch_add(&in->received, 1);
@@ -254,8 +281,7 @@ in_ingest(struct http_request *req, void *ctx)
 		refused(c, HTTP_INTERNAL_ERROR, "cannot encode the message");
 		return;
 	}
-	/* spread the messages: each round starts one processor further */
-	c->first = (size_t)(atomic_fetch_add(&in->next, 1) % in->n_enqueue);
+	c->first = first_processor(in, c->id);
 	enqueue_next(c);
 }
 
@@ -274,12 +300,16 @@ struct ingest_batch {
 		char *error;
 		char id[37];
 	} *slots;
-	/* memory: the messages offered to the processors, in one body */
-	char *body;
-	size_t len;
-	size_t *sent;			/* the slots they came from */
-	size_t n_sent;
-	size_t first, tried;		/* as struct ingest_call's */
+	/* memory: the messages offered to the processors, a part each */
+	struct batch_part {
+		struct ingest_batch *b;
+		char *body;		/* the part's messages, in one body */
+		size_t len;
+		size_t *sent;		/* the slots they came from */
+		size_t n_sent;
+		size_t first, tried;	/* as struct ingest_call's */
+	} *parts;
+	size_t n_parts;
 };
 
 static void
@@ -328,8 +358,11 @@ batch_respond(struct ingest_batch *b)
 	http_respond(b->req, HTTP_OK, xstrdup(text), len);
 	json_object_put(out);
 	free(b->slots);
-	free(b->sent);
-	free(b->body);
+	for (size_t k = 0; k < b->n_parts; k++) {
+		free(b->parts[k].sent);
+		free(b->parts[k].body);
+	}
+	free(b->parts);
 	free(b);
 }
 
@@ -352,6 +385,8 @@ on_batch_published(void *arg, int status, const char *reason)
 		slot_done(sl, HTTP_OK, NULL);
 	} else if (status == QUEUE_EFULL) {
 		slot_done(sl, HTTP_UNAVAILABLE, "Queue is full");
+	} else if (status == QUEUE_ECONFLICT) {
+		slot_done(sl, HTTP_UNPROCESSABLE, QUEUE_CONFLICT_REASON);
 	} else {
 		snprintf(why, sizeof(why), "queue backend unavailable: %s",
 		    reason != NULL ? reason : "error");
@@ -360,34 +395,40 @@ on_batch_published(void *arg, int status, const char *reason)
 	batch_release(sl->b);
 }
 
-/* Every item offered to the processors gets the same refusal. */
+/* Every item of a part gets the same refusal. */
 static void
-batch_refuse_sent(struct ingest_batch *b, const char *why)
+batch_refuse_sent(struct batch_part *pt, const char *why)
 {
-	for (size_t k = 0; k < b->n_sent; k++)
-		slot_done(&b->slots[b->sent[k]], HTTP_UNAVAILABLE, why);
+	for (size_t k = 0; k < pt->n_sent; k++)
+		slot_done(&pt->b->slots[pt->sent[k]], HTTP_UNAVAILABLE, why);
 }
 
 /* The processor's per-item answers; false when there are none to use. */
 static bool
-batch_take_items(struct ingest_batch *b, const struct http_reply *r)
+batch_take_items(struct batch_part *pt, const struct http_reply *r)
 {
+	struct ingest_batch *b = pt->b;
 	struct json_object *o = json_tokener_parse(r->body), *items, *it;
 	const char *err;
+	int status;
 	bool ok;
 
 	ok = r->status == HTTP_OK && json_object_object_get_ex(o, "items",
 	    &items) && json_object_is_type(items, json_type_array) &&
-	    json_object_array_length(items) == b->n_sent;
-	for (size_t k = 0; ok && k < b->n_sent; k++) {
+	    json_object_array_length(items) == pt->n_sent;
+	for (size_t k = 0; ok && k < pt->n_sent; k++) {
 		it = json_object_array_get_idx(items, k);
 		err = json_object_get_string(json_object_object_get(it,
 		    "error"));
-		if (json_object_get_int(json_object_object_get(it,
-		    "status")) == HTTP_ACCEPTED)
-			slot_done(&b->slots[b->sent[k]], HTTP_OK, NULL);
+		status = json_object_get_int(json_object_object_get(it,
+		    "status"));
+		if (status == HTTP_ACCEPTED)
+			slot_done(&b->slots[pt->sent[k]], HTTP_OK, NULL);
+		else if (status == HTTP_UNPROCESSABLE)
+			slot_done(&b->slots[pt->sent[k]], HTTP_UNPROCESSABLE,
+			    QUEUE_CONFLICT_REASON);
 		else
-			slot_done(&b->slots[b->sent[k]], HTTP_UNAVAILABLE,
+			slot_done(&b->slots[pt->sent[k]], HTTP_UNAVAILABLE,
 			    err != NULL ? err : "processor refused the "
 			    "message");
 	}
@@ -395,7 +436,7 @@ batch_take_items(struct ingest_batch *b, const struct http_reply *r)
 	return ok;
 }
 
-static void batch_enqueue_next(struct ingest_batch *b);
+static void batch_enqueue_next(struct batch_part *pt);
 
 /*
  * The processor's answer to /enqueue/batch. As for one message, a processor
@@ -405,16 +446,17 @@ static void batch_enqueue_next(struct ingest_batch *b);
 static void
 on_batch_enqueued(void *arg, const struct http_reply *r)
 {
-	struct ingest_batch *b = arg;
+	struct batch_part *pt = arg;
+	struct ingest_batch *b = pt->b;
 	struct ingest *in = b->in;
 	bool busy = r->status == 0 || r->status == HTTP_UNAVAILABLE;
 	char why[300];
 
-	if (r->status == HTTP_OK && batch_take_items(b, r))
+	if (r->status == HTTP_OK && batch_take_items(pt, r))
 		goto out;
-	if (busy && b->tried < in->n_enqueue) {
+	if (busy && pt->tried < in->n_enqueue) {
 		atomic_fetch_add(&in->failovers, 1);
-		batch_enqueue_next(b);
+		batch_enqueue_next(pt);
 		return;
 	}
 	if (r->status == 0)
@@ -423,55 +465,91 @@ on_batch_enqueued(void *arg, const struct http_reply *r)
 	else
 		snprintf(why, sizeof(why), "processor answered %d to the "
 		    "batch", r->status);
-	batch_refuse_sent(b, why);
+	batch_refuse_sent(pt, why);
 out:
 	batch_release(b);
 }
 
 static void
-batch_enqueue_next(struct ingest_batch *b)
+batch_enqueue_next(struct batch_part *pt)
 {
-	struct ingest *in = b->in;
-	size_t i = (b->first + b->tried++) % in->n_enqueue;
-	char *body = xmalloc(b->len + 1);
+	struct ingest *in = pt->b->in;
+	size_t i = (pt->first + pt->tried++) % in->n_enqueue;
+	char *body = xmalloc(pt->len + 1);
 
-	memcpy(body, b->body, b->len + 1);
-	http_client_request(in->hc, in->batch_urls[i], body, b->len,
-	    on_batch_enqueued, b);
+	memcpy(body, pt->body, pt->len + 1);
+	http_client_request(in->hc, in->batch_urls[i], body, pt->len,
+	    on_batch_enqueued, pt);
 }
 
-/* Memory: the messages of the batch in one request to a processor. */
+/* The messages of a part in one body, a JSON array. */
 static void
-batch_enqueue(struct ingest_batch *b, struct batch_item *items)
+batch_part_body(struct batch_part *pt, struct batch_item *items)
 {
-	struct ingest *in = b->in;
 	char *enc, *buf = NULL;
 	size_t len, size = 0;
 	FILE *f = open_memstream(&buf, &size);
 
 	if (f == NULL)
 		xalloc_failed();
-	b->sent = xcalloc(b->n, sizeof(*b->sent));
 	fputc('[', f);
-	for (size_t i = 0; i < b->n; i++) {
-		if (items[i].msg == NULL)
-			continue;
-		if ((enc = message_encode(items[i].msg, &len)) == NULL)
+	for (size_t k = 0; k < pt->n_sent; k++) {
+		if ((enc = message_encode(items[pt->sent[k]].msg, &len)) ==
+		    NULL)
 			xalloc_failed();
-		if (b->n_sent > 0)
+		if (k > 0)
 			fputc(',', f);
 		fwrite(enc, 1, len, f);
 		free(enc);
-		b->sent[b->n_sent++] = i;
 	}
 	fputc(']', f);
 	if (fclose(f) != 0)
 		xalloc_failed();
-	b->body = buf;
-	b->len = size;
-	b->first = (size_t)(atomic_fetch_add(&in->next, 1) % in->n_enqueue);
-	atomic_fetch_add(&b->pending, 1);
-	batch_enqueue_next(b);
+	pt->body = buf;
+	pt->len = size;
+}
+
+/*
+ * Memory: the messages of the batch to the processors, in one request to
+ * each processor a part begins at. The items without a key go together,
+ * to the processor the batch's round begins at; a keyed item goes with
+ * the part of the processor its id hashes to, as a single message would.
+ */
+static void
+batch_enqueue(struct ingest_batch *b, struct batch_item *items)
+{
+	struct ingest *in = b->in;
+	size_t rr = (size_t)-1, first, *part_of;
+	struct batch_part *pt;
+
+	b->parts = xcalloc(in->n_enqueue, sizeof(*b->parts));
+	part_of = xcalloc(in->n_enqueue, sizeof(*part_of));
+	for (size_t i = 0; i < b->n; i++) {
+		if (items[i].msg == NULL)
+			continue;
+		if (message_id_is_keyed(items[i].msg->id))
+			first = first_processor(in, items[i].msg->id);
+		else if (rr == (size_t)-1)
+			first = rr = first_processor(in, items[i].msg->id);
+		else
+			first = rr;
+		/* part_of[p]: the part beginning at p, + 1; 0: none yet */
+		if (part_of[first] == 0) {
+			pt = &b->parts[b->n_parts++];
+			part_of[first] = b->n_parts;
+			pt->b = b;
+			pt->first = first;
+			pt->sent = xcalloc(b->n, sizeof(*pt->sent));
+		}
+		pt = &b->parts[part_of[first] - 1];
+		pt->sent[pt->n_sent++] = i;
+	}
+	free(part_of);
+	for (size_t k = 0; k < b->n_parts; k++)
+		batch_part_body(&b->parts[k], items);
+	atomic_fetch_add(&b->pending, b->n_parts);
+	for (size_t k = 0; k < b->n_parts; k++)
+		batch_enqueue_next(&b->parts[k]);
 }
 
 /* Whether the body is NDJSON rather than a JSON array. */

@@ -59,6 +59,23 @@ fail_result(const struct delivery *d, struct processing_result *res,
 	keep_message(d, res);
 }
 
+/*
+ * A keyed message's row keeps its fingerprint, so that its key coming
+ * again with another body is refused after the queue has let it go.
+ */
+static void
+keep_fingerprint(const struct data_message *msg, struct processing_result *res)
+{
+	char fp[MESSAGE_FINGERPRINT_LEN + 1];
+
+	if (!message_id_is_keyed(msg->id))
+		return;
+	if (msg->fingerprint != NULL)
+		res->fingerprint = xstrdup(msg->fingerprint);
+	else if (message_fingerprint(msg, fp) == 0)
+		res->fingerprint = xstrdup(fp);
+}
+
 void
 processor_process(const struct delivery *d, struct processing_result *res,
     int64_t delay_ms)
@@ -84,6 +101,7 @@ processor_process(const struct delivery *d, struct processing_result *res,
 	res->client = msg->client != NULL ? xstrdup(msg->client) : NULL;
 	res->source = msg->source != NULL ? xstrdup(msg->source) : NULL;
 	res->timestamp = msg->timestamp;
+	keep_fingerprint(msg, res);
 	res->success = true;
 	res->result_len = sizeof(prefix) - 1 + msg->payload_len;
 	res->result = xmalloc(res->result_len);
@@ -117,6 +135,7 @@ processor_give_up(const struct delivery *d, uint64_t max_deliveries,
 		    NULL;
 		res->source = msg->source != NULL ? xstrdup(msg->source) : NULL;
 		res->timestamp = msg->timestamp;
+		keep_fingerprint(msg, res);
 	} else if (d->id != NULL) {
 		res->message_id = xstrdup(d->id);
 	}
@@ -151,6 +170,8 @@ on_enqueued(void *arg, int status, const char *reason)
 		    xstrdup("{\"status\":\"queued\"}"), 19);
 	} else if (status == QUEUE_EFULL) {
 		http_respond_error(req, HTTP_UNAVAILABLE, "Queue is full");
+	} else if (status == QUEUE_ECONFLICT) {
+		http_respond_error(req, HTTP_UNPROCESSABLE, reason);
 	} else {
 		xasprintf(&why, "queue backend unavailable: %s",
 		    reason != NULL ? reason : "error");
@@ -159,16 +180,95 @@ on_enqueued(void *arg, int status, const char *reason)
 	}
 }
 
-/* Whether the result store has a row for id. */
-static bool
-pr_has_result(struct processor *pr, const char *id)
+/* What the result store says of a keyed message's id. */
+enum stored_key {
+	KEY_NEW,		/* no row */
+	KEY_DONE,		/* a row of the same body: a retry */
+	KEY_CONFLICT,		/* a row of another body */
+};
+
+static enum stored_key
+pr_stored_key(struct processor *pr, const char *id, const char *fp)
 {
 	struct processing_result res;
+	enum stored_key k = KEY_DONE;
 
 	if (result_store_get(pr->rs, id, &res) != 0)
-		return false;
+		return KEY_NEW;
+	/* a row from before fingerprints were kept takes any body */
+	if (fp != NULL && res.fingerprint != NULL &&
+	    strcmp(fp, res.fingerprint) != 0)
+		k = KEY_CONFLICT;
 	result_clear(&res);
-	return true;
+	return k;
+}
+
+/* A keyed message on its way into the queue. */
+struct keyed_publish {
+	struct processor *pr;
+	queue_publish_cb cb;
+	void *arg;
+	char id[37];
+	char fp[MESSAGE_FINGERPRINT_LEN + 1];
+};
+
+/*
+ * The queue took a keyed message. The store is asked again: the message
+ * of another body under the key may have been processed, and let go by
+ * the queue, between the first look and the queue's own. The copy queued
+ * then is absorbed by the store, which keeps the first body's row.
+ */
+static void
+on_keyed_published(void *arg, int status, const char *reason)
+{
+	struct keyed_publish *k = arg;
+
+	if (status == 0 && pr_stored_key(k->pr, k->id, k->fp) ==
+	    KEY_CONFLICT) {
+		status = QUEUE_ECONFLICT;
+		reason = QUEUE_CONFLICT_REASON;
+	}
+	k->cb(k->arg, status, reason);
+	free(k);
+}
+
+/*
+ * Queue msg; a keyed one is judged by its fingerprint against the
+ * stored row of its id first (a retry of a message done already is taken
+ * without queueing it again), then against the message the queue holds
+ * under its id.
+ */
+static void
+pr_publish(struct processor *pr, struct data_message *msg,
+    queue_publish_cb cb, void *arg)
+{
+	struct keyed_publish *k;
+
+	if (!message_id_is_keyed(msg->id)) {
+		queue_publish(pr->q, msg, cb, arg);
+		return;
+	}
+	if (msg->fingerprint == NULL && message_set_key(msg, msg->id) != 0)
+		xalloc_failed();
+	switch (pr_stored_key(pr, msg->id, msg->fingerprint)) {
+	case KEY_DONE:
+		message_free(msg);
+		cb(arg, 0, "duplicate");
+		return;
+	case KEY_CONFLICT:
+		message_free(msg);
+		cb(arg, QUEUE_ECONFLICT, QUEUE_CONFLICT_REASON);
+		return;
+	case KEY_NEW:
+		break;
+	}
+	k = xcalloc(1, sizeof(*k));
+	k->pr = pr;
+	k->cb = cb;
+	k->arg = arg;
+	snprintf(k->id, sizeof(k->id), "%s", msg->id);
+	snprintf(k->fp, sizeof(k->fp), "%s", msg->fingerprint);
+	queue_publish(pr->q, msg, on_keyed_published, k);
 }
 
 static void
@@ -195,16 +295,7 @@ pr_enqueue(struct http_request *req, void *ctx)
 		free(cause);
 		return;
 	}
-	/*
-	 * A client's retry of a keyed message that is done already: taken,
-	 * not queued again (one the queue still holds, it refuses itself).
-	 */
-	if (message_id_is_keyed(msg->id) && pr_has_result(pr, msg->id)) {
-		message_free(msg);
-		on_enqueued(req, 0, "duplicate");
-		return;
-	}
-	queue_publish(pr->q, msg, on_enqueued, req);
+	pr_publish(pr, msg, on_enqueued, req);
 }
 
 static void respond_json(struct http_request *req, int status,
@@ -213,7 +304,7 @@ static void respond_json(struct http_request *req, int status,
 /*
  * POST /enqueue/batch: a JSON array of messages as /enqueue takes them,
  * each queued on its own; answered once every one has its outcome, with
- * {"items": [{"status": 202} or {"status": 400|503, "error"}]} in order.
+ * {"items": [{"status": 202} or {"status": 400|422|503, "error"}]} in order.
  */
 struct enqueue_batch {
 	struct http_request *req;
@@ -260,6 +351,9 @@ on_batch_item(void *arg, int status, const char *reason)
 
 	if (status == 0) {
 		e->status = HTTP_ACCEPTED;
+	} else if (status == QUEUE_ECONFLICT) {
+		e->status = HTTP_UNPROCESSABLE;
+		e->error = xstrdup(reason);
 	} else {
 		e->status = HTTP_UNAVAILABLE;
 		if (status == QUEUE_EFULL)
@@ -285,12 +379,7 @@ enqueue_batch_item(struct processor *pr, struct enqueue_item *e,
 		enqueue_batch_done(e->b);
 		return;
 	}
-	if (message_id_is_keyed(msg->id) && pr_has_result(pr, msg->id)) {
-		message_free(msg);
-		on_batch_item(e, 0, "duplicate");
-		return;
-	}
-	queue_publish(pr->q, msg, on_batch_item, e);
+	pr_publish(pr, msg, on_batch_item, e);
 }
 
 static void

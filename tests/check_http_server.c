@@ -730,6 +730,9 @@ START_TEST(metrics_count_answered_requests_by_status)
 	/* a replay's refusal is counted as itself, not as "other" */
 	ck_assert_int_eq(metric(r.body,
 	    "diplom_http_requests_total{code=\"409\"}"), 0);
+	/* so is a key reused with another body */
+	ck_assert_int_eq(metric(r.body,
+	    "diplom_http_requests_total{code=\"422\"}"), 0);
 	ck_assert_int_eq(metric(r.body,
 	    "diplom_http_requests_total{code=\"503\"}"), 0);
 	ck_assert_int_eq(metric(r.body,

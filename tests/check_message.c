@@ -753,6 +753,123 @@ START_TEST(the_client_is_on_the_wire_when_there_is_one)
 }
 END_TEST
 
+/* The fingerprint of an ingest request's body. */
+static void
+fingerprint_of(const char *body, char fp[MESSAGE_FINGERPRINT_LEN + 1])
+{
+	struct data_message *msg = NULL;
+	char *cause = NULL;
+
+	ck_assert_msg(message_from_ingest_request(body, strlen(body), NULL,
+	    &msg, &cause) == 0, "%s: %s", body, cause != NULL ? cause : "?");
+	ck_assert_int_eq(message_fingerprint(msg, fp), 0);
+	message_free(msg);
+}
+
+START_TEST(fingerprint_is_the_decoded_content_not_its_spelling)
+{
+	static const char *const same[] = {
+		"{\"source\":\"s\",\"data\":\"d\",\"metadata\":{\"k\":\"v\"}}",
+		" { \"metadata\" : { \"k\" : \"v\" } ,\n\t\"data\":\"d\", "
+		    "\"source\" : \"s\" } ",
+		"{\"source\":\"\\u0073\",\"data\":\"\\u0064\",\"metadata\":"
+		    "{\"k\":\"\\u0076\"}}",
+	};
+	char a[MESSAGE_FINGERPRINT_LEN + 1], b[MESSAGE_FINGERPRINT_LEN + 1];
+
+	/* the format pinned: SHA-256 of the length-prefixed fields */
+	fingerprint_of(same[0], a);
+	ck_assert_str_eq(a, "dda0524c81b34dc538dad280b83fe40607c1800f"
+	    "93056a5a5b151381e65d06a0");
+	for (size_t i = 1; i < sizeof(same) / sizeof(*same); i++) {
+		fingerprint_of(same[i], b);
+		ck_assert_msg(strcmp(a, b) == 0, "body %zu differs", i);
+	}
+}
+END_TEST
+
+START_TEST(fingerprint_ignores_metadata_order_id_and_time)
+{
+	char a[MESSAGE_FINGERPRINT_LEN + 1], b[MESSAGE_FINGERPRINT_LEN + 1];
+	static const char body[] = "{\"data\":\"x\"}";
+	struct data_message *m1 = NULL, *m2 = NULL;
+	char *cause = NULL;
+
+	fingerprint_of("{\"data\":\"x\",\"metadata\":{\"a\":\"1\",\"b\":\"2\","
+	    "\"c\":\"3\"}}", a);
+	fingerprint_of("{\"data\":\"x\",\"metadata\":{\"c\":\"3\",\"a\":\"1\","
+	    "\"b\":\"2\"}}", b);
+	ck_assert_str_eq(a, b);
+	/* no source and an empty one are the same; no metadata and {} too */
+	fingerprint_of("{\"data\":\"x\",\"source\":\"\",\"metadata\":{}}", a);
+	fingerprint_of(body, b);
+	ck_assert_str_eq(a, b);
+	/* two requests get two ids, and the same fingerprint */
+	ck_assert_int_eq(message_from_ingest_request(body, strlen(body), NULL,
+	    &m1, &cause), 0);
+	ck_assert_int_eq(message_from_ingest_request(body, strlen(body), NULL,
+	    &m2, &cause), 0);
+	m2->timestamp = m1->timestamp + 5;
+	ck_assert_str_ne(m1->id, m2->id);
+	ck_assert_int_eq(message_fingerprint(m1, a), 0);
+	ck_assert_int_eq(message_fingerprint(m2, b), 0);
+	ck_assert_str_eq(a, b);
+	message_free(m1);
+	message_free(m2);
+}
+END_TEST
+
+START_TEST(fingerprint_tells_every_field_apart)
+{
+	static const char *const bodies[] = {
+		"{\"source\":\"s\",\"data\":\"d\",\"metadata\":{\"k\":\"v\"}}",
+		"{\"source\":\"t\",\"data\":\"d\",\"metadata\":{\"k\":\"v\"}}",
+		"{\"source\":\"s\",\"data\":\"e\",\"metadata\":{\"k\":\"v\"}}",
+		"{\"source\":\"s\",\"data\":\"d\",\"metadata\":{\"k\":\"w\"}}",
+		"{\"source\":\"s\",\"data\":\"d\",\"metadata\":{\"j\":\"v\"}}",
+		"{\"source\":\"s\",\"data\":\"d\"}",
+		"{\"source\":\"s\",\"data\":\"d \",\"metadata\":{\"k\":\"v\"}}",
+		/* a boundary moved between two fields */
+		"{\"source\":\"sd\",\"data\":\"\",\"metadata\":{\"k\":\"v\"}}",
+		"{\"source\":\"s\",\"data\":\"d\",\"metadata\":{\"kv\":\"\"}}",
+	};
+	enum { N = sizeof(bodies) / sizeof(*bodies) };
+	char fp[N][MESSAGE_FINGERPRINT_LEN + 1];
+
+	for (size_t i = 0; i < N; i++) {
+		fingerprint_of(bodies[i], fp[i]);
+		for (size_t j = 0; j < i; j++)
+			ck_assert_msg(strcmp(fp[i], fp[j]) != 0,
+			    "bodies %zu and %zu share a fingerprint", j, i);
+	}
+}
+END_TEST
+
+START_TEST(a_keyed_batch_item_has_the_fingerprint_a_single_has)
+{
+	static const char batch[] =
+	    "[{\"idempotency_key\":\"k-1\",\"data\":\"d\",\"source\":\"s\"},"
+	    "{\"data\":\"d\",\"source\":\"s\"}]";
+	struct batch_item *items = NULL;
+	char fp[MESSAGE_FINGERPRINT_LEN + 1], id[37], *cause = NULL, *enc;
+	size_t n = 0;
+
+	ck_assert_int_eq(message_batch_from_request(batch, strlen(batch), 0, 0,
+	    NULL, &items, &n, &cause), 0);
+	ck_assert_uint_eq(n, 2);
+	fingerprint_of("{\"source\":\"s\",\"data\":\"d\"}", fp);
+	ck_assert_int_eq(message_id_for_key("k-1", id, &cause), 0);
+	ck_assert_str_eq(items[0].msg->id, id);
+	ck_assert_str_eq(items[0].msg->fingerprint, fp);
+	ck_assert_ptr_null(items[1].msg->fingerprint);
+	/* not on the wire: every hop computes its own */
+	enc = encode(items[0].msg);
+	ck_assert_ptr_null(strstr(enc, fp));
+	free(enc);
+	message_batch_free(items, n);
+}
+END_TEST
+
 START_TEST(bad_idempotency_keys_are_refused)
 {
 	static const char *const bad[] = { "", "tab\there", "nl\n",
@@ -1239,6 +1356,10 @@ message_suite(void)
 	tcase_add_test(tc, a_clients_key_gives_an_id_of_its_own);
 	tcase_add_test(tc, the_client_is_on_the_wire_when_there_is_one);
 	tcase_add_test(tc, blanks_around_a_key_are_not_part_of_it);
+	tcase_add_test(tc, fingerprint_is_the_decoded_content_not_its_spelling);
+	tcase_add_test(tc, fingerprint_ignores_metadata_order_id_and_time);
+	tcase_add_test(tc, fingerprint_tells_every_field_apart);
+	tcase_add_test(tc, a_keyed_batch_item_has_the_fingerprint_a_single_has);
 	tcase_add_test(tc, encoded_message_within_bound_of_request);
 	suite_add_tcase(s, tc);
 	tc = tcase_create("batch");

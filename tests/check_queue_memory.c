@@ -125,6 +125,41 @@ START_TEST(retry_of_a_held_keyed_message_is_not_queued_twice)
 }
 END_TEST
 
+/* A keyed message with its key's fingerprint, as ingest makes one. */
+static struct data_message *
+keyed_msg(const char *id, const char *payload)
+{
+	struct data_message *m = tu_new_msg(id, payload);
+
+	ck_assert_int_eq(message_set_key(m, id), 0);
+	return m;
+}
+
+/* Another body under a held message's key is refused; the same is taken. */
+START_TEST(another_body_under_a_held_key_is_a_conflict)
+{
+	char id[37], *cause = NULL, reason[64];
+	struct delivery *d[4];
+
+	ck_assert_int_eq(message_id_for_key("order-8", id, &cause), 0);
+	ck_assert_int_eq(tu_publish(q, keyed_msg(id, "a"), reason,
+	    sizeof(reason)), 0);
+	ck_assert_int_eq(tu_publish(q, keyed_msg(id, "b"), reason,
+	    sizeof(reason)), QUEUE_ECONFLICT);
+	ck_assert_str_eq(reason, QUEUE_CONFLICT_REASON);
+	ck_assert_int_eq(tu_publish(q, keyed_msg(id, "a"), reason,
+	    sizeof(reason)), 0);
+	ck_assert_str_eq(reason, "duplicate");
+	/* in flight: the same */
+	ck_assert_int_eq(queue_receive(q, d, 4, 1000), 1);
+	ck_assert_int_eq(tu_publish(q, keyed_msg(id, "b"), reason,
+	    sizeof(reason)), QUEUE_ECONFLICT);
+	ck_assert_int_eq(queue_receive(q, d + 1, 4, 100), 0);
+	ck_assert_mem_eq(d[0]->msg->payload, "a", 1);
+	ck_assert_int_eq(queue_ack(q, d[0]), 0);
+}
+END_TEST
+
 START_TEST(published_message_is_received_intact)
 {
 	struct delivery *d;
@@ -634,6 +669,7 @@ queue_memory_suite(void)
 	tcase_add_test(tc, lookup_finds_memory_backend);
 	tcase_add_test(tc, published_message_is_received_intact);
 	tcase_add_test(tc, retry_of_a_held_keyed_message_is_not_queued_twice);
+	tcase_add_test(tc, another_body_under_a_held_key_is_a_conflict);
 	tcase_add_test(tc, messages_come_out_in_publish_order);
 	tcase_add_test(tc, receive_takes_at_most_max);
 	tcase_add_test(tc, full_queue_refuses_publish);

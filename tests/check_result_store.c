@@ -746,7 +746,7 @@ START_TEST(a_store_of_0_1_0_is_migrated_and_keeps_its_rows)
 	    "INSERT INTO results VALUES ('old-1', 's', 1, 2, 1, NULL,"
 	    " 'PROCESSED_a', 1), ('old-2', 's', 1, 2, 0, 'bad', '', 3);");
 	open_or_fail();
-	ck_assert_int_eq(query_int("PRAGMA user_version"), 3);
+	ck_assert_int_eq(query_int("PRAGMA user_version"), 4);
 	ck_assert_int_eq(query_int("SELECT count(*) FROM pragma_table_info("
 	    "'results') WHERE name = 'message'"), 1);
 	ck_assert_int_eq(query_int("SELECT count(*) FROM sqlite_master WHERE "
@@ -792,7 +792,8 @@ START_TEST(a_row_keeps_its_client)
 }
 END_TEST
 
-/* The store of diplom 0.2.0 (version 2) gains the client, keeps its rows. */
+/* The store of diplom 0.2.0 (version 2) gains the client and the
+ * fingerprint, keeps its rows. */
 START_TEST(a_store_of_version_2_gains_the_client_column)
 {
 	struct processing_result got, r = make_result("new", "n");
@@ -808,19 +809,52 @@ START_TEST(a_store_of_version_2_gains_the_client_column)
 	    " 'PROCESSED_o', 1, NULL);"
 	    "PRAGMA user_version = 2;");
 	open_or_fail();
-	ck_assert_int_eq(query_int("PRAGMA user_version"), 3);
+	ck_assert_int_eq(query_int("PRAGMA user_version"), 4);
 	ck_assert_int_eq(query_int("SELECT count(*) FROM pragma_table_info("
 	    "'results') WHERE name = 'client'"), 1);
+	ck_assert_int_eq(query_int("SELECT count(*) FROM pragma_table_info("
+	    "'results') WHERE name = 'fingerprint'"), 1);
 	ck_assert_int_eq(result_store_get(rs, "old", &got), 0);
 	ck_assert_ptr_null(got.client);
+	ck_assert_ptr_null(got.fingerprint);
 	ck_assert_mem_eq(got.result, "PROCESSED_o", 11);
 	result_clear(&got);
 	r.client = strdup("c");
+	r.fingerprint = strdup("ab12");
 	commit_one(&r);
 	ck_assert_int_eq(result_store_get(rs, "new", &got), 0);
 	ck_assert_str_eq(got.client, "c");
+	ck_assert_str_eq(got.fingerprint, "ab12");
 	result_clear(&got);
 	result_clear(&r);
+}
+END_TEST
+
+/* A failed row is not replaced by another body's success under its id. */
+START_TEST(a_success_of_another_fingerprint_keeps_the_failed_row)
+{
+	struct processing_result f = make_failed("fp-1", 10, "m");
+	struct processing_result ok = make_result("fp-1", "other"), got;
+	struct processing_result same = make_result("fp-1", "same");
+
+	f.fingerprint = strdup("aaaa");
+	ok.fingerprint = strdup("bbbb");
+	same.fingerprint = strdup("aaaa");
+	commit_one(&f);
+	commit_one(&ok);
+	ck_assert_int_eq(result_store_get(rs, "fp-1", &got), 0);
+	ck_assert(!got.success);
+	ck_assert_str_eq(got.fingerprint, "aaaa");
+	ck_assert_int_eq(got.deliveries, 2);
+	result_clear(&got);
+	commit_one(&same);
+	ck_assert_int_eq(result_store_get(rs, "fp-1", &got), 0);
+	ck_assert(got.success);
+	ck_assert_mem_eq(got.result, "PROCESSED_same", 14);
+	result_clear(&got);
+	result_clear(&f);
+	result_clear(&ok);
+	result_clear(&same);
 }
 END_TEST
 
@@ -873,6 +907,8 @@ result_store_suite(void)
 	tcase_add_test(tc, a_store_of_a_newer_diplomd_is_refused);
 	tcase_add_test(tc, a_row_keeps_its_client);
 	tcase_add_test(tc, a_store_of_version_2_gains_the_client_column);
+	tcase_add_test(tc,
+	    a_success_of_another_fingerprint_keeps_the_failed_row);
 	tcase_add_test(tc, a_failed_row_keeps_its_message_a_success_none);
 	tcase_add_test(tc, a_success_replaces_a_failed_row);
 	tcase_add_test(tc, a_failure_after_a_success_keeps_the_success);

@@ -43,6 +43,39 @@ START_TEST(processor_process_prefixes_payload)
 }
 END_TEST
 
+/*
+ * A keyed message's row keeps its fingerprint, computed from the body
+ * as it came off the broker (it is not on the wire); others keep none.
+ */
+START_TEST(a_keyed_result_keeps_its_fingerprint)
+{
+	struct data_message *m;
+	struct processing_result res;
+	char id[37], fp[MESSAGE_FINGERPRINT_LEN + 1], *cause = NULL, *raw;
+	size_t len;
+
+	ck_assert_int_eq(message_id_for_key("k-9", id, &cause), 0);
+	m = tu_new_msg(id, "hello");
+	ck_assert_int_eq(message_fingerprint(m, fp), 0);
+	raw = message_encode(m, &len);
+	ck_assert_ptr_nonnull(raw);
+	process_raw(raw, id, 1, &res);
+	ck_assert(res.success);
+	ck_assert_ptr_nonnull(res.fingerprint);
+	ck_assert_str_eq(res.fingerprint, fp);
+	result_clear(&res);
+	free(raw);
+	message_free(m);
+	m = tu_new_msg("not-keyed", "hello");
+	raw = message_encode(m, &len);
+	process_raw(raw, "not-keyed", 1, &res);
+	ck_assert_ptr_null(res.fingerprint);
+	result_clear(&res);
+	free(raw);
+	message_free(m);
+}
+END_TEST
+
 START_TEST(processor_process_turns_undecodable_bytes_into_failed_result)
 {
 	static const char raw[] = "{\"id\":\"r-1\",\"payload\":\"!!\"}";
@@ -220,6 +253,7 @@ role_processor_suite(void)
 	TCase *tc = tcase_create("process");
 
 	tcase_add_test(tc, processor_process_prefixes_payload);
+	tcase_add_test(tc, a_keyed_result_keeps_its_fingerprint);
 	tcase_add_test(tc, processor_process_turns_undecodable_bytes_into_failed_result);
 	tcase_add_test(tc, processor_process_keeps_binary_payload_bytes);
 	tcase_add_test(tc, processor_process_without_id_has_no_row);

@@ -86,6 +86,7 @@ SHELL_TESTS = \
 	%D%/gateway-upstream-bytes.sh \
 	%D%/idempotency.sh \
 	%D%/tenancy.sh \
+	%D%/idempotency-conflict.sh \
 	%D%/notify.sh \
 	%D%/tls.sh \
 	%D%/internal-token.sh \
@@ -112,6 +113,7 @@ NATS_SHELL_TESTS = \
 	%D%/nats-max-payload.sh \
 	%D%/nats-large-backlog.sh \
 	%D%/nats-idempotency.sh \
+	%D%/nats-idempotency-conflict.sh \
 	%D%/nats-cluster.sh \
 	%D%/nats-diplomctl.sh \
 	%D%/nats-auth.sh \

@@ -154,27 +154,34 @@ gateway_ingest() {
 	all "r gateway POST /api/v1/ingest /api/v1/ingest -H 'Idempotency-Key: openapi-1' -d '$ING_BODY' --expect 200" \
 		"r gateway POST /api/v1/ingest /api/v1/ingest -d '{\"data\":' --expect 400" \
 		"r gateway POST /api/v1/ingest /api/v1/ingest -H 'Idempotency-Key: $(printf '%*s' 129 '' | tr ' ' k)' -d '{}' --expect 400" \
-		"r gateway POST /api/v1/ingest /api/v1/ingest -d '$(big 5000)' --expect 413" &&
+		"r gateway POST /api/v1/ingest /api/v1/ingest -d '$(big 5000)' --expect 413" \
+		"r gateway POST /api/v1/ingest /api/v1/ingest -H 'Idempotency-Key: openapi-1' -d '{\"data\":\"other\"}' --expect 422" &&
 		[ -n "$ID" ]
 }
-tap_ok "gateway POST /api/v1/ingest: 200, 400, 413" gateway_ingest
+tap_ok "gateway POST /api/v1/ingest: 200, 400, 413, 422" gateway_ingest
 
-tap_ok "ingest POST /ingest: 200, 400, 413" all \
-	"r ingest POST /ingest /ingest -d '{}' --expect 200" \
-	"r ingest POST /ingest /ingest -H 'Idempotency-Key: openapi-2' -d '$ING_BODY' --expect 200" \
-	"r ingest POST /ingest /ingest -d '{\"metadata\":{\"k\":1}}' --expect 400" \
-	"r ingest POST /ingest /ingest -d '$(big 5000)' --expect 413"
+KEYED=
+ingest_ingest() {
+	r ingest POST /ingest /ingest -H 'Idempotency-Key: openapi-2' -d "$ING_BODY" --expect 200 &&
+		KEYED=$(jq -r .message_id "$T_TMP/out")
+	all "r ingest POST /ingest /ingest -d '{}' --expect 200" \
+		"r ingest POST /ingest /ingest -H 'Idempotency-Key: openapi-2' -d '{\"data\":\"other\"}' --expect 422" \
+		"r ingest POST /ingest /ingest -d '{\"metadata\":{\"k\":1}}' --expect 400" \
+		"r ingest POST /ingest /ingest -d '$(big 5000)' --expect 413" &&
+		[ -n "$KEYED" ]
+}
+tap_ok "ingest POST /ingest: 200, 400, 413, 422" ingest_ingest
 
 # jout FILTER : jq -e FILTER holds for the last answer's body
 jout() { jq -e "$1" "$T_TMP/out" >/dev/null; }
 
 # many N : a JSON array of N empty ingest requests
 many() { printf '[%s{}]' "$(printf '{},%.0s' $(seq $(($1 - 1))))"; }
-BATCH='[{"source":"openapi","data":"a"},{"source":7},{"data":"c","idempotency_key":"openapi-3"}]'
+BATCH='[{"source":"openapi","data":"a"},{"source":7},{"data":"c","idempotency_key":"openapi-3"},{"data":"d","idempotency_key":"openapi-3"}]'
 ND=$(printf '{"data":"a"}\n\n{"data":\n')
 tap_ok "gateway POST /api/v1/ingest/batch: 200 (JSON, NDJSON), 400, 413" all \
 	"r gateway POST /api/v1/ingest/batch /api/v1/ingest/batch -d '$BATCH' --expect 200" \
-	"jout '.errors and [.items[].status] == [200, 400, 200]'" \
+	"jout '.errors and [.items[].status] == [200, 400, 200, 422]'" \
 	"r gateway POST /api/v1/ingest/batch /api/v1/ingest/batch -H 'Content-Type: application/x-ndjson' -d '$ND' --expect 200" \
 	"jout '[.items[].status] == [200, 400]'" \
 	"r gateway POST /api/v1/ingest/batch /api/v1/ingest/batch -d '[]' --expect 400" \
@@ -217,8 +224,9 @@ tap_ok "ingest GET /admin, POST /admin/drain and /admin/resume: 200" all \
 	"r ingest GET /health /health --expect 200"
 
 # a payload that is not UTF-8 comes back base64
-tap_ok "processor POST /enqueue: 202, 400" all \
+tap_ok "processor POST /enqueue: 202, 400, 422" all \
 	"r processor POST /enqueue /enqueue -d '{\"id\":\"openapi-bin\",\"payload\":\"//4=\"}' --expect 202" \
+	"r processor POST /enqueue /enqueue -d '{\"id\":\"$KEYED\",\"payload\":\"b3RoZXI=\"}' --expect 422" \
 	"r processor POST /enqueue /enqueue -d '{\"payload\":\"aGk=\"}' --expect 400" \
 	"r processor POST /enqueue /enqueue -d '{\"id\":\"x\",\"payload\":\"not base64\"}' --expect 400"
 

@@ -70,8 +70,11 @@ tap_ok "each reads its own data as its result" \
 	eval '[ "$(result_of "$KEY_A" "$id_a")" = PROCESSED_a-data ] &&
 		[ "$(result_of "$KEY_B" "$id_b")" = PROCESSED_b-data ]'
 tap_ok "another key of the same client gets the same id and reads it" \
-	eval '[ "$(send "$KEY_A2" a-again order-1)" = "$id_a" ] &&
+	eval '[ "$(send "$KEY_A2" a-data order-1)" = "$id_a" ] &&
 		[ "$(result_of "$KEY_A2" "$id_a")" = PROCESSED_a-data ]'
+tap_ok "and is its client's key: another body under it is 422" \
+	eval '[ "$(req POST /api/v1/ingest "$KEY_A2" -H "Idempotency-Key: order-1" \
+		-d "{\"data\":\"a-again\"}")" = 422 ]'
 get "$KEY_A" 00000000-0000-5000-8000-000000000000 >/dev/null
 cp "$T_TMP/body" "$T_TMP/unknown"
 tap_ok "a client reading another's message gets the 404 of an unknown id" \
@@ -81,7 +84,7 @@ tap_ok "a client reading another's message gets the 404 of an unknown id" \
 tap_ok "and the other way round" test "$(get "$KEY_A" "$id_b")" = 404
 tap_ok "a client's own Diplom-Client header names no one" \
 	eval '[ "$(get "$KEY_B" "$id_a" -H "Diplom-Client: team-a")" = 404 ] &&
-		[ "$(send "$KEY_B" spoof order-1 -H "Diplom-Client: team-a")" = "$id_b" ]'
+		[ "$(send "$KEY_B" b-data order-1 -H "Diplom-Client: team-a")" = "$id_b" ]'
 
 # --- a key sent first by another client ---------------------------------------
 
@@ -125,11 +128,11 @@ tap_ok "diplomctl show names the client" \
 
 batch() {
 	[ "$(req POST /api/v1/ingest/batch "$1" \
-		-d "[{\"data\":\"x\",\"idempotency_key\":\"$2\"},{\"data\":\"y\"}]")" = 200 ] &&
+		-d "[{\"data\":\"$3\",\"idempotency_key\":\"$2\"},{\"data\":\"y\"}]")" = 200 ] &&
 		jq -r '.items[].message_id' "$T_TMP/body"
 }
-mapfile -t ba < <(batch "$KEY_A" order-1)
-mapfile -t bb < <(batch "$KEY_B" order-1)
+mapfile -t ba < <(batch "$KEY_A" order-1 a-data)
+mapfile -t bb < <(batch "$KEY_B" order-1 b-data)
 tap_ok "a batch item's key gives its client's id, as a single request's" \
 	eval '[ "${ba[0]}" = "$id_a" ] && [ "${bb[0]}" = "$id_b" ]'
 wait_until 10 eval '[ "$(get "$KEY_B" "${bb[1]}")" = 200 ]'

@@ -3,8 +3,8 @@
 # scripts/docker-stack.sh (make docker-up, make docker-down); sourced after
 # tests/lib.sh.
 #
-#   dk_install            Debian's docker.io, docker-compose and debootstrap,
-#                         installed with apt-get when missing
+#   dk_install            Debian's docker.io, docker-compose, debootstrap
+#                         and iptables, installed with apt-get when missing
 #   dk_daemon_up DIR [detach]
 #                         a dockerd that answers: the one running, or one
 #                         started here (pid, log and the host's network
@@ -47,6 +47,8 @@ dk_install() {
 	{ [ -x "$DOCKER" ] && [ -x "$DOCKERD" ]; } || missing="$missing docker.io"
 	[ -x "$COMPOSE" ] || missing="$missing docker-compose"
 	[ -x /usr/sbin/debootstrap ] || missing="$missing debootstrap"
+	# the clean-up reads and restores dockerd's chains with it
+	command -v iptables-save >/dev/null 2>&1 || missing="$missing iptables"
 	[ -n "$missing" ] || return 0
 	say "installing$missing"
 	# shellcheck disable=SC2086 # a list of package names

@@ -79,7 +79,7 @@ T_AT_EXIT=docker_at_exit
 
 [ "$(id -u)" = 0 ] || bail "needs root (dockerd, apt-get, debootstrap)"
 need_loadgen
-for tool in curl jq sqlite3 iptables-save; do
+for tool in curl jq sqlite3; do
 	command -v "$tool" >/dev/null 2>&1 || bail "$tool not found"
 done
 

@@ -181,7 +181,9 @@ CONCURRENCY_TESTS = \
 	%D%/internal-token.sh \
 	%D%/gateway-auth.sh \
 	%D%/forward-batch.sh \
-	%D%/retention.sh
+	%D%/retention.sh \
+	%D%/abuse-preauth.sh \
+	%D%/nats-idempotency-conflict.sh
 check-concurrency: all
 	$(MAKE) $(AM_MAKEFLAGS) check TESTS="$(CONCURRENCY_TESTS)"
 check-valgrind: all

@@ -422,27 +422,6 @@ tap_ok "systemd-analyze verify is clean for diplom-nats.service" \
 
 through_gateway nats " on NATS"
 
-# nats_answer CONNECT : the broker's answer to a raw client that sends
-# CONNECT (its JSON), then a publish of a forged message into the stream's
-# subject and PING: -ERR 'Authorization Violation' or PONG.  CONNECT goes
-# alone first, as a client's does: a refused one is answered and closed at
-# once, and bytes the broker never read would turn its close into a reset
-# that can take the answer with it.
-nats_answer() {
-	local line=
-	exec 3<>/dev/tcp/127.0.0.1/4222 || return 1
-	read -r -t 5 line <&3 || true	# INFO
-	printf 'CONNECT %s\r\n' "$1" >&3
-	line=
-	read -r -t 2 line <&3 || true
-	if [ -z "$line" ]; then
-		printf 'PUB diplom.messages 5\r\nforge\r\nPING\r\n' >&3 \
-			2>/dev/null || true
-		read -r -t 5 line <&3 || true
-	fi
-	exec 3>&- 3<&-
-	printf '%s\n' "${line%$'\r'}"
-}
 # refused ANSWER : tap-noted, the broker's refusal
 refused() {
 	tap_note "the broker answers: $1"
